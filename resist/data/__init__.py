@@ -1,0 +1,1 @@
+"""Datasets (``sources``), per-worker sharding (``sharding``) and batch streams (``batches``)."""

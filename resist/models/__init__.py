@@ -1,0 +1,1 @@
+"""Pre-activation ResNets: pure specs (``spec``) and torch modules (``preact``)."""

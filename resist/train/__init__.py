@@ -1,0 +1,1 @@
+"""The training loop (``loop``), evaluation (``evaluate``) and learning-rate schedules (``schedule``)."""
