@@ -36,7 +36,7 @@ def _missing_option(message: str) -> str:
         return " ".join(message.split())
     group, _, name = wanted.group(1).rpartition("/")
     listing = message.partition("Available options in")[2].splitlines()[1:]
-    choices = list(itertools.takewhile(bool, (line.strip() for line in listing)))
+    choices = [line.strip() for line in itertools.takewhile(lambda line: line.startswith("\t"), listing)]
     fix = f"use one of {', '.join(choices)}" if choices else f"see the files in conf/{group}/"
     return f"{group}={name}: no such option in config group '{group}' (fix: {fix})"
 
