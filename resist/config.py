@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from resist.errors import UserError
 from resist.models.spec import ARCHITECTURES, Stem
@@ -236,8 +236,11 @@ def _reject_unknown_keys(node: Any, schema: type, prefix: str) -> None:
         full_key = f"{prefix}{key}"
         if key not in fields:
             known = ", ".join(sorted(fields))
-            raise ConfigError(full_key, f"is not a config key (known here: {known})",
-                              f"remove '+{full_key}=...' or correct its spelling")
+            raise ConfigError(
+                full_key,
+                f"is not a config key (known here: {known})",
+                f"remove '+{full_key}=...' or correct its spelling",
+            )
         child = node[key] if not OmegaConf.is_missing(node, key) else None
         child_type = _dataclass_type(fields[key].type)
         if child_type is not None and isinstance(child, DictConfig):
@@ -282,74 +285,150 @@ def _require(condition: bool, key: str, problem: str, fix: str) -> None:
 
 def _validate_model(cfg: Config) -> None:
     arch = cfg.model.arch
-    _require(arch in ARCHITECTURES, "model.arch", f"unknown architecture '{arch}'",
-             f"use one of {', '.join(ARCHITECTURES)} (or model=<name>)")
+    _require(
+        arch in ARCHITECTURES,
+        "model.arch",
+        f"unknown architecture '{arch}'",
+        f"use one of {', '.join(ARCHITECTURES)} (or model=<name>)",
+    )
     if cfg.dataset.name in _NATIVE_IMAGE_SIZE:
         return
     size, stem = image_size(cfg.dataset), ARCHITECTURES[arch].stem
-    _require(size >= _MIN_IMAGE_SIZE[stem], "dataset.image_size",
-             f"{size}px is too small for the {stem.value} stem of {arch}",
-             f"set dataset.image_size>={_MIN_IMAGE_SIZE[stem]}")
+    _require(
+        size >= _MIN_IMAGE_SIZE[stem],
+        "dataset.image_size",
+        f"{size}px is too small for the {stem.value} stem of {arch}",
+        f"set dataset.image_size>={_MIN_IMAGE_SIZE[stem]}",
+    )
 
 
 def _validate_dataset(dataset: DatasetConfig) -> None:
     if dataset.image_size is not None:
-        _require(dataset.name not in _NATIVE_IMAGE_SIZE, "dataset.image_size",
-                 f"{dataset.name.value} images have a fixed size", "remove dataset.image_size")
+        _require(
+            dataset.name not in _NATIVE_IMAGE_SIZE,
+            "dataset.image_size",
+            f"{dataset.name.value} images have a fixed size",
+            "remove dataset.image_size",
+        )
         _require(dataset.image_size >= 1, "dataset.image_size", "must be >= 1", "set a positive size")
-    _require(dataset.loader_workers >= 0, "dataset.loader_workers", "must be >= 0",
-             "set dataset.loader_workers=0 (load in the training process) or more")
-    needs_root = dataset.name in (DatasetName.cifar10, DatasetName.cifar100, DatasetName.imagenet,
-                                  DatasetName.imagefolder)
-    _require(not needs_root or bool(dataset.root), "dataset.root",
-             f"dataset {dataset.name.value} needs a root directory", "set dataset.root=/path/to/data")
+    _require(
+        dataset.loader_workers >= 0,
+        "dataset.loader_workers",
+        "must be >= 0",
+        "set dataset.loader_workers=0 (load in the training process) or more",
+    )
+    needs_root = dataset.name in (
+        DatasetName.cifar10,
+        DatasetName.cifar100,
+        DatasetName.imagenet,
+        DatasetName.imagefolder,
+    )
+    _require(
+        not needs_root or bool(dataset.root),
+        "dataset.root",
+        f"dataset {dataset.name.value} needs a root directory",
+        "set dataset.root=/path/to/data",
+    )
     if dataset.name == DatasetName.synthetic:
-        _require(dataset.num_classes is not None and dataset.num_classes >= 2, "dataset.num_classes",
-                 "synthetic data needs at least 2 classes", "set dataset.num_classes=10")
+        _require(
+            dataset.num_classes is not None and dataset.num_classes >= 2,
+            "dataset.num_classes",
+            "synthetic data needs at least 2 classes",
+            "set dataset.num_classes=10",
+        )
         _require(dataset.channels >= 1, "dataset.channels", "must be >= 1", "set dataset.channels=3")
-        _require(dataset.num_train_samples >= 1 and dataset.num_test_samples >= 1,
-                 "dataset.num_train_samples", "synthetic splits must not be empty",
-                 "set dataset.num_train_samples and dataset.num_test_samples >= 1")
+        _require(
+            dataset.num_train_samples >= 1 and dataset.num_test_samples >= 1,
+            "dataset.num_train_samples",
+            "synthetic splits must not be empty",
+            "set dataset.num_train_samples and dataset.num_test_samples >= 1",
+        )
     else:
-        _require(dataset.num_classes is None, "dataset.num_classes",
-                 f"the number of classes of {dataset.name.value} comes from the data",
-                 "remove dataset.num_classes")
+        _require(
+            dataset.num_classes is None,
+            "dataset.num_classes",
+            f"the number of classes of {dataset.name.value} comes from the data",
+            "remove dataset.num_classes",
+        )
 
 
 def _validate_optim(optim: OptimConfig) -> None:
-    _require(math.isfinite(optim.lr) and optim.lr > 0, "optim.lr", f"must be a positive number, got {optim.lr}",
-             "set e.g. optim.lr=0.05")
-    _require(0 <= optim.momentum < 1, "optim.momentum", f"must be in [0, 1), got {optim.momentum}",
-             "set e.g. optim.momentum=0.9")
-    _require(optim.weight_decay >= 0, "optim.weight_decay", f"must be >= 0, got {optim.weight_decay}",
-             "set e.g. optim.weight_decay=5e-4")
-    _require(not optim.nesterov or optim.momentum > 0, "optim.nesterov", "Nesterov needs momentum > 0",
-             "set optim.momentum=0.9 or optim.nesterov=false")
+    _require(
+        math.isfinite(optim.lr) and optim.lr > 0,
+        "optim.lr",
+        f"must be a positive number, got {optim.lr}",
+        "set e.g. optim.lr=0.05",
+    )
+    _require(
+        0 <= optim.momentum < 1,
+        "optim.momentum",
+        f"must be in [0, 1), got {optim.momentum}",
+        "set e.g. optim.momentum=0.9",
+    )
+    _require(
+        optim.weight_decay >= 0,
+        "optim.weight_decay",
+        f"must be >= 0, got {optim.weight_decay}",
+        "set e.g. optim.weight_decay=5e-4",
+    )
+    _require(
+        not optim.nesterov or optim.momentum > 0,
+        "optim.nesterov",
+        "Nesterov needs momentum > 0",
+        "set optim.momentum=0.9 or optim.nesterov=false",
+    )
     if optim.schedule == ScheduleName.step:
         ms = optim.milestones
-        _require(all(0 < m < 1 for m in ms) and all(a < b for a, b in zip(ms, ms[1:], strict=False)),
-                 "optim.milestones", f"must be increasing fractions of training in (0, 1), got {ms}",
-                 "set e.g. optim.milestones=[0.5,0.75]")
-        _require(0 < optim.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {optim.gamma}",
-                 "set e.g. optim.gamma=0.1")
+        _require(
+            all(0 < m < 1 for m in ms) and all(a < b for a, b in zip(ms, ms[1:], strict=False)),
+            "optim.milestones",
+            f"must be increasing fractions of training in (0, 1), got {ms}",
+            "set e.g. optim.milestones=[0.5,0.75]",
+        )
+        _require(
+            0 < optim.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {optim.gamma}", "set e.g. optim.gamma=0.1"
+        )
 
 
 def _validate_train(train: TrainConfig) -> None:
     _require(train.epochs >= 1, "train.epochs", f"must be >= 1, got {train.epochs}", "set train.epochs=1 or more")
-    _require(train.max_steps is None or train.max_steps >= 1, "train.max_steps",
-             f"must be >= 1 or null, got {train.max_steps}", "set train.max_steps=null to train all epochs")
-    _require(train.batch_size >= 1, "train.batch_size", f"must be >= 1, got {train.batch_size}",
-             "set e.g. train.batch_size=128")
-    _require(train.eval_batch_size >= 1, "train.eval_batch_size", f"must be >= 1, got {train.eval_batch_size}",
-             "set e.g. train.eval_batch_size=100")
-    _require(train.eval_every >= 1, "train.eval_every", f"must be >= 1, got {train.eval_every}",
-             "set train.eval_every=1 (every train.eval_unit)")
-    _require(train.log_every_steps >= 1, "train.log_every_steps", f"must be >= 1, got {train.log_every_steps}",
-             "set e.g. train.log_every_steps=10")
+    _require(
+        train.max_steps is None or train.max_steps >= 1,
+        "train.max_steps",
+        f"must be >= 1 or null, got {train.max_steps}",
+        "set train.max_steps=null to train all epochs",
+    )
+    _require(
+        train.batch_size >= 1,
+        "train.batch_size",
+        f"must be >= 1, got {train.batch_size}",
+        "set e.g. train.batch_size=128",
+    )
+    _require(
+        train.eval_batch_size >= 1,
+        "train.eval_batch_size",
+        f"must be >= 1, got {train.eval_batch_size}",
+        "set e.g. train.eval_batch_size=100",
+    )
+    _require(
+        train.eval_every >= 1,
+        "train.eval_every",
+        f"must be >= 1, got {train.eval_every}",
+        "set train.eval_every=1 (every train.eval_unit)",
+    )
+    _require(
+        train.log_every_steps >= 1,
+        "train.log_every_steps",
+        f"must be >= 1, got {train.log_every_steps}",
+        "set e.g. train.log_every_steps=10",
+    )
 
 
 def _validate_workers(cfg: Config) -> None:
     _require(cfg.num_workers >= 1, "num_workers", f"must be >= 1, got {cfg.num_workers}", "set num_workers=1")
-    _require(cfg.protocol.name != ProtocolName.none or cfg.num_workers == 1, "num_workers",
-             f"protocol=none trains one worker, got num_workers={cfg.num_workers}",
-             "set num_workers=1 or choose a multi-worker protocol")
+    _require(
+        cfg.protocol.name != ProtocolName.none or cfg.num_workers == 1,
+        "num_workers",
+        f"protocol=none trains one worker, got num_workers={cfg.num_workers}",
+        "set num_workers=1 or choose a multi-worker protocol",
+    )

@@ -30,7 +30,7 @@ def one_line(exc: BaseException) -> str | None:
 
 
 def _missing_option(message: str) -> str:
-    """"Could not find 'model/nope' ... Available options in 'model': <tab>a <tab>b" -> one line."""
+    """ "Could not find 'model/nope' ... Available options in 'model': <tab>a <tab>b" -> one line."""
     wanted = re.search(r"Could not find '([^']+)'", message)
     if wanted is None:
         return " ".join(message.split())
@@ -54,8 +54,10 @@ def _omegaconf_message(exc: BaseException) -> str:
         return " ".join(str(exc).split())
     key, problem = omega.full_key, " ".join(str(omega.msg).splitlines()[0].split())
     if isinstance(omega, ConfigKeyError | ConfigAttributeError):
-        fix = (f"check the spelling of '{key}'; `python -m resist.run --cfg job` lists every key, and "
-               "`+key=value` cannot add keys to the typed config")
+        fix = (
+            f"check the spelling of '{key}'; `python -m resist.run --cfg job` lists every key, and "
+            "`+key=value` cannot add keys to the typed config"
+        )
     else:
         fix = f"give {key} a value of the type the schema declares (see `python -m resist.run --cfg job`)"
     return f"{key}: {problem} (fix: {fix})"

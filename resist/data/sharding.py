@@ -44,7 +44,11 @@ class ShardSampler(Sampler[int]):
 
     def __init__(self, num_samples: int, num_workers: int, rank: int, seed: int, mode: ShardingMode) -> None:
         self.num_samples, self.num_workers, self.rank, self.seed, self.mode = (
-            num_samples, num_workers, rank, seed, mode,
+            num_samples,
+            num_workers,
+            rank,
+            seed,
+            mode,
         )
         self.epoch = 0
         self.start = 0

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 from torchvision import datasets as tv_datasets
-from torchvision.datasets.folder import find_classes, make_dataset
-from torchvision.io import decode_jpeg, read_file
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset, pil_loader
 from torchvision.transforms import v2
 
 from resist.config import DatasetConfig, DatasetName, image_size
@@ -161,9 +161,7 @@ def _digits(cfg: DatasetConfig) -> DataSplits:
     size = image_size(cfg)
     images = torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     labels = torch.tensor(digits.target, dtype=torch.int64)
-    train_idx, test_idx = train_test_split(
-        range(len(labels)), test_size=0.2, stratify=digits.target, random_state=0
-    )
+    train_idx, test_idx = train_test_split(range(len(labels)), test_size=0.2, stratify=digits.target, random_state=0)
     train_idx, test_idx = torch.tensor(train_idx), torch.tensor(test_idx)
     mean, std = images[train_idx].mean().item(), images[train_idx].std().item()
     images = (images - mean) / std
@@ -181,8 +179,15 @@ def _cifar(cfg: DatasetConfig) -> DataSplits:
     layout = cifar_layout(cfg)
     if layout == "pickle":
         tv_class = _TORCHVISION_CIFAR[cfg.name]
-        train_set = tv_class(cfg.root, train=True, download=cfg.download)
-        test_set = tv_class(cfg.root, train=False, download=cfg.download)
+        try:
+            train_set = tv_class(cfg.root, train=True, download=cfg.download)
+            test_set = tv_class(cfg.root, train=False, download=cfg.download)
+        except RuntimeError as exc:  # torchvision's integrity check failed
+            raise DatasetError(
+                f"dataset.root: {Path(cfg.root or '') / _PICKLE_DIRS[cfg.name]} is not a complete torchvision "
+                f"{cfg.name.value} ({exc}) (fix: delete it and use dataset.download=true, or point dataset.root "
+                "at a complete copy)"
+            ) from exc
         train = (torch.from_numpy(train_set.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(train_set.targets))
         test = (torch.from_numpy(test_set.data).permute(0, 3, 1, 2).contiguous(), torch.tensor(test_set.targets))
         classes = train_set.classes
@@ -192,13 +197,17 @@ def _cifar(cfg: DatasetConfig) -> DataSplits:
         classes, train = _decode_folder(root / "train")
         test_classes, test = _decode_folder(root / "test")
         if test_classes != classes:
-            raise DatasetError(f"dataset.root: {root}/train and {root}/test hold different classes "
-                               "(fix: give both splits the same class folders)")
+            raise DatasetError(
+                f"dataset.root: {root}/train and {root}/test hold different classes "
+                "(fix: give both splits the same class folders)"
+            )
         where = f"ImageFolder layout at {root}"
     expected = 10 if cfg.name == DatasetName.cifar10 else 100
     if len(classes) != expected:
-        raise DatasetError(f"dataset.root: found {len(classes)} classes at {cfg.root}, {cfg.name.value} has "
-                           f"{expected} (fix: point dataset.root at a complete {cfg.name.value})")
+        raise DatasetError(
+            f"dataset.root: found {len(classes)} classes at {cfg.root}, {cfg.name.value} has "
+            f"{expected} (fix: point dataset.root at a complete {cfg.name.value})"
+        )
     mean, std = CIFAR_STATS[cfg.name]
     finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if cfg.augment else []
@@ -212,11 +221,14 @@ def _cifar(cfg: DatasetConfig) -> DataSplits:
 
 
 def _decode_folder(split_dir: Path) -> tuple[list[str], tuple[torch.Tensor, torch.Tensor]]:
-    """Decode an ImageFolder split of equally sized JPEGs into one uint8 tensor (N, 3, H, W)."""
+    """Decode an ImageFolder split of equally sized images into one uint8 tensor (N, 3, H, W)."""
     classes, class_to_idx = find_classes(str(split_dir))
-    samples = make_dataset(str(split_dir), class_to_idx, extensions=(".jpg", ".jpeg"))
-    images = decode_jpeg([read_file(path) for path, _ in samples])
-    return classes, (torch.stack(images), torch.tensor([label for _, label in samples]))
+    samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS)
+    images = np.stack([np.asarray(pil_loader(path)) for path, _ in samples])
+    return classes, (
+        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
+        torch.tensor([label for _, label in samples]),
+    )
 
 
 def _image_folder(cfg: DatasetConfig) -> DataSplits:
@@ -225,16 +237,24 @@ def _image_folder(cfg: DatasetConfig) -> DataSplits:
     train_dir, test_dir = _split_dirs(cfg)
     size = image_size(cfg)
     normalize = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(*IMAGENET_STATS)]
-    train_tf = [v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()] if cfg.augment else [
-        v2.Resize(size * 8 // 7), v2.CenterCrop(size)]
+    train_tf = (
+        [v2.RandomResizedCrop(size), v2.RandomHorizontalFlip()]
+        if cfg.augment
+        else [v2.Resize(size * 8 // 7), v2.CenterCrop(size)]
+    )
     test_tf = [v2.Resize(size * 8 // 7), v2.CenterCrop(size)]
     train = tv_datasets.ImageFolder(str(train_dir), transform=v2.Compose(train_tf + normalize))
     test = tv_datasets.ImageFolder(str(test_dir), transform=v2.Compose(test_tf + normalize))
     if train.classes != test.classes:
-        raise DatasetError(f"dataset.root: {train_dir} and {test_dir} hold different classes "
-                           "(fix: give both splits the same class folders)")
+        raise DatasetError(
+            f"dataset.root: {train_dir} and {test_dir} hold different classes "
+            "(fix: give both splits the same class folders)"
+        )
     return DataSplits(
-        train=train, test=test, num_classes=len(train.classes), in_channels=3,
+        train=train,
+        test=test,
+        num_classes=len(train.classes),
+        in_channels=3,
         description=f"{cfg.name.value} (ImageFolder at {cfg.root}): {len(train)} train / {len(test)} val, "
         f"{len(train.classes)} classes, {size}×{size} px",
     )

@@ -30,8 +30,10 @@ class ConsoleSink:
         if record["event"] == "train":
             self.bar.set_postfix(loss=f"{record['train/loss']:.3f}", lr=f"{record['lr']:.3g}", refresh=False)
         elif record["event"] == "eval":
-            line = (f"step {step} (epoch {record['epoch']:.2f}): test acc {record['test/acc1']:.2%}, "
-                    f"top-5 {record['test/acc5']:.2%}, loss {record['test/loss']:.4f}")
+            line = (
+                f"step {step} (epoch {record['epoch']:.2f}): test acc {record['test/acc1']:.2%}, "
+                f"top-5 {record['test/acc5']:.2%}, loss {record['test/loss']:.4f}"
+            )
             if self.bar.disable:
                 log.info(line)
             else:

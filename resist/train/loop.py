@@ -65,18 +65,43 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
 
     protocol = build_protocol(cfg)
     module = protocol.setup(model)
-    stream = BatchStream(data.train, cfg.train.batch_size, worker.num_workers, worker.rank, cfg.seed,
-                         cfg.dataset.sharding, cfg.dataset.loader_workers, worker.device)
-    test_loader = DataLoader(data.test, batch_size=cfg.train.eval_batch_size, shuffle=False,
-                             num_workers=cfg.dataset.loader_workers, pin_memory=worker.device.type == "cuda")
+    stream = BatchStream(
+        data.train,
+        cfg.train.batch_size,
+        worker.num_workers,
+        worker.rank,
+        cfg.seed,
+        cfg.dataset.sharding,
+        cfg.dataset.loader_workers,
+        worker.device,
+    )
+    test_loader = DataLoader(
+        data.test,
+        batch_size=cfg.train.eval_batch_size,
+        shuffle=False,
+        num_workers=cfg.dataset.loader_workers,
+        pin_memory=worker.device.type == "cuda",
+    )
     plan = StepPlan.from_config(cfg, stream.steps_per_epoch)
-    optimizer = torch.optim.SGD(module.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                                weight_decay=cfg.optim.weight_decay, nesterov=cfg.optim.nesterov)
+    optimizer = torch.optim.SGD(
+        module.parameters(),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
+        nesterov=cfg.optim.nesterov,
+    )
 
-    sink.log({
-        "event": "start", "step": 0, "total_steps": plan.total_steps, "steps_per_epoch": plan.steps_per_epoch,
-        "num_workers": worker.num_workers, "model/params": count_parameters(model), "data": data.description,
-    })
+    sink.log(
+        {
+            "event": "start",
+            "step": 0,
+            "total_steps": plan.total_steps,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "num_workers": worker.num_workers,
+            "model/params": count_parameters(model),
+            "data": data.description,
+        }
+    )
     start = time.perf_counter()
     compute_s = eval_s = 0.0
     loss_sum = torch.zeros((), device=worker.device)
@@ -106,11 +131,19 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
         steps_done = step + 1
         epoch = steps_done / plan.steps_per_epoch
         if steps_done % cfg.train.log_every_steps == 0 or steps_done == plan.total_steps:
-            sink.log({
-                "event": "train", "step": steps_done, "epoch": epoch, "samples": samples, "lr": lr,
-                "train/loss": loss_sum.item() / seen, "train/acc1": correct.item() / seen,
-                "time/elapsed_s": time.perf_counter() - start, "time/compute_s": compute_s,
-            })
+            sink.log(
+                {
+                    "event": "train",
+                    "step": steps_done,
+                    "epoch": epoch,
+                    "samples": samples,
+                    "lr": lr,
+                    "train/loss": loss_sum.item() / seen,
+                    "train/acc1": correct.item() / seen,
+                    "time/elapsed_s": time.perf_counter() - start,
+                    "time/compute_s": compute_s,
+                }
+            )
             loss_sum.zero_()
             correct.zero_()
             seen = 0
@@ -120,13 +153,26 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
                 tick = time.perf_counter()
                 last_eval = evaluate(eval_model, test_loader, worker.device)
                 eval_s += time.perf_counter() - tick
-                sink.log({"event": "eval", "step": steps_done, "epoch": epoch, **last_eval,
-                          "time/elapsed_s": time.perf_counter() - start, "time/eval_s": eval_s})
+                sink.log(
+                    {
+                        "event": "eval",
+                        "step": steps_done,
+                        "epoch": epoch,
+                        **last_eval,
+                        "time/elapsed_s": time.perf_counter() - start,
+                        "time/eval_s": eval_s,
+                    }
+                )
 
     summary = {
-        "event": "summary", "step": plan.total_steps, "epoch": plan.total_steps / plan.steps_per_epoch,
-        "samples": samples, **last_eval,
-        "time/elapsed_s": time.perf_counter() - start, "time/compute_s": compute_s, "time/eval_s": eval_s,
+        "event": "summary",
+        "step": plan.total_steps,
+        "epoch": plan.total_steps / plan.steps_per_epoch,
+        "samples": samples,
+        **last_eval,
+        "time/elapsed_s": time.perf_counter() - start,
+        "time/compute_s": compute_s,
+        "time/eval_s": eval_s,
     }
     sink.log(summary)
     return summary

@@ -1,0 +1,98 @@
+"""Dataset readers on real data: the shared CIFAR-10 JPEGs, Imagenette sample, scikit-learn digits."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from resist.config import DatasetConfig, DatasetName
+from resist.data import sources
+from resist.data.sources import DatasetError, check_available, cifar_layout
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+@pytest.fixture(scope="module")
+def cifar10(cifar10_folder: Path) -> sources.DataSplits:
+    return sources.load(DatasetConfig(name=DatasetName.cifar10, root=str(cifar10_folder)), seed=0)
+
+
+def test_cifar10_image_folder_counts_and_labels(cifar10, cifar10_folder):
+    assert cifar_layout(DatasetConfig(name=DatasetName.cifar10, root=str(cifar10_folder))) == "folder"
+    assert "ImageFolder layout" in cifar10.description
+    assert (len(cifar10.train), len(cifar10.test), cifar10.num_classes) == (50_000, 10_000, 10)
+    assert Counter(cifar10.train.labels.tolist()) == {c: 5000 for c in range(10)}
+    assert Counter(cifar10.test.labels.tolist()) == {c: 1000 for c in range(10)}
+    # Labels follow the standard CIFAR-10 class order (ImageFolder sorts names; they coincide).
+    first_ship = cifar10_folder / "test" / "ship" / "0000.jpg"
+    index = next(i for i, lbl in enumerate(cifar10.test.labels.tolist()) if lbl == CIFAR10_CLASSES.index("ship"))
+    pixels = torch.from_numpy(np.array(Image.open(first_ship).convert("RGB"))).permute(2, 0, 1)
+    assert torch.equal(cifar10.test.images[index], pixels)
+
+
+def test_cifar10_transforms(cifar10):
+    test_image, _ = cifar10.test[0]
+    assert test_image.shape == (3, 32, 32) and test_image.dtype == torch.float32
+    mean = torch.stack([cifar10.test[i][0] for i in range(0, 10_000, 50)]).mean(dim=(0, 2, 3))
+    assert mean.abs().max() < 0.15  # normalised with CIFAR-10 statistics
+    torch.manual_seed(0)
+    augmented = torch.stack([cifar10.train[0][0] for _ in range(8)])
+    assert augmented.shape == (8, 3, 32, 32) and not torch.equal(augmented[0], augmented[1:].mean(0))
+
+
+def test_missing_cifar_names_the_path_layouts_and_the_fix(tmp_path):
+    cfg = DatasetConfig(name=DatasetName.cifar10, root=str(tmp_path / "nowhere"))
+    with pytest.raises(DatasetError) as info:
+        check_available(cfg)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("dataset.root: ")
+    for part in ("nowhere", "cifar-10-batches-py", "<root>/train/<class>", "download=true", "cifar10-jpg.tar.gz"):
+        assert part in message
+
+
+def test_corrupt_pickle_layout_is_a_clean_error(tmp_path):
+    (tmp_path / "cifar-100-python").mkdir()
+    (tmp_path / "cifar-100-python" / "train").write_bytes(b"not a pickle")
+    with pytest.raises(DatasetError, match=r"^dataset.root: .*cifar-100-python is not a complete torchvision cifar100"):
+        sources.load(DatasetConfig(name=DatasetName.cifar100, root=str(tmp_path)), seed=0)
+
+
+def test_image_folder_reads_real_imagenet_jpegs(imagenette_folder):
+    cfg = DatasetConfig(name=DatasetName.imagefolder, root=str(imagenette_folder), image_size=64)
+    data = sources.load(cfg, seed=0)
+    assert (len(data.train), len(data.test), data.num_classes) == (10, 10, 10)
+    image, label = data.train[3]
+    assert image.shape == (3, 64, 64) and label == 3
+    full = sources.load(DatasetConfig(name=DatasetName.imagenet, root=str(imagenette_folder)), seed=0)
+    assert full.test[0][0].shape == (3, 224, 224) and full.train[0][0].shape == (3, 224, 224)
+
+
+def test_image_folder_without_val_split(tmp_path):
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DatasetError, match=r"^dataset.root: no imagenet data: .*val.* is not a directory"):
+        check_available(DatasetConfig(name=DatasetName.imagenet, root=str(tmp_path)))
+
+
+def test_digits_fixed_split():
+    data = sources.load(DatasetConfig(name=DatasetName.digits, image_size=16), seed=0)
+    again = sources.load(DatasetConfig(name=DatasetName.digits, image_size=16), seed=7)
+    assert (len(data.train), len(data.test), data.num_classes, data.in_channels) == (1437, 360, 10, 1)
+    assert torch.equal(data.test.images, again.test.images) and torch.equal(data.test.labels, again.test.labels)
+    assert data.test[0][0].shape == (1, 16, 16)
+    assert abs(data.train.images.mean().item()) < 1e-5
+
+
+def test_synthetic_is_a_pure_function_of_seed_and_index():
+    cfg = DatasetConfig(
+        name=DatasetName.synthetic, num_classes=7, channels=3, image_size=8, num_train_samples=20, num_test_samples=5
+    )
+    a, b, c = (sources.load(cfg, seed=s) for s in (1, 1, 2))
+    assert torch.equal(a.train[13][0], b.train[13][0]) and a.train[13][1] == b.train[13][1]
+    assert not torch.equal(a.train[13][0], c.train[13][0])
+    assert a.train[0][0].shape == (3, 8, 8) and len(a.test) == 5
+    assert {a.train[i][1] for i in range(20)} <= set(range(7))

@@ -1,0 +1,168 @@
+"""The command line as a user runs it: the embedded default, experiments, W&B offline, bad input."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory):
+    """``python -m resist.run`` with no arguments but the run directory."""
+    run_dir = tmp_path_factory.mktemp("default") / "run"
+    result = run_cli(f"hydra.run.dir={run_dir}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+def _records(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def test_embedded_default_learns_digits(default_run):
+    run_dir, result = default_run
+    summary = _records(run_dir)[-1]
+    assert summary["event"] == "summary" and summary["test/acc1"] >= 0.90
+    assert f"final test accuracy: {summary['test/acc1']:.2%}" in result.stdout
+    assert f"run directory: {run_dir}" in result.stdout
+
+
+def test_run_directory_holds_config_and_complete_metrics(default_run):
+    run_dir, _ = default_run
+    resolved = yaml.safe_load((run_dir / "resolved_config.yaml").read_text())
+    assert resolved["model"]["arch"] == "preact_resnet_mini" and resolved["dataset"]["name"] == "digits"
+    records = _records(run_dir)
+    start = records[0]
+    assert start["event"] == "start" and start["total_steps"] == 8 * start["steps_per_epoch"]
+    train = [r for r in records if r["event"] == "train"]
+    evals = [r for r in records if r["event"] == "eval"]
+    assert [r["step"] for r in evals] == [2 * start["steps_per_epoch"] * k for k in (1, 2, 3, 4)]
+    assert train[-1]["step"] == start["total_steps"]
+    for key in ("lr", "epoch", "samples", "train/loss", "train/acc1", "time/elapsed_s", "time/compute_s"):
+        assert key in train[0]
+    for key in ("test/loss", "test/acc1", "test/acc5", "time/eval_s"):
+        assert key in evals[0]
+    assert all(a["step"] < b["step"] for a, b in zip(train, train[1:], strict=False))
+
+
+def test_existing_run_directory_is_never_overwritten(default_run):
+    run_dir, _ = default_run
+    before = (run_dir / "metrics.jsonl").read_bytes()
+    result = run_cli(f"hydra.run.dir={run_dir}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"resist: error: hydra.run.dir: {run_dir} already holds a run (metrics.jsonl); refusing to overwrite it "
+        "(fix: choose a new hydra.run.dir or move the old run away)"
+    ]
+    assert (run_dir / "metrics.jsonl").read_bytes() == before
+
+
+BAD_INPUTS = [
+    (["foo=1"], "foo: "),
+    (["optim.lr=abc"], "optim.lr: "),
+    (["+model.foo=1"], "model.foo: is not a config key"),
+    (["model=nope"], "model=nope: no such option in config group 'model'"),
+    (["+experiment=nope"], "experiment=nope: no such option"),
+    (["model.arch=resnet9"], "model.arch: unknown architecture 'resnet9'"),
+    (["optim.lr=-1"], "optim.lr: must be a positive number"),
+    (["optim.momentum=1.5"], "optim.momentum: "),
+    (["dataset.name=foo"], "dataset.name: Invalid value 'foo'"),
+    (["num_workers=2"], "num_workers: protocol=none trains one worker"),
+    (["optim.milestones=[0.8,0.5]"], "optim.milestones: "),
+    (["dataset=imagefolder"], "dataset.root: dataset imagefolder needs a root directory"),
+    (["train.batch_size=0"], "train.batch_size: "),
+    (["model=imagenet_preact_resnet50"], "dataset.image_size: 16px is too small"),
+    (["dataset=cifar10", "dataset.root=/nonexistent/cifar"], "dataset.root: no cifar10 data at '/nonexistent/cifar'"),
+    (["dataset=imagenet", "dataset.root=/nonexistent/imagenet"], "dataset.root: no imagenet data"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "expected"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
+def test_bad_input_is_one_line_naming_the_key_and_fix(overrides, expected, tmp_path):
+    result = run_cli(*overrides, f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"resist: error: {expected}") and "fix: " in lines[0], lines[0]
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cuda_without_gpu_is_a_clean_error(tmp_path):
+    result = run_cli("device=cuda", f"hydra.run.dir={tmp_path}/run")
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip() == "resist: error: device: device=cuda but no CUDA GPU is visible "
+        "(fix: use device=cpu or device=auto)"
+    )
+
+
+def test_cfg_job_and_help():
+    job = run_cli("--cfg", "job", "+experiment=cifar10_single")
+    assert job.returncode == 0
+    composed = yaml.safe_load(job.stdout)
+    assert composed["model"]["arch"] == "preact_resnet101" and composed["train"]["epochs"] == 160
+    help_text = run_cli("--help")
+    assert help_text.returncode == 0
+    for group in ("model:", "dataset:", "protocol:", "decomposition:", "optim:", "logger:", "launcher:"):
+        assert group in help_text.stdout
+
+
+def test_imagenet_path_end_to_end_on_real_jpegs(imagenette_folder, tmp_path):
+    result = run_cli("+experiment=imagenette_sample", f"dataset.root={imagenette_folder}", f"hydra.run.dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = _records(tmp_path)[-1]
+    assert summary["step"] == 2 and 0.0 <= summary["test/acc1"] <= 1.0
+
+
+def test_cifar10_experiment_reads_the_shared_copy(cifar10_folder, tmp_path):
+    result = run_cli(
+        "+experiment=cifar10_cpu_single",
+        f"dataset.root={cifar10_folder}",
+        "train.max_steps=3",
+        "train.eval_batch_size=1000",
+        f"hydra.run.dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = _records(tmp_path)
+    assert records[0]["data"].startswith("cifar10 (ImageFolder layout at")
+    assert "50000 train / 10000 test" in records[0]["data"]
+    assert records[-1]["step"] == 3 and records[-1]["samples"] == 3 * 128
+
+
+def test_wandb_offline_run_files_hold_the_metrics(tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    from wandb_records import read_offline_run
+
+    result = run_cli(
+        "logger=wandb",
+        "train.epochs=2",
+        f"hydra.run.dir={tmp_path}",
+        "name=wandbcheck",
+        env={"WANDB_MODE": "offline", "WANDB_SILENT": "true"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (log_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    logged = read_offline_run(log_file)
+    run = logged["run"]
+    assert (run.project, run.run_group, run.job_type, run.display_name) == (
+        "resist",
+        "wandbcheck",
+        "none",
+        "wandbcheck-none-S1-seed0",
+    )
+    assert logged["config"]["optim"]["lr"] == 0.05 and logged["config"]["model"]["arch"] == "preact_resnet_mini"
+    jsonl = [r for r in _records(tmp_path) if r["event"] in ("train", "eval", "summary")]
+    history = logged["history"]
+    assert len(history) == len(jsonl)
+    for mine, theirs in zip(jsonl, history, strict=True):
+        assert {k: v for k, v in mine.items() if k != "event"}.items() <= theirs.items()

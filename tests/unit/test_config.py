@@ -1,0 +1,134 @@
+"""Config composition and validation: every option composes, every rule rejects what it should."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from resist.config import (
+    Config,
+    ConfigError,
+    DatasetName,
+    ScheduleName,
+    image_size,
+    register_schemas,
+    to_typed_config,
+    validate,
+)
+
+CONF = Path(__file__).resolve().parents[2] / "conf"
+GROUPS = ["model", "dataset", "protocol", "decomposition", "optim", "logger", "launcher"]
+
+
+def _compose(*overrides: str) -> Config:
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return to_typed_config(compose("config", overrides=list(overrides)))
+
+
+def _options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def test_default_composes_to_the_embedded_digits_run():
+    cfg = _compose()
+    validate(cfg)
+    assert cfg.dataset.name == DatasetName.digits and cfg.model.arch == "preact_resnet_mini"
+    assert cfg.num_workers == 1 and cfg.optim.schedule == ScheduleName.step
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_group_option_composes_and_validates(group, option):
+    overrides = [f"{group}={option}"]
+    if option == "imagefolder":
+        overrides.append("dataset.root=some/where")
+    if group == "model" and option.startswith("imagenet"):
+        overrides.append("dataset.image_size=64")
+    cfg = _compose(*overrides)
+    validate(cfg)
+
+
+@pytest.mark.parametrize("experiment", _options("experiment"))
+def test_every_experiment_composes_and_validates(experiment):
+    cfg = _compose(f"+experiment={experiment}")
+    validate(cfg)
+    assert cfg.name == experiment
+
+
+def test_paper_experiment_carries_the_paper_recipe():
+    cfg = _compose("+experiment=cifar10_single")
+    recipe = (cfg.model.arch, cfg.train.epochs, cfg.train.batch_size, cfg.optim.lr)
+    assert recipe == ("preact_resnet101", 160, 128, 0.03)
+    assert (cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.milestones) == (0.9, 5e-4, [0.5, 0.75])
+
+
+def test_appended_key_on_a_typed_node_is_rejected_not_dropped():
+    with pytest.raises(ConfigError, match=r"^model\.foo: is not a config key"):
+        _compose("+model.foo=1")
+
+
+def _valid(**changes) -> Config:
+    cfg = _compose()
+    for dotted, value in changes.items():
+        *path, last = dotted.split("__")
+        node = cfg
+        for part in path:
+            node = getattr(node, part)
+        setattr(node, last, value)
+    return cfg
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        ({"model__arch": "resnet9"}, "model.arch"),
+        ({"optim__lr": 0.0}, "optim.lr"),
+        ({"optim__lr": float("nan")}, "optim.lr"),
+        ({"optim__momentum": 1.0}, "optim.momentum"),
+        ({"optim__weight_decay": -1e-4}, "optim.weight_decay"),
+        ({"optim__momentum": 0.0, "optim__nesterov": True}, "optim.nesterov"),
+        ({"optim__milestones": [0.75, 0.5]}, "optim.milestones"),
+        ({"optim__milestones": [0.5, 1.0]}, "optim.milestones"),
+        ({"optim__gamma": 0.0}, "optim.gamma"),
+        ({"train__epochs": 0}, "train.epochs"),
+        ({"train__max_steps": 0}, "train.max_steps"),
+        ({"train__batch_size": 0}, "train.batch_size"),
+        ({"train__eval_batch_size": 0}, "train.eval_batch_size"),
+        ({"train__eval_every": 0}, "train.eval_every"),
+        ({"train__log_every_steps": 0}, "train.log_every_steps"),
+        ({"num_workers": 0}, "num_workers"),
+        ({"num_workers": 2}, "num_workers"),
+        ({"dataset__name": DatasetName.cifar10, "dataset__root": None, "dataset__image_size": None}, "dataset.root"),
+        ({"dataset__name": DatasetName.cifar10, "dataset__root": "x"}, "dataset.image_size"),
+        ({"dataset__num_classes": 3}, "dataset.num_classes"),
+        ({"dataset__name": DatasetName.synthetic, "dataset__num_classes": None}, "dataset.num_classes"),
+        (
+            {"dataset__name": DatasetName.synthetic, "dataset__num_classes": 10, "dataset__num_train_samples": 0},
+            "dataset.num_train_samples",
+        ),
+        ({"dataset__loader_workers": -1}, "dataset.loader_workers"),
+        ({"model__arch": "imagenet_preact_resnet50"}, "dataset.image_size"),
+    ],
+)
+def test_validation_rejects(changes, key):
+    with pytest.raises(ConfigError) as info:
+        validate(_valid(**changes))
+    assert info.value.key == key
+    assert "\n" not in str(info.value) and str(info.value).startswith(f"{key}: ") and "(fix: " in str(info.value)
+
+
+def test_image_size_is_native_for_cifar_and_imagenet():
+    cfg = _compose("dataset=cifar10")
+    assert image_size(cfg.dataset) == 32
+    assert image_size(_compose("dataset=imagenet").dataset) == 224
+    assert image_size(_compose("dataset.image_size=24").dataset) == 24
+
+
+def test_schema_defaults_match_the_schema_types():
+    """The structured schema itself composes (a sanity check of the dataclasses)."""
+    node = OmegaConf.structured(Config)
+    assert dataclasses.asdict(OmegaConf.to_object(node)) == dataclasses.asdict(Config())
