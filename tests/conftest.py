@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+# The project's real offline datasets sit beside the checkout (override with RESIST_SHARED_DATA).
+SHARED_DATA = Path(os.environ.get("RESIST_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 300):
