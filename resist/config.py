@@ -57,9 +57,30 @@ class ShardingMode(str, Enum):
 
 
 class ProtocolName(str, Enum):
-    """How workers cooperate. ``none``: one worker, no communication."""
+    """How workers cooperate. ``none``: one worker, no communication; ``ddp``: data-parallel SGD
+    (gradients all-reduced every step); ``local_sgd``: every worker trains the whole model for
+    ``local_steps`` steps, then parameters are averaged."""
 
     none = "none"
+    ddp = "ddp"
+    local_sgd = "local_sgd"
+
+
+class OptimizerStatePolicy(str, Enum):
+    """At each synchronisation: ``reset`` the optimizer state (momentum; the paper's code builds a new
+    SGD every round) or ``keep`` each worker's own."""
+
+    reset = "reset"
+    keep = "keep"
+
+
+class AmpMode(str, Enum):
+    """Mixed precision for forward/backward: ``off``, ``bf16`` (autocast) or ``fp16`` (autocast +
+    gradient scaling; CUDA only)."""
+
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
 
 
 class ScheduleName(str, Enum):
@@ -72,8 +93,12 @@ class ScheduleName(str, Enum):
 
 
 class EvalUnit(str, Enum):
+    """Evaluation cadence unit; evaluation happens at the first synchronisation point at or after
+    each multiple of ``train.eval_every`` units."""
+
     steps = "steps"
     epochs = "epochs"
+    rounds = "rounds"
 
 
 class DeviceKind(str, Enum):
@@ -85,9 +110,11 @@ class DeviceKind(str, Enum):
 
 
 class LauncherName(str, Enum):
-    """``local``: run the workers on this machine."""
+    """``local``: spawn the workers as processes of this machine (one per GPU on CUDA);
+    ``torchrun``: hand the prepared run to ``torchrun --standalone`` on this machine."""
 
     local = "local"
+    torchrun = "torchrun"
 
 
 class WandbMode(str, Enum):
@@ -128,7 +155,14 @@ class DatasetConfig:
 
 @dataclass
 class ProtocolConfig:
+    """``local_steps``: the paper's l, optimizer steps between synchronisations (local_sgd; ddp
+    synchronises every step). ``paper_style`` (local_sgd): move the partitionable blocks through a
+    reduce to rank 0 and a broadcast from it, as the paper's code does, instead of one all-reduce."""
+
     name: ProtocolName = ProtocolName.none
+    local_steps: int = 50
+    optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
+    paper_style: bool = False
 
 
 @dataclass
@@ -160,7 +194,9 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    """``batch_size`` is per worker. ``max_steps`` caps the run (None: ``epochs`` full epochs)."""
+    """``batch_size`` is per worker. ``max_steps`` caps the run (None: ``epochs`` full epochs).
+    ``amp``, ``channels_last`` and ``compile`` (``torch.compile`` of the trained module) are speed
+    options valid for every protocol."""
 
     epochs: int = 30
     max_steps: int | None = None
@@ -169,6 +205,9 @@ class TrainConfig:
     eval_every: int = 1
     eval_unit: EvalUnit = EvalUnit.epochs
     log_every_steps: int = 10
+    amp: AmpMode = AmpMode.off
+    channels_last: bool = False
+    compile: bool = False
 
 
 @dataclass
@@ -190,7 +229,10 @@ class LoggerConfig:
 
 @dataclass
 class LauncherConfig:
+    """``master_port``: rendezvous port of the local launcher (None: a free port)."""
+
     name: LauncherName = LauncherName.local
+    master_port: int | None = None
 
 
 @dataclass

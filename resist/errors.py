@@ -15,6 +15,15 @@ class UserError(Exception):
     """Base of errors caused by the user's input; ``str()`` is one line."""
 
 
+class WorkerFailedError(RuntimeError):
+    """A worker of a multi-worker run raised; ``details`` holds what it printed (its traceback)."""
+
+    def __init__(self, rank: int, details: str) -> None:
+        last = details.strip().splitlines()[-1] if details.strip() else "no message"
+        super().__init__(f"worker {rank} failed: {last}" if rank >= 0 else last)
+        self.rank, self.details = rank, details
+
+
 def one_line(exc: BaseException) -> str | None:
     """The one-line message for a user error (ours, Hydra's or OmegaConf's), else None."""
     from hydra.errors import HydraException, MissingConfigException

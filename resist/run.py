@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from resist.config import register_schemas, to_typed_config, validate
-from resist.errors import UserError, one_line
+from resist.errors import UserError, WorkerFailedError, one_line
 
 register_schemas()
 
@@ -53,6 +53,10 @@ def main() -> None:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
     try:
         _run()
+    except WorkerFailedError as exc:
+        print(exc.details, file=sys.stderr)
+        print(f"resist: error: {exc}", file=sys.stderr)
+        sys.exit(1)
     except Exception as exc:
         message = None if user_wants_traceback else one_line(exc)
         if message is None:

@@ -63,3 +63,14 @@ class ShardSampler(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         indices = epoch_indices(self.num_samples, self.num_workers, self.rank, self.seed, self.epoch, self.mode)
         return iter(indices[self.start :])
+
+
+def eval_shard(num_samples: int, batch_size: int, rank: int, num_workers: int) -> range:
+    """The contiguous slice of the test set worker ``rank`` evaluates: whole batches of
+    ``batch_size`` dealt as evenly as possible, so the batches (and with batch-statistics
+    BatchNorm, the results) are exactly those of a single evaluator."""
+    num_batches = -(-num_samples // batch_size)
+    per_worker, extra = divmod(num_batches, num_workers)
+    first = rank * per_worker + min(rank, extra)
+    last = first + per_worker + (1 if rank < extra else 0)
+    return range(min(first * batch_size, num_samples), min(last * batch_size, num_samples))

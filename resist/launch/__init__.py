@@ -1,41 +1,48 @@
-"""Start a validated run: pre-flight checks, the run directory, the sinks, then the worker(s)."""
+"""Start a validated run: pre-flight checks, the run directory, then the workers."""
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import OmegaConf
 
-from resist.config import Config, DeviceKind
+from resist.config import Config, DeviceKind, LauncherName
 from resist.data.sources import check_available
 from resist.errors import UserError
-from resist.logging import FanOut, MetricSink, Record
-from resist.logging.console import ConsoleSink
-from resist.logging.jsonl import JsonlSink
+from resist.launch.env import DistEnv
+from resist.launch.worker import METRICS_FILE, RESOLVED_CONFIG_FILE, DeviceError, run_worker
+from resist.logging import Record
 
 log = logging.getLogger("resist")
-
-METRICS_FILE = "metrics.jsonl"
-RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 
 
 class RunDirError(UserError):
     pass
 
 
-class DeviceError(UserError):
-    pass
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
-def resolve_device(kind: DeviceKind) -> torch.device:
-    """CUDA for ``auto`` when available, else CPU; ``cuda`` without a GPU is a user error."""
-    if kind == DeviceKind.cuda and not torch.cuda.is_available():
+def check_devices(cfg: Config) -> None:
+    """Fail before any worker starts when the requested devices are not there."""
+    if cfg.device == DeviceKind.cuda and not torch.cuda.is_available():
         raise DeviceError("device: device=cuda but no CUDA GPU is visible (fix: use device=cpu or device=auto)")
-    use_cuda = kind == DeviceKind.cuda or (kind == DeviceKind.auto and torch.cuda.is_available())
-    return torch.device("cuda", 0) if use_cuda else torch.device("cpu")
+    uses_cuda = cfg.device != DeviceKind.cpu and torch.cuda.is_available()
+    if uses_cuda and cfg.num_workers > torch.cuda.device_count():
+        raise DeviceError(
+            f"num_workers: {cfg.num_workers} workers need one GPU each, {torch.cuda.device_count()} "
+            "visible (fix: fewer workers, device=cpu, or a cluster launcher)"
+        )
+    if not uses_cuda and cfg.train.amp.value == "fp16":
+        raise DeviceError("train.amp: fp16 needs CUDA (fix: use train.amp=bf16 on CPU, or device=cuda)")
 
 
 def prepare_run_dir(run_dir: Path, resolved: dict[str, Any]) -> None:
@@ -49,25 +56,25 @@ def prepare_run_dir(run_dir: Path, resolved: dict[str, Any]) -> None:
     OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_CONFIG_FILE)
 
 
-def run_name(cfg: Config) -> str:
-    return f"{cfg.name}-{cfg.protocol.name.value}-S{cfg.num_workers}-seed{cfg.seed}"
+def last_record(run_dir: Path) -> Record:
+    lines = (run_dir / METRICS_FILE).read_text(encoding="utf-8").strip().splitlines()
+    return json.loads(lines[-1])
 
 
 def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
-    """Check the data and device, set up ``run_dir`` and sinks, and train; return the summary."""
+    """Check data and devices, set up ``run_dir``, run the workers; return the run's summary record."""
     check_available(cfg.dataset)
-    device = resolve_device(cfg.device)
+    check_devices(cfg)
     prepare_run_dir(run_dir, resolved)
-    from resist.train.loop import Worker, train
+    port = cfg.launcher.master_port or free_port()
+    if cfg.launcher.name == LauncherName.torchrun:
+        from resist.launch.torchrun import run_torchrun
 
-    sinks: list[MetricSink] = [JsonlSink(run_dir / METRICS_FILE), ConsoleSink(cfg.logger.progress)]
-    if cfg.logger.wandb:
-        from resist.logging.wandb_sink import WandbSink
+        run_torchrun(run_dir, cfg.num_workers)
+        return last_record(run_dir)
+    if cfg.num_workers == 1:
+        return run_worker(cfg, run_dir, DistEnv(0, 1, 0, "127.0.0.1", port, "local"))
+    from resist.launch.local import spawn_workers
 
-        sinks.append(WandbSink(cfg.logger, run_dir, run_name(cfg), cfg.protocol.name.value, resolved))
-    sink = FanOut(sinks)
-    log.info("run %s on %s; run directory %s", run_name(cfg), device, run_dir)
-    try:
-        return train(cfg, Worker(0, 1, device), sink)
-    finally:
-        sink.close()
+    spawn_workers(cfg, run_dir, port)
+    return last_record(run_dir)

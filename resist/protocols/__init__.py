@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from resist.comm import Comm
 from resist.config import Config, ProtocolName
 from resist.protocols.base import Protocol
+from resist.protocols.ddp import DataParallel
+from resist.protocols.local_sgd import LocalSGD
 from resist.protocols.single import SingleWorker
 
 
-def build_protocol(cfg: Config) -> Protocol:
-    """The protocol ``cfg.protocol.name`` selects."""
-    protocols = {ProtocolName.none: SingleWorker}
-    return protocols[cfg.protocol.name]()
+def build_protocol(cfg: Config, comm: Comm) -> Protocol:
+    """The protocol ``cfg.protocol.name`` selects, for the worker that owns ``comm``."""
+    if cfg.protocol.name == ProtocolName.ddp:
+        return DataParallel(comm)
+    if cfg.protocol.name == ProtocolName.local_sgd:
+        return LocalSGD(comm, cfg.protocol)
+    return SingleWorker(comm)

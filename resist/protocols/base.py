@@ -1,7 +1,9 @@
 """The protocol interface the training loop drives.
 
-The loop owns data, forward/backward and the optimizer step; a protocol decides what the worker
-trains and when and how workers synchronise. The loop never branches on the protocol.
+The loop owns data, forward/backward, the optimizer step, evaluation and reporting; a protocol
+decides what module this worker trains and what happens at the end of each round (a round is
+``steps_per_round`` optimizer steps; the last round of a run may be shorter). The loop never
+branches on the protocol.
 """
 
 from __future__ import annotations
@@ -9,25 +11,29 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+import torch
 from torch import nn
+
+from resist.comm import Comm, Purpose
 
 
 class Protocol(ABC):
     name: str
+    steps_per_round: int = 1
+
+    def __init__(self, comm: Comm) -> None:
+        self.comm = comm
 
     @abstractmethod
     def setup(self, model: nn.Module) -> nn.Module:
         """Take the freshly initialised model; return the module this worker trains."""
 
-    def after_backward(self) -> None:
-        """Called after ``loss.backward()``, before the optimizer step."""
-
-    def after_optimizer_step(self, step: int) -> None:
-        """Called after optimizer step ``step`` (1-based count of steps taken); may synchronise."""
+    def end_round(self, optimizer: torch.optim.Optimizer) -> None:
+        """Called after the last optimizer step of every round, on every worker; may synchronise."""
 
     @abstractmethod
-    def eval_model(self) -> nn.Module | None:
-        """The model to evaluate now, or None on a worker that does not evaluate."""
+    def eval_model(self) -> nn.Module:
+        """The synchronised model to evaluate (called at round ends, on every worker)."""
 
     def state_dict(self) -> dict[str, Any]:
         """Protocol state to checkpoint beyond the model and optimizer (none by default)."""
@@ -36,3 +42,14 @@ class Protocol(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state:
             raise ValueError(f"protocol {self.name} has no state to load, got keys {sorted(state)}")
+
+
+def model_state_tensors(model: nn.Module) -> list[torch.Tensor]:
+    """Parameters and floating-point buffers (BatchNorm running statistics), in a fixed order."""
+    return [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
+
+
+def broadcast_initial_state(model: nn.Module, comm: Comm) -> None:
+    """Give every worker rank 0's initial weights (billed to ``init``)."""
+    with torch.no_grad():
+        comm.broadcast(model_state_tensors(model), src=0, purpose=Purpose.init)

@@ -1,32 +1,53 @@
-"""Top-1 / top-5 accuracy and mean cross-entropy of a model on a dataset."""
+"""Distributed evaluation: each worker scores its slice of the test set, sums are all-reduced."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from resist.comm import Comm, Purpose
+from resist.data.sharding import eval_shard
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> dict[str, float]:
-    """``test/loss`` (mean per sample), ``test/acc1`` and ``test/acc5`` (fractions in [0, 1]).
+def evaluate(
+    model: nn.Module, dataset: Dataset, batch_size: int, comm: Comm, loader_workers: int = 0
+) -> dict[str, float]:
+    """``test/loss`` (mean per sample), ``test/acc1`` and ``test/acc5`` (fractions in [0, 1]) of
+    ``model`` on all of ``dataset``.
 
-    The model is put in eval mode and restored to its previous mode afterwards.
+    Every worker evaluates the same (synchronised) model on its own whole batches
+    (:func:`eval_shard`), so no worker sits through a full evaluation and the batches are exactly a
+    single evaluator's; the four sums are all-reduced (billed to ``eval``). The model is put in
+    eval mode and restored to its previous mode afterwards.
     """
+    device = comm.device
+    shard = eval_shard(len(dataset), batch_size, comm.rank, comm.size)  # type: ignore[arg-type]
+    loader = DataLoader(
+        Subset(dataset, shard),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=loader_workers,
+        pin_memory=device.type == "cuda",
+    )
     was_training = model.training
     model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros(2, dtype=torch.int64, device=device)
-    count = 0
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1 hits, top-5 hits, samples
     for images, labels in loader:
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        logits = model(images)
-        loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
-        top = logits.topk(min(5, logits.shape[1]), dim=1).indices
-        hits = top == labels[:, None]
-        correct += torch.stack([hits[:, 0].sum(), hits.any(dim=1).sum()])
-        count += len(labels)
+        logits = model(images).float()
+        hits = logits.topk(min(5, logits.shape[1]), dim=1).indices == labels[:, None]
+        sums += torch.stack(
+            [
+                F.cross_entropy(logits, labels, reduction="sum").double(),
+                hits[:, 0].sum().double(),
+                hits.any(dim=1).sum().double(),
+                torch.tensor(float(len(labels)), device=device),
+            ]
+        )
     model.train(was_training)
-    acc1, acc5 = (correct.double() / count).tolist()
-    return {"test/loss": loss_sum.item() / count, "test/acc1": acc1, "test/acc5": acc5}
+    comm.all_reduce([sums], Purpose.eval, average=False)
+    loss, top1, top5, count = sums.tolist()
+    return {"test/loss": loss / count, "test/acc1": top1 / count, "test/acc5": top5 / count}

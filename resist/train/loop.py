@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from resist.config import Config, EvalUnit
+from resist.comm import Comm
+from resist.config import AmpMode, Config, EvalUnit
 from resist.data import sources
 from resist.data.batches import BatchStream
 from resist.logging import MetricSink, Record
@@ -18,71 +19,105 @@ from resist.models.spec import ARCHITECTURES
 from resist.protocols import build_protocol
 from resist.seeding import derive_seed
 from resist.train.evaluate import evaluate
+from resist.train.memory import held_bytes, peak_memory_bytes
+from resist.train.report import Reporter
 from resist.train.schedule import lr_at
 
 
 @dataclass(frozen=True)
-class Worker:
-    """Where this process sits: its rank among ``num_workers`` and its device."""
-
-    rank: int = 0
-    num_workers: int = 1
-    device: torch.device = torch.device("cpu")
-
-
-@dataclass(frozen=True)
 class StepPlan:
-    """How many optimizer steps the run takes, and when it evaluates."""
+    """The run's schedule in optimizer steps: its length, its rounds, when it logs and evaluates.
+
+    A round is ``steps_per_round`` steps (the last may be shorter); logging and evaluation happen at
+    round ends, at the first one at or after each multiple of their interval, and at the end.
+    """
 
     steps_per_epoch: int
     total_steps: int
+    steps_per_round: int
     eval_every_steps: int
+    log_every_steps: int
 
     @classmethod
-    def from_config(cls, cfg: Config, steps_per_epoch: int) -> StepPlan:
+    def from_config(cls, cfg: Config, steps_per_epoch: int, steps_per_round: int) -> StepPlan:
         total = cfg.train.epochs * steps_per_epoch
         if cfg.train.max_steps is not None:
             total = min(total, cfg.train.max_steps)
-        unit = steps_per_epoch if cfg.train.eval_unit == EvalUnit.epochs else 1
-        return cls(steps_per_epoch, total, cfg.train.eval_every * unit)
+        unit = {EvalUnit.steps: 1, EvalUnit.epochs: steps_per_epoch, EvalUnit.rounds: steps_per_round}
+        return cls(
+            steps_per_epoch,
+            total,
+            steps_per_round,
+            cfg.train.eval_every * unit[cfg.train.eval_unit],
+            cfg.train.log_every_steps,
+        )
+
+    @property
+    def num_rounds(self) -> int:
+        return -(-self.total_steps // self.steps_per_round)
+
+    def ends_round(self, steps_done: int) -> bool:
+        return steps_done % self.steps_per_round == 0 or steps_done == self.total_steps
+
+    def _due(self, steps_done: int, every: int) -> bool:
+        previous_round_end = (steps_done - 1) // self.steps_per_round * self.steps_per_round
+        return steps_done // every > previous_round_end // every or steps_done == self.total_steps
+
+    def logs_after(self, steps_done: int) -> bool:
+        """Whether the round ending after ``steps_done`` steps writes a train record."""
+        return self._due(steps_done, self.log_every_steps)
 
     def evaluates_after(self, steps_done: int) -> bool:
-        """Evaluate after ``steps_done`` steps: every ``eval_every_steps`` and at the end."""
-        return steps_done % self.eval_every_steps == 0 or steps_done == self.total_steps
+        """Whether the round ending after ``steps_done`` steps evaluates."""
+        return self._due(steps_done, self.eval_every_steps)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """This process's (or thread's) place in the run: its ``Comm`` knows rank, size and device."""
+
+    comm: Comm
+
+    @property
+    def rank(self) -> int:
+        return self.comm.rank
+
+
+def _autocast(cfg: Config, device: torch.device) -> contextlib.AbstractContextManager:
+    if cfg.train.amp == AmpMode.off:
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if cfg.train.amp == AmpMode.bf16 else torch.float16
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
-    """Train as ``worker``, sending records to ``sink``; return the summary record.
+    """Train as ``worker``; rank 0 sends records to ``sink``. Returns the summary record.
 
-    Randomness is derived from ``cfg.seed``: model initialisation (same on every worker), data order
-    (per the sharding mode) and augmentation (per worker). Deterministic on CPU.
+    Randomness is derived from ``cfg.seed``: model initialisation (then rank 0's weights are
+    broadcast), data order (per the sharding mode) and augmentation (per worker). Deterministic on CPU.
     """
+    comm, device = worker.comm, worker.comm.device
     data = sources.load(cfg.dataset, cfg.seed)
     torch.manual_seed(derive_seed(cfg.seed, "init"))
     model = build_model(ARCHITECTURES[cfg.model.arch], data.num_classes, data.in_channels, cfg.model.batchnorm)
-    model = model.to(worker.device)
+    model = model.to(device, memory_format=torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
     torch.manual_seed(derive_seed(cfg.seed, "augment", worker.rank))
 
-    protocol = build_protocol(cfg)
+    protocol = build_protocol(cfg, comm)
     module = protocol.setup(model)
+    if cfg.train.compile:
+        module = torch.compile(module)
     stream = BatchStream(
         data.train,
         cfg.train.batch_size,
-        worker.num_workers,
-        worker.rank,
+        comm.size,
+        comm.rank,
         cfg.seed,
         cfg.dataset.sharding,
         cfg.dataset.loader_workers,
-        worker.device,
+        device,
     )
-    test_loader = DataLoader(
-        data.test,
-        batch_size=cfg.train.eval_batch_size,
-        shuffle=False,
-        num_workers=cfg.dataset.loader_workers,
-        pin_memory=worker.device.type == "cuda",
-    )
-    plan = StepPlan.from_config(cfg, stream.steps_per_epoch)
+    plan = StepPlan.from_config(cfg, stream.steps_per_epoch, protocol.steps_per_round)
     optimizer = torch.optim.SGD(
         module.parameters(),
         lr=cfg.optim.lr,
@@ -90,89 +125,56 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
         weight_decay=cfg.optim.weight_decay,
         nesterov=cfg.optim.nesterov,
     )
-
-    sink.log(
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == AmpMode.fp16)
+    reporter = Reporter(comm, sink)
+    reporter.start(
         {
-            "event": "start",
-            "step": 0,
             "total_steps": plan.total_steps,
             "steps_per_epoch": plan.steps_per_epoch,
-            "num_workers": worker.num_workers,
+            "steps_per_round": plan.steps_per_round,
+            "num_rounds": plan.num_rounds,
+            "num_workers": comm.size,
+            "protocol": protocol.name,
             "model/params": count_parameters(model),
             "data": data.description,
         }
     )
-    start = time.perf_counter()
-    compute_s = eval_s = 0.0
-    loss_sum = torch.zeros((), device=worker.device)
-    correct = torch.zeros((), dtype=torch.int64, device=worker.device)
-    seen = samples = 0
+
     last_eval: Record = {}
     module.train()
     for step in range(plan.total_steps):
+        steps_done = step + 1
+        if step % plan.steps_per_round == 0:
+            comm.ledger.start_round(step // plan.steps_per_round)
         tick = time.perf_counter()
         images, labels = next(stream)
+        if cfg.train.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         lr = lr_at(step, plan.total_steps, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        logits = module(images)
-        loss = F.cross_entropy(logits, labels)
-        loss.backward()
-        protocol.after_backward()
-        optimizer.step()
-        protocol.after_optimizer_step(step + 1)
-        loss_sum += loss.detach() * len(labels)
-        correct += (logits.detach().argmax(dim=1) == labels).sum()
-        seen += len(labels)
-        samples += len(labels)
-        compute_s += time.perf_counter() - tick
+        with _autocast(cfg, device):
+            logits = module(images)
+            loss = F.cross_entropy(logits, labels)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        reporter.add_batch(loss.detach(), logits.detach(), labels, time.perf_counter() - tick)
+        if not plan.ends_round(steps_done):
+            continue
 
-        steps_done = step + 1
+        tick = time.perf_counter()
+        protocol.end_round(optimizer)
+        reporter.add_sync_seconds(time.perf_counter() - tick)
         epoch = steps_done / plan.steps_per_epoch
-        if steps_done % cfg.train.log_every_steps == 0 or steps_done == plan.total_steps:
-            sink.log(
-                {
-                    "event": "train",
-                    "step": steps_done,
-                    "epoch": epoch,
-                    "samples": samples,
-                    "lr": lr,
-                    "train/loss": loss_sum.item() / seen,
-                    "train/acc1": correct.item() / seen,
-                    "time/elapsed_s": time.perf_counter() - start,
-                    "time/compute_s": compute_s,
-                }
+        evaluates = plan.evaluates_after(steps_done)
+        if evaluates or plan.logs_after(steps_done):  # an eval record carries fresh cumulative bytes
+            reporter.train_record(steps_done, epoch, lr, peak_memory_bytes(device), held_bytes(module, optimizer))
+        if evaluates:
+            tick = time.perf_counter()
+            last_eval = evaluate(
+                protocol.eval_model(), data.test, cfg.train.eval_batch_size, comm, cfg.dataset.loader_workers
             )
-            loss_sum.zero_()
-            correct.zero_()
-            seen = 0
-        if plan.evaluates_after(steps_done):
-            eval_model = protocol.eval_model()
-            if eval_model is not None:
-                tick = time.perf_counter()
-                last_eval = evaluate(eval_model, test_loader, worker.device)
-                eval_s += time.perf_counter() - tick
-                sink.log(
-                    {
-                        "event": "eval",
-                        "step": steps_done,
-                        "epoch": epoch,
-                        **last_eval,
-                        "time/elapsed_s": time.perf_counter() - start,
-                        "time/eval_s": eval_s,
-                    }
-                )
-
-    summary = {
-        "event": "summary",
-        "step": plan.total_steps,
-        "epoch": plan.total_steps / plan.steps_per_epoch,
-        "samples": samples,
-        **last_eval,
-        "time/elapsed_s": time.perf_counter() - start,
-        "time/compute_s": compute_s,
-        "time/eval_s": eval_s,
-    }
-    sink.log(summary)
-    return summary
+            reporter.eval_record(steps_done, epoch, last_eval, time.perf_counter() - tick)
+    return reporter.summary(plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval)

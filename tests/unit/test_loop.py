@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from resist.comm.groups import run_in_threads
 from resist.config import Config, DatasetName, EvalUnit
 from resist.train.loop import StepPlan, Worker, train
 
@@ -29,24 +30,43 @@ def _config(**train_changes) -> Config:
     return cfg
 
 
+def _points(plan: StepPlan, due) -> list[int]:
+    return [s for s in range(1, plan.total_steps + 1) if plan.ends_round(s) and due(s)]
+
+
 def test_step_plan_in_epochs_and_steps():
     cfg = _config(epochs=4, eval_every=2, eval_unit=EvalUnit.epochs)
-    plan = StepPlan.from_config(cfg, steps_per_epoch=23)
-    assert (plan.total_steps, plan.eval_every_steps) == (92, 46)
-    assert [s for s in range(1, 93) if plan.evaluates_after(s)] == [46, 92]
+    plan = StepPlan.from_config(cfg, steps_per_epoch=23, steps_per_round=1)
+    assert (plan.total_steps, plan.eval_every_steps, plan.num_rounds) == (92, 46, 92)
+    assert _points(plan, plan.evaluates_after) == [46, 92]
     cfg = _config(epochs=4, max_steps=50, eval_every=20, eval_unit=EvalUnit.steps)
-    plan = StepPlan.from_config(cfg, steps_per_epoch=23)
-    assert [s for s in range(1, plan.total_steps + 1) if plan.evaluates_after(s)] == [20, 40, 50]
+    plan = StepPlan.from_config(cfg, steps_per_epoch=23, steps_per_round=1)
+    assert _points(plan, plan.evaluates_after) == [20, 40, 50]
+
+
+def test_step_plan_with_rounds():
+    """Rounds of 50 steps, 391 steps per epoch (the paper's CIFAR setup): evaluation at the first round
+    end at or after each epoch, logging at round ends only, and a short last round."""
+    cfg = _config(epochs=2, eval_every=1, eval_unit=EvalUnit.epochs, log_every_steps=10)
+    plan = StepPlan.from_config(cfg, steps_per_epoch=391, steps_per_round=50)
+    assert (plan.total_steps, plan.num_rounds) == (782, 16)
+    assert [s for s in range(1, 783) if plan.ends_round(s)] == [*range(50, 782, 50), 782]
+    assert _points(plan, plan.evaluates_after) == [400, 782]
+    assert _points(plan, plan.logs_after) == [*range(50, 782, 50), 782]
+    cfg = _config(epochs=2, eval_every=3, eval_unit=EvalUnit.rounds, log_every_steps=120)
+    plan = StepPlan.from_config(cfg, steps_per_epoch=391, steps_per_round=50)
+    assert _points(plan, plan.evaluates_after) == [150, 300, 450, 600, 750, 782]
+    assert _points(plan, plan.logs_after) == [150, 250, 400, 500, 600, 750, 782]
 
 
 def _train(cfg: Config) -> list[dict]:
     sink = ListSink()
-    train(cfg, Worker(), sink)
+    run_in_threads(1, lambda comm: train(cfg, Worker(comm), sink))
     return sink.records
 
 
 def _numbers(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if not k.startswith("time/")} for r in records]
+    return [{k: v for k, v in r.items() if not k.startswith(("time/", "memory/peak"))} for r in records]
 
 
 def test_training_is_deterministic_on_cpu_for_a_seed():

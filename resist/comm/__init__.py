@@ -1,0 +1,8 @@
+"""The only package that touches torch.distributed: ``Comm`` (every transfer, billed to a ledger),
+the byte cost model, and process groups (per process, or per thread for the in-process backend)."""
+
+from resist.comm.comm import Comm, payload_bytes
+from resist.comm.cost import Op, wire_bytes
+from resist.comm.ledger import Ledger, LedgerEntry, Purpose, Totals
+
+__all__ = ["Comm", "Ledger", "LedgerEntry", "Op", "Purpose", "Totals", "payload_bytes", "wire_bytes"]

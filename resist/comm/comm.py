@@ -1,0 +1,198 @@
+"""``Comm``: the one door to the network. Every collective and point-to-point transfer of the project
+goes through it, and each is recorded in its :class:`Ledger`.
+
+A ``Comm`` wraps a torch.distributed ``ProcessGroup`` — the default group of a process started by
+the local launcher, torchrun or SLURM (NCCL on GPUs, gloo on CPU), or a gloo group of a thread
+worker in the in-process backend (:mod:`resist.comm.groups`). Operations take lists of tensors and
+move them as one flat bucket (per dtype), in place.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.distributed as dist
+from torch._utils import _unflatten_dense_tensors
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+from resist.comm.cost import Op, wire_bytes
+from resist.comm.ledger import Ledger, LedgerEntry, Purpose
+
+
+def payload_bytes(tensors: Sequence[torch.Tensor]) -> int:
+    """``Σ numel × element size`` over ``tensors``."""
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def _buckets(tensors: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """Group tensors by dtype (one flat bucket each), keeping their order within a dtype."""
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for tensor in tensors:
+        by_dtype.setdefault(tensor.dtype, []).append(tensor)
+    return list(by_dtype.values())
+
+
+def _flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A new 1-D tensor holding ``tensors`` back to back (never a view of them)."""
+    return torch.cat([t.detach().reshape(-1) for t in tensors])
+
+
+class Comm:
+    """Collectives and point-to-point transfers among ``size`` ranks, each billed to a purpose.
+
+    ``round`` is set by the training loop; entries are tagged with it.
+    """
+
+    def __init__(self, group: dist.ProcessGroup, rank: int, size: int, device: torch.device) -> None:
+        self.group, self.rank, self.size, self.device = group, rank, size, device
+        self.ledger = Ledger()
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _bill(
+        self, op: Op, purpose: Purpose, payload: int, group_size: int, peer: int | None, is_root: bool, seconds: float
+    ) -> None:
+        self.ledger.record(
+            LedgerEntry(
+                op,
+                purpose,
+                payload,
+                wire_bytes(op, payload, group_size, is_root),
+                group_size,
+                peer,
+                self.ledger.round,
+                seconds,
+            )
+        )
+
+    def _wait(self, works: Sequence[dist.Work]) -> None:
+        for work in works:
+            work.wait()
+        if self.device.type == "cuda":
+            torch.cuda.current_stream(self.device).synchronize()
+
+    def _flat_collective(
+        self,
+        tensors: Sequence[torch.Tensor],
+        run: Callable[[torch.Tensor], dist.Work],
+        finish: Callable[[torch.Tensor], None] | None = None,
+    ) -> float:
+        """Run ``run`` on one flat buffer per dtype bucket, copy results back; return seconds."""
+        start = time.perf_counter()
+        flats, buckets = [], _buckets(tensors)
+        works = []
+        for bucket in buckets:
+            flat = _flat_copy(bucket)
+            flats.append(flat)
+            works.append(run(flat))
+        self._wait(works)
+        for flat, bucket in zip(flats, buckets, strict=True):
+            if finish is not None:
+                finish(flat)
+            for tensor, result in zip(bucket, _unflatten_dense_tensors(flat, bucket), strict=True):
+                tensor.detach().copy_(result)
+        return time.perf_counter() - start
+
+    # -- collectives --------------------------------------------------------------------------
+
+    def all_reduce(self, tensors: Sequence[torch.Tensor], purpose: Purpose, average: bool = True) -> None:
+        """Sum (or average) ``tensors`` over all ranks, in place."""
+        if not tensors:
+            return
+        opts = dist.AllreduceOptions()
+        opts.reduceOp = dist.ReduceOp.SUM
+        seconds = self._flat_collective(
+            tensors,
+            lambda flat: self.group.allreduce([flat], opts),
+            (lambda flat: flat.div_(self.size)) if average else None,
+        )
+        self._bill(Op.all_reduce, purpose, payload_bytes(tensors), self.size, None, False, seconds)
+
+    def broadcast(self, tensors: Sequence[torch.Tensor], src: int, purpose: Purpose) -> None:
+        """Overwrite ``tensors`` on every rank with rank ``src``'s values."""
+        if not tensors:
+            return
+        opts = dist.BroadcastOptions()
+        opts.rootRank = src
+        seconds = self._flat_collective(tensors, lambda flat: self.group.broadcast([flat], opts))
+        self._bill(Op.broadcast, purpose, payload_bytes(tensors), self.size, src, self.rank == src, seconds)
+
+    def reduce(self, tensors: Sequence[torch.Tensor], dst: int, purpose: Purpose, average: bool = True) -> None:
+        """Sum (or average) ``tensors`` onto rank ``dst``; other ranks' tensors are left as they were."""
+        if not tensors:
+            return
+        opts = dist.ReduceOptions()
+        opts.reduceOp, opts.rootRank = dist.ReduceOp.SUM, dst
+        if self.rank == dst:
+            finish = (lambda flat: flat.div_(self.size)) if average else None
+            seconds = self._flat_collective(tensors, lambda flat: self.group.reduce([flat], opts), finish)
+        else:  # gloo may use the buffer as scratch: reduce a copy so our tensors stay untouched
+            start = time.perf_counter()
+            copies = [_flat_copy(bucket) for bucket in _buckets(tensors)]
+            self._wait([self.group.reduce([flat], opts) for flat in copies])
+            seconds = time.perf_counter() - start
+        self._bill(Op.reduce, purpose, payload_bytes(tensors), self.size, dst, self.rank == dst, seconds)
+
+    def all_gather(self, tensor: torch.Tensor, purpose: Purpose) -> list[torch.Tensor]:
+        """Every rank's ``tensor`` (same shape and dtype on all ranks), in rank order."""
+        start = time.perf_counter()
+        outputs = [torch.empty_like(tensor) for _ in range(self.size)]
+        self._wait([self.group.allgather([outputs], [tensor.contiguous()])])
+        self._bill(Op.all_gather, purpose, payload_bytes([tensor]), self.size, None, False, time.perf_counter() - start)
+        return outputs
+
+    def exchange(
+        self,
+        sends: Sequence[tuple[int, Sequence[torch.Tensor]]],
+        recvs: Sequence[tuple[int, Sequence[torch.Tensor]]],
+        purpose: Purpose,
+    ) -> None:
+        """Batched point-to-point: send each ``(peer, tensors)`` of ``sends`` as one flat bucket and
+        receive each ``(peer, tensors)`` of ``recvs`` into the given tensors, all concurrently.
+
+        Every send must be matched by the peer's receive of tensors with the same shapes and dtype.
+        """
+        start = time.perf_counter()
+        works, inbound = [], []
+        for peer, tensors in sends:
+            works.append(self.group.send([_flat_copy(tensors)], peer, 0))
+        for peer, tensors in recvs:
+            flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
+            works.append(self.group.recv([flat], peer, 0))
+            inbound.append((flat, tensors))
+        self._wait(works)
+        for flat, tensors in inbound:
+            for tensor, result in zip(tensors, _unflatten_dense_tensors(flat, list(tensors)), strict=True):
+                tensor.detach().copy_(result)
+        seconds = time.perf_counter() - start
+        for peer, tensors in sends:
+            self._bill(Op.send, purpose, payload_bytes(tensors), 2, peer, False, seconds)
+        for peer, tensors in recvs:
+            self._bill(Op.recv, purpose, payload_bytes(tensors), 2, peer, False, seconds)
+
+    def barrier(self) -> None:
+        """Wait for every rank (moves no payload; not billed)."""
+        self._wait([self.group.barrier()])
+
+    def ddp_comm_hook(self, purpose: Purpose = Purpose.train_sync):
+        """A DDP communication hook: torch's default all-reduce hook, billed to the ledger.
+
+        Register it with ``ddp.register_comm_hook(state=None, hook=comm.ddp_comm_hook())``.
+        """
+
+        def hook(_state, bucket):  # unannotated: DDP inspects annotations, which are strings here
+            start = time.perf_counter()
+            buffer = bucket.buffer()
+            future = default_hooks.allreduce_hook(self.group, bucket)
+
+            def billed(fut: torch.futures.Future[torch.Tensor]) -> torch.Tensor:
+                self._bill(
+                    Op.all_reduce, purpose, payload_bytes([buffer]), self.size, None, False, time.perf_counter() - start
+                )
+                return fut.value()
+
+            return future.then(billed)
+
+        return hook

@@ -1,0 +1,105 @@
+"""The ledger: a record of every communication operation of one rank.
+
+Each operation is a :class:`LedgerEntry` (op, purpose, payload bytes, modeled wire bytes, group
+size, peer, round, seconds). The ledger keeps the entries of the current round (for inspection)
+and running totals per purpose, per round and overall, so it stays small over long runs.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+from resist.comm.cost import Op
+
+
+class Purpose(str, Enum):
+    """Why bytes moved: ``init`` (initial weights), ``train_sync`` (gradient/parameter averaging),
+    ``handoff`` (ResIST blocks to their next holder), ``eval`` (evaluation), ``metrics`` (reporting)."""
+
+    init = "init"
+    train_sync = "train_sync"
+    handoff = "handoff"
+    eval = "eval"
+    metrics = "metrics"
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    op: Op
+    purpose: Purpose
+    payload_bytes: int
+    wire_bytes: float
+    group_size: int
+    peer: int | None
+    round: int
+    seconds: float
+
+
+@dataclass
+class Totals:
+    """Sums over a set of entries."""
+
+    payload_bytes: int = 0
+    wire_bytes: float = 0.0
+    seconds: float = 0.0
+    operations: int = 0
+
+    def add(self, entry: LedgerEntry) -> None:
+        self.payload_bytes += entry.payload_bytes
+        self.wire_bytes += entry.wire_bytes
+        self.seconds += entry.seconds
+        self.operations += 1
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.round = 0
+        self.round_entries: list[LedgerEntry] = []
+        self.cumulative: dict[Purpose, Totals] = defaultdict(Totals)
+        self.per_round: dict[int, dict[Purpose, Totals]] = defaultdict(lambda: defaultdict(Totals))
+
+    def record(self, entry: LedgerEntry) -> None:
+        self.round_entries.append(entry)
+        self.cumulative[entry.purpose].add(entry)
+        self.per_round[entry.round][entry.purpose].add(entry)
+
+    def start_round(self, round_index: int) -> None:
+        """Entries recorded from now on belong to ``round_index``; the previous round's entry list is
+        dropped (its totals remain)."""
+        self.round = round_index
+        self.round_entries = []
+
+    def total(self, purposes: tuple[Purpose, ...] | None = None) -> Totals:
+        """Cumulative totals over ``purposes`` (all when None)."""
+        result = Totals()
+        for purpose, totals in self.cumulative.items():
+            if purposes is None or purpose in purposes:
+                result.payload_bytes += totals.payload_bytes
+                result.wire_bytes += totals.wire_bytes
+                result.seconds += totals.seconds
+                result.operations += totals.operations
+        return result
+
+    def state_dict(self) -> dict[str, Any]:
+        def plain(table: dict[Purpose, Totals]) -> dict[str, dict[str, Any]]:
+            return {purpose.value: asdict(totals) for purpose, totals in table.items()}
+
+        return {
+            "round": self.round,
+            "cumulative": plain(self.cumulative),
+            "per_round": {r: plain(table) for r, table in self.per_round.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        def totals(table: dict[str, dict[str, Any]]) -> dict[Purpose, Totals]:
+            result: dict[Purpose, Totals] = defaultdict(Totals)
+            result.update({Purpose(p): Totals(**values) for p, values in table.items()})
+            return result
+
+        self.round, self.round_entries = state["round"], []
+        self.cumulative = totals(state["cumulative"])
+        self.per_round = defaultdict(lambda: defaultdict(Totals))
+        self.per_round.update({int(r): totals(table) for r, table in state["per_round"].items()})

@@ -1,0 +1,81 @@
+"""The worker entry every launcher runs: join the process group, train, write (rank 0) the records."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+from omegaconf import OmegaConf
+
+from resist.comm.groups import init_process_comm, shutdown_process_comm
+from resist.config import Config, DeviceKind
+from resist.errors import UserError
+from resist.launch.env import DistEnv, cpu_threads_per_worker
+from resist.logging import FanOut, MetricSink, Record
+from resist.logging.console import ConsoleSink
+from resist.logging.jsonl import JsonlSink
+
+log = logging.getLogger("resist")
+
+METRICS_FILE = "metrics.jsonl"
+RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+
+
+class DeviceError(UserError):
+    pass
+
+
+def run_name(cfg: Config) -> str:
+    return f"{cfg.name}-{cfg.protocol.name.value}-S{cfg.num_workers}-seed{cfg.seed}"
+
+
+def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
+    """``cuda:<local_rank>`` when CUDA is used (``auto`` with a GPU, or ``cuda``), else CPU."""
+    if kind == DeviceKind.cuda and not torch.cuda.is_available():
+        raise DeviceError("device: device=cuda but no CUDA GPU is visible (fix: use device=cpu or device=auto)")
+    if kind == DeviceKind.cpu or not torch.cuda.is_available():
+        return torch.device("cpu")
+    if local_rank >= torch.cuda.device_count():
+        raise DeviceError(
+            f"device: worker with local rank {local_rank} needs GPU {local_rank}, but only "
+            f"{torch.cuda.device_count()} are visible (fix: fewer workers per node, or device=cpu)"
+        )
+    return torch.device("cuda", local_rank)
+
+
+def load_config(run_dir: Path) -> Config:
+    """The typed config of a prepared run directory (its ``resolved_config.yaml``)."""
+    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE))
+    typed = OmegaConf.to_object(merged)
+    assert isinstance(typed, Config)
+    return typed
+
+
+def _sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
+    sinks: list[MetricSink] = [JsonlSink(run_dir / METRICS_FILE), ConsoleSink(cfg.logger.progress)]
+    if cfg.logger.wandb:
+        from resist.logging.wandb_sink import WandbSink
+
+        resolved = OmegaConf.to_container(OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE))
+        sinks.append(WandbSink(cfg.logger, run_dir, run_name(cfg), cfg.protocol.name.value, resolved))
+    return sinks
+
+
+def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1) -> Record:
+    """Train as the worker ``env`` describes; rank 0 writes the run's records. Returns the summary."""
+    from resist.train.loop import Worker, train
+
+    device = worker_device(cfg.device, env.local_rank)
+    if device.type == "cpu":
+        torch.set_num_threads(cpu_threads_per_worker(os.environ, os.cpu_count() or 1, local_workers))
+    comm = init_process_comm(env.rank, env.world_size, env.master_addr, env.master_port, device)
+    sink = FanOut(_sinks(cfg, run_dir) if env.rank == 0 else [])
+    try:
+        if env.rank == 0:
+            log.info("run %s: %d worker(s) on %s; run directory %s", run_name(cfg), env.world_size, device, run_dir)
+        return train(cfg, Worker(comm), sink)
+    finally:
+        sink.close()
+        shutdown_process_comm()

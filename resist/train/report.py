@@ -1,0 +1,151 @@
+"""Records of a run: per-worker statistics and ledgers gathered to rank 0, which alone writes.
+
+Keys (see README): ``train/*`` over all workers' samples since the previous train record;
+``comm/*`` from the workers' ledgers in both conventions (``payload`` and modeled ``wire`` bytes):
+``comm/<convention>_bytes`` since the previous train record summed over workers,
+``comm/<convention>_bytes_per_worker`` the same divided by the number of workers,
+``comm/cum_<convention>_bytes`` cumulative over workers, ``comm/cum_<convention>_bytes/<purpose>``
+cumulative per purpose; ``memory/*`` per worker (lists) and their maximum; ``time/*`` rank 0's clocks.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import torch
+
+from resist.comm import Comm, Purpose
+from resist.logging import MetricSink, Record
+
+_STATS = ["loss_sum", "correct", "seen", "compute_s", "sync_s", "peak_bytes", "held_bytes"]
+_PURPOSES = list(Purpose)
+_CONVENTIONS = ["payload", "wire"]
+
+
+class Reporter:
+    def __init__(self, comm: Comm, sink: MetricSink) -> None:
+        self.comm, self.sink = comm, sink
+        self.is_writer = comm.rank == 0
+        self.start_time = time.perf_counter()
+        self.loss_sum = torch.zeros((), dtype=torch.float64, device=comm.device)
+        self.correct = torch.zeros((), dtype=torch.float64, device=comm.device)
+        self.seen = self.samples = 0
+        self.compute_s = self.sync_s = self.eval_s = 0.0
+        self.peak_bytes = self.held_bytes = 0
+        self._previous_totals = {c: 0.0 for c in _CONVENTIONS}
+        self._comm_keys: dict[str, Any] = {}
+
+    def _log(self, record: Record) -> None:
+        if self.is_writer:
+            self.sink.log(record)
+
+    def start(self, info: dict[str, Any]) -> None:
+        self._log({"event": "start", "step": 0, **info})
+
+    def add_batch(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, seconds: float) -> None:
+        """Account one training batch (no device synchronisation)."""
+        self.loss_sum += loss.double() * len(labels)
+        self.correct += (logits.argmax(dim=1) == labels).sum()
+        self.seen += len(labels)
+        self.samples += len(labels)
+        self.compute_s += seconds
+
+    def add_sync_seconds(self, seconds: float) -> None:
+        self.sync_s += seconds
+
+    def _gather(self) -> torch.Tensor:
+        """Every worker's statistics and per-purpose cumulative ledger totals: (workers, fields)."""
+        ledger = self.comm.ledger.cumulative
+        local = [
+            self.loss_sum.item(),
+            self.correct.item(),
+            float(self.seen),
+            self.compute_s,
+            self.sync_s,
+            float(self.peak_bytes),
+            float(self.held_bytes),
+        ]
+        for purpose in _PURPOSES:
+            local += [float(ledger[purpose].payload_bytes), ledger[purpose].wire_bytes]
+        vector = torch.tensor(local, dtype=torch.float64, device=self.comm.device)
+        return torch.stack(self.comm.all_gather(vector, Purpose.metrics)).cpu()
+
+    def _comm_record(self, table: torch.Tensor) -> dict[str, Any]:
+        record: dict[str, Any] = {}
+        ledger = table[:, len(_STATS) :].reshape(table.shape[0], len(_PURPOSES), len(_CONVENTIONS))
+        for c, convention in enumerate(_CONVENTIONS):
+            cumulative = ledger[:, :, c].sum().item()
+            record[f"comm/cum_{convention}_bytes"] = cumulative
+            for p, purpose in enumerate(_PURPOSES):
+                record[f"comm/cum_{convention}_bytes/{purpose.value}"] = ledger[:, p, c].sum().item()
+            record[f"comm/cum_{convention}_bytes_per_worker"] = ledger[:, :, c].sum(dim=1).tolist()
+        return record
+
+    def train_record(self, step: int, epoch: float, lr: float, peak_bytes: int, held_bytes: int) -> None:
+        """Gather the workers' statistics (billed to ``metrics``) and write a ``train`` record."""
+        self.peak_bytes, self.held_bytes = peak_bytes, held_bytes
+        table = self._gather()
+        stats = {name: table[:, i] for i, name in enumerate(_STATS)}
+        seen = stats["seen"].sum().item()
+        record: dict[str, Any] = {
+            "event": "train",
+            "step": step,
+            "epoch": epoch,
+            "samples": self.samples,
+            "lr": lr,
+            "train/loss": stats["loss_sum"].sum().item() / seen,
+            "train/acc1": stats["correct"].sum().item() / seen,
+            **self._comm_record(table),
+            "memory/peak_bytes_per_worker": stats["peak_bytes"].tolist(),
+            "memory/peak_bytes_max": stats["peak_bytes"].max().item(),
+            "memory/held_bytes_per_worker": stats["held_bytes"].tolist(),
+            "memory/held_bytes_max": stats["held_bytes"].max().item(),
+            "time/elapsed_s": time.perf_counter() - self.start_time,
+            "time/compute_s": self.compute_s,
+            "time/sync_s": self.sync_s,
+            "time/eval_s": self.eval_s,
+        }
+        workers = table.shape[0]
+        for convention in _CONVENTIONS:
+            interval = record[f"comm/cum_{convention}_bytes"] - self._previous_totals[convention]
+            self._previous_totals[convention] = record[f"comm/cum_{convention}_bytes"]
+            record[f"comm/{convention}_bytes"] = interval
+            record[f"comm/{convention}_bytes_per_worker"] = interval / workers
+        self._comm_keys = {f"comm/cum_{c}_bytes": record[f"comm/cum_{c}_bytes"] for c in _CONVENTIONS}
+        self._log(record)
+        self.loss_sum.zero_()
+        self.correct.zero_()
+        self.seen = 0
+
+    def eval_record(self, step: int, epoch: float, metrics: dict[str, float], seconds: float) -> None:
+        """Write an ``eval`` record; it carries the cumulative bytes of the latest train record, so
+        accuracy can be plotted against bytes and against wall-clock from eval records alone."""
+        self.eval_s += seconds
+        self._log(
+            {
+                "event": "eval",
+                "step": step,
+                "epoch": epoch,
+                **metrics,
+                **self._comm_keys,
+                "time/elapsed_s": time.perf_counter() - self.start_time,
+                "time/eval_s": self.eval_s,
+            }
+        )
+
+    def summary(self, step: int, epoch: float, last_eval: dict[str, float]) -> Record:
+        record = {
+            "event": "summary",
+            "step": step,
+            "epoch": epoch,
+            "samples": self.samples,
+            **last_eval,
+            **self._comm_keys,
+            "time/elapsed_s": time.perf_counter() - self.start_time,
+            "time/compute_s": self.compute_s,
+            "time/sync_s": self.sync_s,
+            "time/eval_s": self.eval_s,
+        }
+        self._log(record)
+        return record

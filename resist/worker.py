@@ -1,0 +1,38 @@
+"""Worker entry for external launchers: ``python -m resist.worker RUN_DIR``.
+
+Runs one worker of a run directory prepared by ``python -m resist.run`` (its
+``resolved_config.yaml``), at the position torchrun or SLURM gives it through the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+from resist.errors import UserError
+from resist.launch.env import DistEnvError, parse_dist_env
+from resist.launch.worker import load_config, run_worker
+
+
+def main(argv: list[str]) -> None:
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    if len(argv) != 1:
+        sys.exit("usage: python -m resist.worker RUN_DIR  (under torchrun or srun)")
+    try:
+        env = parse_dist_env(os.environ)
+        if env is None:
+            raise DistEnvError(
+                "RANK/SLURM_PROCID: no torchrun or SLURM environment (fix: start this module with "
+                "torchrun or srun, or use python -m resist.run for a local run)"
+            )
+        run_dir = Path(argv[0])
+        run_worker(load_config(run_dir), run_dir, env)
+    except UserError as exc:
+        print(f"resist: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,83 @@
+"""Comm on in-process thread workers: every operation's result and its ledger entry."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resist.comm import Op, Purpose
+from resist.comm.groups import ThreadWorkerError, run_in_threads
+
+
+def _entries(comm):
+    return [(e.op, e.purpose, e.payload_bytes, e.wire_bytes, e.group_size, e.peer) for e in comm.ledger.round_entries]
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_collectives_and_their_ledger(size):
+    def scenario(comm):
+        r = comm.rank
+        mixed = [torch.full((3,), float(r + 1), dtype=torch.float64), torch.full((2, 2), 2.0 * r)]
+        comm.all_reduce(mixed, Purpose.train_sync)
+        summed = [torch.tensor([float(r)])]
+        comm.all_reduce(summed, Purpose.metrics, average=False)
+        shared = [torch.full((4,), float(r))]
+        comm.broadcast(shared, src=1, purpose=Purpose.init)
+        reduced = [torch.full((2,), float(r + 1))]
+        comm.reduce(reduced, dst=0, purpose=Purpose.train_sync)
+        gathered = comm.all_gather(torch.tensor([r, 10 * r]), Purpose.metrics)
+        inbox = torch.zeros(5)
+        comm.exchange([((r + 1) % size, [torch.full((5,), float(r))])], [((r - 1) % size, [inbox])], Purpose.handoff)
+        return mixed, summed, shared, reduced, gathered, inbox, _entries(comm)
+
+    results = run_in_threads(size, scenario)
+    mean = sum(range(1, size + 1)) / size
+    for rank, (mixed, summed, shared, reduced, gathered, inbox, entries) in enumerate(results):
+        assert torch.equal(mixed[0], torch.full((3,), mean, dtype=torch.float64))
+        assert torch.equal(mixed[1], torch.full((2, 2), 2.0 * sum(range(size)) / size))
+        assert summed[0].item() == sum(range(size))
+        assert torch.equal(shared[0], torch.full((4,), 1.0))
+        expected_reduced = mean if rank == 0 else rank + 1.0  # non-roots keep their own values
+        assert torch.equal(reduced[0], torch.full((2,), expected_reduced))
+        assert [g.tolist() for g in gathered] == [[k, 10 * k] for k in range(size)]
+        assert torch.equal(inbox, torch.full((5,), float((rank - 1) % size)))
+        n = size
+        assert entries == [
+            (Op.all_reduce, Purpose.train_sync, 3 * 8 + 4 * 4, 2 * (n - 1) / n * 40, n, None),
+            (Op.all_reduce, Purpose.metrics, 4, 2 * (n - 1) / n * 4, n, None),
+            (Op.broadcast, Purpose.init, 16, (n - 1) * 16 if rank == 1 else 0.0, n, 1),
+            (Op.reduce, Purpose.train_sync, 8, 0.0 if rank == 0 else 8.0, n, 0),
+            (Op.all_gather, Purpose.metrics, 16, (n - 1) * 16, n, None),
+            (Op.send, Purpose.handoff, 20, 20.0, 2, (rank + 1) % n),
+            (Op.recv, Purpose.handoff, 20, 0.0, 2, (rank - 1) % n),
+        ]
+
+
+def test_ledger_rounds_and_state_dict():
+    def scenario(comm):
+        comm.ledger.start_round(0)
+        comm.all_reduce([torch.ones(10)], Purpose.train_sync)
+        comm.ledger.start_round(1)
+        comm.all_reduce([torch.ones(10)], Purpose.train_sync)
+        comm.broadcast([torch.ones(3)], src=0, purpose=Purpose.eval)
+        return comm.ledger
+
+    ledger = run_in_threads(2, scenario)[0]
+    assert len(ledger.round_entries) == 2 and ledger.round == 1
+    assert ledger.per_round[0][Purpose.train_sync].payload_bytes == 40
+    assert ledger.total().payload_bytes == 92 and ledger.total((Purpose.eval,)).wire_bytes == 12
+    from resist.comm import Ledger
+
+    restored = Ledger()
+    restored.load_state_dict(ledger.state_dict())
+    assert restored.state_dict() == ledger.state_dict()
+
+
+def test_a_failing_thread_worker_is_named():
+    def scenario(comm):
+        if comm.rank == 1:
+            raise RuntimeError("boom")
+        return comm.rank
+
+    with pytest.raises(ThreadWorkerError, match="thread worker 1 failed: RuntimeError: boom"):
+        run_in_threads(2, scenario)

@@ -1,0 +1,88 @@
+"""Pure pieces of the engine: environment parsing and the byte cost model."""
+
+from __future__ import annotations
+
+import pytest
+
+from resist.comm.cost import Op, ring_all_reduce_bytes_per_worker, table1_bytes_per_round, wire_bytes
+from resist.launch.env import DistEnv, DistEnvError, cpu_threads_per_worker, first_host, parse_dist_env
+
+TORCHRUN = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
+SLURM = {
+    "SLURM_PROCID": "5",
+    "SLURM_NTASKS": "8",
+    "SLURM_LOCALID": "1",
+    "SLURM_JOB_NODELIST": "gpu[07-10]",
+    "SLURM_JOB_ID": "4242",
+}
+
+
+def test_torchrun_environment():
+    assert parse_dist_env(TORCHRUN) == DistEnv(3, 4, 1, "10.0.0.1", 29500, "torchrun")
+
+
+def test_slurm_environment_derives_the_rendezvous():
+    assert parse_dist_env(SLURM) == DistEnv(5, 8, 1, "gpu07", 20000 + 4242, "slurm")
+    explicit = {**SLURM, "MASTER_ADDR": "head", "MASTER_PORT": "1234"}
+    assert parse_dist_env(explicit) == DistEnv(5, 8, 1, "head", 1234, "slurm")
+
+
+def test_torchrun_wins_inside_a_slurm_job():
+    assert parse_dist_env({**SLURM, **TORCHRUN}).source == "torchrun"
+
+
+def test_no_launcher_environment():
+    assert parse_dist_env({"PATH": "/bin"}) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "names"),
+    [
+        ({"RANK": "0", "WORLD_SIZE": "2"}, "LOCAL_RANK, MASTER_ADDR, MASTER_PORT: missing while RANK, WORLD_SIZE"),
+        ({"SLURM_PROCID": "0"}, "SLURM_NTASKS, SLURM_LOCALID, SLURM_JOB_NODELIST or MASTER_ADDR, SLURM_JOB_ID"),
+        ({**TORCHRUN, "RANK": "x"}, "RANK: 'x' is not an integer"),
+        ({**TORCHRUN, "RANK": "4"}, "rank 4 of world size 4"),
+    ],
+)
+def test_half_set_environments_are_clear_errors(environ, names):
+    with pytest.raises(DistEnvError) as info:
+        parse_dist_env(environ)
+    assert names in str(info.value) and "\n" not in str(info.value) and "(fix: " in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("nodelist", "host"), [("n1", "n1"), ("gpu[03-05,9]", "gpu03"), ("a[1,2],b3", "a1"), ("node-x[12]", "node-x12")]
+)
+def test_first_host(nodelist, host):
+    assert first_host(nodelist) == host
+
+
+def test_cpu_threads_per_worker():
+    assert cpu_threads_per_worker({}, 16, 4) == 4
+    assert cpu_threads_per_worker({}, 2, 4) == 1
+    assert cpu_threads_per_worker({"SLURM_CPUS_PER_TASK": "3"}, 16, 4) == 3
+    assert cpu_threads_per_worker({"LOCAL_WORLD_SIZE": "8"}, 16, 1) == 2
+
+
+def test_wire_byte_model():
+    assert wire_bytes(Op.all_reduce, 1000, 4) == 1500
+    assert wire_bytes(Op.all_reduce, 1000, 1) == 0
+    assert wire_bytes(Op.broadcast, 1000, 4, is_root=True) == 3000
+    assert wire_bytes(Op.broadcast, 1000, 4, is_root=False) == 0
+    assert wire_bytes(Op.reduce, 1000, 4, is_root=False) == 1000
+    assert wire_bytes(Op.reduce, 1000, 4, is_root=True) == 0
+    assert wire_bytes(Op.all_gather, 8, 5) == 32
+    assert (wire_bytes(Op.send, 7, 2), wire_bytes(Op.recv, 7, 2)) == (7, 0)
+    with pytest.raises(ValueError):
+        wire_bytes(Op.all_reduce, 10, 0)
+
+
+@pytest.mark.parametrize(("workers", "megabytes"), [(2, 165.40292), (4, 248.10438), (8, 289.45511)])
+def test_full_model_ring_all_reduce_of_the_paper_network(workers, megabytes):
+    assert ring_all_reduce_bytes_per_worker(41_350_730, workers) == pytest.approx(megabytes * 1e6, abs=1)
+
+
+def test_table1_convention_for_local_sgd_matches_the_paper():
+    """Paper Table 1, local SGD, CIFAR-100 PreActResNet-101: 0.662 / 1.325 / 2.649 GB per round."""
+    for workers, gigabytes in [(2, 0.662), (4, 1.325), (8, 2.649)]:
+        assert round(table1_bytes_per_round([41_396_900 * 4] * workers) / 1e9, 3) == gigabytes
