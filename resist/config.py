@@ -253,22 +253,40 @@ class Config:
     device: DeviceKind = DeviceKind.auto
 
 
+@dataclass
+class BenchSettings:
+    """``python -m resist.bench``: the protocols to compare, one after another, each for
+    ``warmup_rounds`` unmeasured and ``rounds`` measured rounds of ``protocol.local_steps`` steps
+    (data-parallel runs the same number of steps)."""
+
+    protocols: list[ProtocolName] = field(default_factory=lambda: [ProtocolName.ddp, ProtocolName.local_sgd])
+    warmup_rounds: int = 1
+    rounds: int = 3
+
+
+@dataclass
+class BenchConfig(Config):
+    bench: BenchSettings = field(default_factory=BenchSettings)
+
+
 def register_schemas() -> None:
-    """Register :class:`Config` as ``base_config`` so ``conf/config.yaml`` composes onto it."""
+    """Register the schemas ``conf/config.yaml`` (``base_config``) and ``conf/bench.yaml``
+    (``base_bench``) compose onto."""
     from hydra.core.config_store import ConfigStore
 
     ConfigStore.instance().store(name="base_config", node=Config)
+    ConfigStore.instance().store(name="base_bench", node=BenchConfig)
 
 
-def to_typed_config(cfg: DictConfig) -> Config:
-    """Convert a composed config to :class:`Config`, rejecting keys the schema does not have.
+def to_typed_config(cfg: DictConfig, schema: type[Config] = Config) -> Config:
+    """Convert a composed config to ``schema``, rejecting keys the schema does not have.
 
     ``OmegaConf.to_object`` silently drops keys appended to a typed node (``+model.foo=1``);
     they are reported here instead.
     """
-    _reject_unknown_keys(cfg, Config, prefix="")
+    _reject_unknown_keys(cfg, schema, prefix="")
     typed = OmegaConf.to_object(cfg)
-    assert isinstance(typed, Config)
+    assert isinstance(typed, schema)
     return typed
 
 
@@ -313,6 +331,8 @@ def image_size(dataset: DatasetConfig) -> int:
 
 def validate(cfg: Config) -> None:
     """Check every cross-field rule; raise :class:`ConfigError` on the first violation."""
+    if isinstance(cfg, BenchConfig):
+        _validate_bench(cfg.bench)
     _validate_model(cfg)
     _validate_dataset(cfg.dataset)
     _validate_optim(cfg.optim)
@@ -463,6 +483,21 @@ def _validate_train(train: TrainConfig) -> None:
         "train.log_every_steps",
         f"must be >= 1, got {train.log_every_steps}",
         "set e.g. train.log_every_steps=10",
+    )
+
+
+def _validate_bench(bench: BenchSettings) -> None:
+    _require(
+        bool(bench.protocols) and len(set(bench.protocols)) == len(bench.protocols),
+        "bench.protocols",
+        f"must name distinct protocols, got {[p.value for p in bench.protocols]}",
+        "set e.g. bench.protocols=[ddp,local_sgd]",
+    )
+    _require(
+        bench.rounds >= 1 and bench.warmup_rounds >= 0,
+        "bench.rounds",
+        f"need rounds >= 1 and warmup_rounds >= 0, got {bench.rounds} and {bench.warmup_rounds}",
+        "set e.g. bench.rounds=3 bench.warmup_rounds=1",
     )
 
 

@@ -2,23 +2,19 @@
 
 Hydra composes ``conf/`` once, here; the result is converted to the typed :class:`Config`,
 validated, saved as ``resolved_config.yaml`` in the run directory and handed to the launcher.
-Configuration and data errors are printed as one line and exit with status 2 before training
-starts (set ``HYDRA_FULL_ERROR=1`` for the full traceback).
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from resist.cli import exit_with, run_entry
 from resist.config import register_schemas, to_typed_config, validate
-from resist.errors import UserError, WorkerFailedError, one_line
+from resist.errors import UserError
 
 register_schemas()
 
@@ -28,7 +24,7 @@ def _run(cfg: DictConfig) -> float | None:
     try:
         return _run_job(cfg)
     except UserError as exc:  # raised inside a Hydra job: report it here, in one line
-        _exit_with(str(exc))
+        exit_with(str(exc))
 
 
 def _run_job(cfg: DictConfig) -> float | None:
@@ -44,29 +40,18 @@ def _run_job(cfg: DictConfig) -> float | None:
     accuracy = summary.get("test/acc1")
     if accuracy is not None:
         print(f"final test accuracy: {accuracy:.2%} ({summary['step']} steps, {summary['time/elapsed_s']:.1f} s)")
+    sent = summary.get("comm/cum_wire_bytes")
+    if sent:
+        print(
+            f"bytes sent: {sent / 1e6:.2f} MB modeled wire, {summary['comm/cum_payload_bytes'] / 1e6:.2f} MB "
+            "payload (all workers)"
+        )
     print(f"run directory: {run_dir}")
     return accuracy
 
 
 def main() -> None:
-    user_wants_traceback = "HYDRA_FULL_ERROR" in os.environ
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
-    try:
-        _run()
-    except WorkerFailedError as exc:
-        print(exc.details, file=sys.stderr)
-        print(f"resist: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except Exception as exc:
-        message = None if user_wants_traceback else one_line(exc)
-        if message is None:
-            raise
-        _exit_with(message)
-
-
-def _exit_with(message: str) -> NoReturn:
-    print(f"resist: error: {message}", file=sys.stderr)
-    sys.exit(2)
+    run_entry(_run)
 
 
 if __name__ == "__main__":

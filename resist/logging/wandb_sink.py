@@ -30,7 +30,7 @@ class WandbSink:
             mode=cfg.wandb_mode.value if cfg.wandb_mode else None,
         )
         self.run.define_metric("step")
-        for pattern in ("train/*", "test/*", "time/*", "lr", "epoch", "samples"):
+        for pattern in ("train/*", "test/*", "time/*", "comm/*", "memory/*", "lr", "epoch", "samples"):
             self.run.define_metric(pattern, step_metric="step")
 
     def log(self, record: Record) -> None:

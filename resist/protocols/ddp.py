@@ -3,6 +3,8 @@ through :meth:`Comm.ddp_comm_hook` (torch's default all-reduce hook, wrapped).""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -25,9 +27,13 @@ class DataParallel(Protocol):
         broadcast_initial_state(model, self.comm)
         self.model = model
         device_ids = [self.comm.device] if self.comm.device.type == "cuda" else None
-        ddp = DistributedDataParallel(
-            model, device_ids=device_ids, process_group=self.comm.group, init_sync=False, broadcast_buffers=False
-        )
+        with warnings.catch_warnings():
+            # broadcast_buffers=False is the only way to keep DDP from moving buffers itself (unbilled);
+            # its announced replacement, forward_sync_buffers=False, still syncs them at construction.
+            warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+            ddp = DistributedDataParallel(
+                model, device_ids=device_ids, process_group=self.comm.group, init_sync=False, broadcast_buffers=False
+            )
         ddp.register_comm_hook(state=None, hook=self.comm.ddp_comm_hook(Purpose.train_sync))
         return ddp
 

@@ -164,13 +164,14 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
         if not plan.ends_round(steps_done):
             continue
 
+        held = held_bytes(module, optimizer)  # before a sync that may reset the optimizer state
         tick = time.perf_counter()
         protocol.end_round(optimizer)
         reporter.add_sync_seconds(time.perf_counter() - tick)
         epoch = steps_done / plan.steps_per_epoch
         evaluates = plan.evaluates_after(steps_done)
         if evaluates or plan.logs_after(steps_done):  # an eval record carries fresh cumulative bytes
-            reporter.train_record(steps_done, epoch, lr, peak_memory_bytes(device), held_bytes(module, optimizer))
+            reporter.train_record(steps_done, epoch, lr, peak_memory_bytes(device), held)
         if evaluates:
             tick = time.perf_counter()
             last_eval = evaluate(

@@ -15,8 +15,8 @@ def peak_memory_bytes(device: torch.device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
 
 
-def held_bytes(module: nn.Module, optimizer: torch.optim.Optimizer) -> int:
-    """Bytes of the parameters this worker holds plus its optimizer state (momentum buffers)."""
+def held_bytes(module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[int, int]:
+    """Bytes this worker holds: ``(parameters, parameters + optimizer state such as momentum)``."""
     parameters = sum(p.numel() * p.element_size() for p in module.parameters())
     state = sum(
         t.numel() * t.element_size()
@@ -24,4 +24,4 @@ def held_bytes(module: nn.Module, optimizer: torch.optim.Optimizer) -> int:
         for t in s.values()
         if isinstance(t, torch.Tensor)
     )
-    return parameters + state
+    return parameters, parameters + state

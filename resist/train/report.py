@@ -5,7 +5,8 @@ Keys (see README): ``train/*`` over all workers' samples since the previous trai
 ``comm/<convention>_bytes`` since the previous train record summed over workers,
 ``comm/<convention>_bytes_per_worker`` the same divided by the number of workers,
 ``comm/cum_<convention>_bytes`` cumulative over workers, ``comm/cum_<convention>_bytes/<purpose>``
-cumulative per purpose; ``memory/*`` per worker (lists) and their maximum; ``time/*`` rank 0's clocks.
+cumulative per purpose; ``memory/*`` per worker (lists: peak allocation, parameter bytes, parameter +
+optimizer-state bytes) and their maximum; ``time/*`` rank 0's clocks.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from resist.comm import Comm, Purpose
 from resist.logging import MetricSink, Record
 
-_STATS = ["loss_sum", "correct", "seen", "compute_s", "sync_s", "peak_bytes", "held_bytes"]
+_STATS = ["loss_sum", "correct", "seen", "compute_s", "sync_s", "peak_bytes", "param_bytes", "held_bytes"]
 _PURPOSES = list(Purpose)
 _CONVENTIONS = ["payload", "wire"]
 
@@ -32,7 +33,7 @@ class Reporter:
         self.correct = torch.zeros((), dtype=torch.float64, device=comm.device)
         self.seen = self.samples = 0
         self.compute_s = self.sync_s = self.eval_s = 0.0
-        self.peak_bytes = self.held_bytes = 0
+        self.peak_bytes = self.param_bytes = self.held_bytes = 0
         self._previous_totals = {c: 0.0 for c in _CONVENTIONS}
         self._comm_keys: dict[str, Any] = {}
 
@@ -64,6 +65,7 @@ class Reporter:
             self.compute_s,
             self.sync_s,
             float(self.peak_bytes),
+            float(self.param_bytes),
             float(self.held_bytes),
         ]
         for purpose in _PURPOSES:
@@ -82,9 +84,11 @@ class Reporter:
             record[f"comm/cum_{convention}_bytes_per_worker"] = ledger[:, :, c].sum(dim=1).tolist()
         return record
 
-    def train_record(self, step: int, epoch: float, lr: float, peak_bytes: int, held_bytes: int) -> None:
-        """Gather the workers' statistics (billed to ``metrics``) and write a ``train`` record."""
-        self.peak_bytes, self.held_bytes = peak_bytes, held_bytes
+    def train_record(self, step: int, epoch: float, lr: float, peak_bytes: int, held: tuple[int, int]) -> None:
+        """Gather the workers' statistics (billed to ``metrics``) and write a ``train`` record.
+
+        ``held`` is this worker's ``(parameter bytes, parameter + optimizer-state bytes)``."""
+        self.peak_bytes, (self.param_bytes, self.held_bytes) = peak_bytes, held
         table = self._gather()
         stats = {name: table[:, i] for i, name in enumerate(_STATS)}
         seen = stats["seen"].sum().item()
@@ -99,6 +103,7 @@ class Reporter:
             **self._comm_record(table),
             "memory/peak_bytes_per_worker": stats["peak_bytes"].tolist(),
             "memory/peak_bytes_max": stats["peak_bytes"].max().item(),
+            "memory/param_bytes_per_worker": stats["param_bytes"].tolist(),
             "memory/held_bytes_per_worker": stats["held_bytes"].tolist(),
             "memory/held_bytes_max": stats["held_bytes"].max().item(),
             "time/elapsed_s": time.perf_counter() - self.start_time,

@@ -112,3 +112,13 @@ def test_no_global_torch_state_leaks_between_runs():
     a = _train(cfg)
     torch.manual_seed(999)
     assert _numbers(_train(cfg)) == _numbers(a)
+
+
+def test_speed_options_run_on_cpu():
+    """bf16 autocast and channels-last are valid on every device (here: CPU, 2 steps)."""
+    from resist.config import AmpMode
+
+    cfg = _config(epochs=1, max_steps=2)
+    cfg.train.amp, cfg.train.channels_last = AmpMode.bf16, True
+    records = _train(cfg)
+    assert records[-1]["event"] == "summary" and 0 <= records[-1]["test/acc1"] <= 1

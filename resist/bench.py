@@ -1,0 +1,184 @@
+"""Benchmark entry: ``python -m resist.bench [overrides]`` (Hydra-configured like ``resist.run``,
+from ``conf/bench.yaml``).
+
+Runs each protocol of ``bench.protocols`` one after another as an ordinary run (its own
+subdirectory of the benchmark's run directory, same model, data, workers and launcher), then turns
+their ``metrics.jsonl`` files into one side-by-side table, printed and written to ``bench.json``.
+All figures are measured: bytes from the workers' ledgers, times from the loop's clocks, memory
+from the allocator or RSS. Rates are per worker and per round of the protocol (data-parallel: a
+round is one step), over the measured rounds after the warm-up.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from resist.cli import exit_with, run_entry
+from resist.config import (
+    BenchConfig,
+    Config,
+    EvalUnit,
+    ProtocolName,
+    ScheduleName,
+    register_schemas,
+    to_typed_config,
+    validate,
+)
+from resist.errors import UserError
+
+register_schemas()
+
+BENCH_FILE = "bench.json"
+SYNC_PURPOSES = ("train_sync", "handoff")
+
+
+def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
+    """The training config of ``protocol``'s benchmark run (pure): ``(warmup + rounds) × local_steps``
+    steps at a constant lr, a train record at every multiple of ``local_steps``, one final evaluation."""
+    run = Config(**{f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(Config)})
+    run.name = f"{cfg.name}-{protocol.value}"
+    run.protocol.name = protocol
+    if protocol == ProtocolName.none:
+        run.num_workers = 1
+    steps = (cfg.bench.warmup_rounds + cfg.bench.rounds) * cfg.protocol.local_steps
+    run.train.max_steps, run.train.epochs = steps, steps
+    run.train.log_every_steps = cfg.protocol.local_steps
+    run.train.eval_every, run.train.eval_unit = steps, EvalUnit.steps
+    run.optim.schedule = ScheduleName.constant
+    return run
+
+
+def summarize(records: list[dict[str, Any]], local_steps: int, warmup_rounds: int, rounds: int) -> dict[str, Any]:
+    """Per-worker, per-round figures of one protocol's run from its records (pure)."""
+    start = records[0]
+    by_step = {r["step"]: r for r in records if r["event"] == "train"}
+    first_step, last_step = warmup_rounds * local_steps, (warmup_rounds + rounds) * local_steps
+    end = by_step[last_step]
+    begin = by_step.get(first_step, {})
+    workers, steps = start["num_workers"], last_step - first_step
+    measured_rounds = steps / start["steps_per_round"]
+
+    def delta(key: str) -> float:
+        return end[key] - begin.get(key, 0.0)
+
+    def per_round(convention: str) -> float:
+        total = sum(delta(f"comm/cum_{convention}_bytes/{purpose}") for purpose in SYNC_PURPOSES)
+        return total / workers / measured_rounds
+
+    return {
+        "num_workers": workers,
+        "steps_per_round": start["steps_per_round"],
+        "measured_steps": steps,
+        "wire_bytes_per_round_per_worker": per_round("wire"),
+        "wire_bytes_per_local_steps_per_worker": per_round("wire") * local_steps / start["steps_per_round"],
+        "payload_bytes_per_round_per_worker": per_round("payload"),
+        "table1_bytes_per_round": 2 * sum(end["memory/param_bytes_per_worker"]),
+        "step_seconds": delta("time/compute_s") / steps,
+        "round_seconds": (delta("time/compute_s") + delta("time/sync_s")) / measured_rounds,
+        "param_bytes_per_worker": max(end["memory/param_bytes_per_worker"]),
+        "held_bytes_per_worker": max(end["memory/held_bytes_per_worker"]),
+        "peak_memory_bytes_per_worker": max(end["memory/peak_bytes_per_worker"]),
+        "model_params": start["model/params"],
+    }
+
+
+_COLUMNS = [
+    ("protocol", None, "{}"),
+    ("steps/round", "steps_per_round", "{:d}"),
+    ("wire MB/round/worker", "wire_bytes_per_round_per_worker", "{:.3f}"),
+    ("wire MB/l steps/worker", "wire_bytes_per_local_steps_per_worker", "{:.3f}"),
+    ("payload MB/round/worker", "payload_bytes_per_round_per_worker", "{:.3f}"),
+    ("Table-1 MB/round", "table1_bytes_per_round", "{:.3f}"),
+    ("s/step", "step_seconds", "{:.4f}"),
+    ("s/round", "round_seconds", "{:.4f}"),
+    ("held MB/worker", "held_bytes_per_worker", "{:.2f}"),
+    ("peak MB/worker", "peak_memory_bytes_per_worker", "{:.1f}"),
+]
+
+
+def format_table(results: dict[str, dict[str, Any]]) -> str:
+    """The side-by-side table (bytes in decimal MB), then each protocol's ratios to local SGD."""
+    rows = [[title for title, _, _ in _COLUMNS]]
+    for name, figures in results.items():
+        row = [name]
+        for _, key, fmt in _COLUMNS[1:]:
+            value = figures[key]
+            row.append(fmt.format(value / 1e6 if "bytes" in key else value))
+        rows.append(row)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    if "local_sgd" in results:
+        reference = results["local_sgd"]
+        for name, figures in results.items():
+            if name == "local_sgd":
+                continue
+            ratios = ", ".join(
+                f"{label} {figures[key] / reference[key]:.3f}"
+                for label, key in (
+                    ("wire bytes per l steps", "wire_bytes_per_local_steps_per_worker"),
+                    ("s/step", "step_seconds"),
+                    ("held bytes", "held_bytes_per_worker"),
+                )
+                if reference[key]
+            )
+            lines.append(f"{name} / local_sgd: {ratios}")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
+def _bench(cfg: DictConfig) -> None:
+    try:
+        _run_bench(cfg)
+    except UserError as exc:
+        exit_with(str(exc))
+
+
+def _run_bench(cfg: DictConfig) -> None:
+    typed = to_typed_config(cfg, BenchConfig)
+    assert isinstance(typed, BenchConfig)
+    validate(typed)
+    runs = {protocol: protocol_run_config(typed, protocol) for protocol in typed.bench.protocols}
+    for run in runs.values():
+        validate(run)
+    bench_dir = Path(HydraConfig.get().runtime.output_dir)
+
+    from resist.launch import launch
+    from resist.logging.jsonl import read_jsonl
+
+    results: dict[str, dict[str, Any]] = {}
+    for protocol, run in runs.items():
+        run_dir = bench_dir / protocol.value
+        print(f"bench: {protocol.value} with {run.num_workers} worker(s), {run.train.max_steps} steps -> {run_dir}")
+        launch(run, OmegaConf.to_container(OmegaConf.structured(run), enum_to_str=True), run_dir)
+        results[protocol.value] = summarize(
+            read_jsonl(run_dir / "metrics.jsonl"),
+            typed.protocol.local_steps,
+            typed.bench.warmup_rounds,
+            typed.bench.rounds,
+        )
+    report = {"config": OmegaConf.to_container(cfg, resolve=True), "protocols": results}
+    (bench_dir / BENCH_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    params = next(iter(results.values()))["model_params"]
+    print(
+        f"\nmodel {typed.model.arch} ({params:,} parameters), {typed.num_workers} workers, batch "
+        f"{typed.train.batch_size}/worker, l = {typed.protocol.local_steps} local steps, {typed.bench.rounds} "
+        f"measured rounds after {typed.bench.warmup_rounds} warm-up; MB = 10^6 bytes"
+    )
+    print(format_table(results))
+    print(f"written: {bench_dir / BENCH_FILE}")
+
+
+def main() -> None:
+    run_entry(_bench)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""The benchmark as a user runs it: measured bytes equal the cost model exactly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from resist.models.preact import build_model, count_parameters
+from resist.models.spec import ARCHITECTURES
+from tests.conftest import REPO
+
+
+def test_bench_compares_protocols_side_by_side(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "resist.bench", "model=preact_resnet_mini", "train.batch_size=8", "num_workers=2",
+         "protocol.local_steps=2", "bench.rounds=2", "bench.warmup_rounds=1", "dataset.num_train_samples=256",
+         f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "ddp / local_sgd: wire bytes per l steps 2.000" in result.stdout
+    report = json.loads((tmp_path / "bench.json").read_text())
+    parameters = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, 3, device="meta"))
+    full_model = parameters * 4
+    ddp, local = report["protocols"]["ddp"], report["protocols"]["local_sgd"]
+    assert (ddp["steps_per_round"], local["steps_per_round"]) == (1, 2)
+    for figures in (ddp, local):
+        assert figures["wire_bytes_per_round_per_worker"] == full_model  # 2(S-1)/S = 1 at S = 2
+        assert figures["payload_bytes_per_round_per_worker"] == full_model
+        assert figures["table1_bytes_per_round"] == 2 * 2 * full_model
+        assert figures["param_bytes_per_worker"] == full_model
+        assert figures["held_bytes_per_worker"] == 2 * full_model  # parameters + momentum
+        assert figures["step_seconds"] > 0 and figures["round_seconds"] > 0
+        assert figures["peak_memory_bytes_per_worker"] > 0
+    assert ddp["wire_bytes_per_local_steps_per_worker"] == 2 * local["wire_bytes_per_local_steps_per_worker"]
+    for protocol in ("ddp", "local_sgd"):
+        assert (tmp_path / protocol / "metrics.jsonl").exists()
