@@ -16,6 +16,7 @@ from torch import nn
 
 from resist.config import BatchNormMode
 from resist.models.spec import STAGE_STRIDES, ArchSpec, BlockKind, Stem
+from resist.seeding import derive_seed
 
 
 def _norm(channels: int, mode: BatchNormMode) -> nn.BatchNorm2d:
@@ -86,18 +87,32 @@ class PreActBottleneck(PreActBlock):
 
 
 class Stage(nn.Module):
-    """The blocks a network holds of one stage, keyed by global block index, run in index order."""
+    """The blocks a network holds of one stage, run in ascending global index order.
 
-    def __init__(self, blocks: Mapping[int, PreActBlock]) -> None:
+    ``blocks`` are slots; ``block_ids[k]`` is the global index of the block slot ``k`` holds. A
+    network holding every block has ``block_ids == range(n)``. Slots of shape-preserving blocks are
+    interchangeable, so :meth:`assign` lets a slot hold another block (ResIST's sub-networks keep
+    their structure, and their parameters, from round to round).
+    """
+
+    def __init__(self, blocks: Sequence[PreActBlock], block_ids: Sequence[int]) -> None:
         super().__init__()
-        self.blocks = nn.ModuleDict({str(i): blocks[i] for i in sorted(blocks)})
+        self.blocks = nn.ModuleList(blocks)
+        self.block_ids: list[int] = []
+        self.assign(block_ids)
 
-    @property
-    def block_ids(self) -> tuple[int, ...]:
-        return tuple(int(key) for key in self.blocks)
+    def assign(self, block_ids: Sequence[int]) -> None:
+        """Name the blocks the slots hold from now on (ascending, one per slot)."""
+        ids = list(block_ids)
+        if len(ids) != len(self.blocks) or ids != sorted(set(ids)):
+            raise ValueError(f"need {len(self.blocks)} ascending distinct block indices, got {ids}")
+        self.block_ids = ids
+
+    def slot_of(self, block_id: int) -> int:
+        return self.block_ids.index(block_id)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for block in self.blocks.values():
+        for block in self.blocks:
             x = block(x)
         return x
 
@@ -112,6 +127,9 @@ class PreActResNet(nn.Module):
         batchnorm: batch statistics only (the paper) or running statistics.
         held_blocks: stage index -> global indices of the blocks to build in that stage; stages
             not named hold all their blocks. Only shape-preserving blocks may be left out.
+
+    Parameter names of stage blocks use slot indices (``stages.2.blocks.<slot>``), equal to the
+    global indices in a network that holds every block.
     """
 
     def __init__(
@@ -130,24 +148,42 @@ class PreActResNet(nn.Module):
         block_type = PreActBottleneck if spec.block == BlockKind.bottleneck else PreActBasicBlock
         stages, channels = [], spec.stem_channels
         for stage, (num_blocks, width) in enumerate(zip(spec.blocks_per_stage, spec.widths, strict=True)):
-            wanted = held.get(stage, range(num_blocks))
-            blocks: dict[int, PreActBlock] = {}
+            wanted = sorted(held.get(stage, range(num_blocks)))
+            blocks = []
             for index in range(num_blocks):
                 stride = STAGE_STRIDES[stage] if index == 0 else 1
                 if index in wanted:
-                    blocks[index] = block_type(channels, width, stride, batchnorm)
+                    blocks.append(block_type(channels, width, stride, batchnorm))
                 channels = width * spec.expansion
-            stages.append(Stage(blocks))
+            stages.append(Stage(blocks, wanted))
         self.stages = nn.ModuleList(stages)
         self.head_norm = _norm(channels, batchnorm) if spec.stem == Stem.imagenet else None
         self.classifier = nn.Linear(channels, num_classes)
 
     def held_block_ids(self, stage: int) -> tuple[int, ...]:
         """Global indices of the blocks this network holds in ``stage``, ascending."""
-        return self.stages[stage].block_ids
+        return tuple(self.stages[stage].block_ids)
 
     def block(self, stage: int, index: int) -> PreActBlock:
-        return self.stages[stage].blocks[str(index)]
+        """The block with global index ``index`` of ``stage``."""
+        return self.stages[stage].blocks[self.stages[stage].slot_of(index)]
+
+    def initialize(self, seed: int) -> None:
+        """Initialise every block, and the stem and head, from its own derived seed, so that a block
+        has the same initial weights in every network that holds it (no transfer needed)."""
+        parts: list[tuple[tuple[object, ...], nn.Module]] = [(("stem",), self.stem), (("head",), self.classifier)]
+        if self.head_norm is not None:
+            parts.append((("head_norm",), self.head_norm))
+        for stage_index, stage in enumerate(self.stages):
+            parts += [
+                ((stage_index, block_id), block) for block_id, block in zip(stage.block_ids, stage.blocks, strict=True)
+            ]
+        for labels, module in parts:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(derive_seed(seed, "init", *labels))
+                for submodule in module.modules():
+                    if hasattr(submodule, "reset_parameters"):
+                        submodule.reset_parameters()
 
     def set_residual_scale(self, stage: int, block_ids: Iterable[int], scale: float) -> None:
         """Multiply the residual branch of the given held blocks of ``stage`` by ``scale``."""
@@ -202,7 +238,17 @@ def build_model(
     batchnorm: BatchNormMode = BatchNormMode.batch_stats,
     held_blocks: Mapping[int, Sequence[int]] | None = None,
     device: torch.device | str | None = None,
+    init_seed: int | None = None,
 ) -> PreActResNet:
-    """Build a network on ``device`` (``"meta"`` allocates nothing: use it to count parameters)."""
-    with torch.device(device or "cpu"):
-        return PreActResNet(spec, num_classes, in_channels, batchnorm, held_blocks)
+    """Build a network on ``device`` (``"meta"`` allocates nothing: use it to count parameters).
+
+    With ``init_seed``, weights come from :meth:`PreActResNet.initialize` (built on the CPU, then
+    moved), so they do not depend on the device, on global RNG state, or on which blocks are held.
+    """
+    if str(device) == "meta":
+        with torch.device("meta"):
+            return PreActResNet(spec, num_classes, in_channels, batchnorm, held_blocks)
+    model = PreActResNet(spec, num_classes, in_channels, batchnorm, held_blocks)
+    if init_seed is not None:
+        model.initialize(init_seed)
+    return model.to(device or "cpu")

@@ -98,9 +98,16 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
     """
     comm, device = worker.comm, worker.comm.device
     data = sources.load(cfg.dataset, cfg.seed)
-    torch.manual_seed(derive_seed(cfg.seed, "init"))
-    model = build_model(ARCHITECTURES[cfg.model.arch], data.num_classes, data.in_channels, cfg.model.batchnorm)
-    model = model.to(device, memory_format=torch.channels_last if cfg.train.channels_last else torch.contiguous_format)
+    model = build_model(
+        ARCHITECTURES[cfg.model.arch],
+        data.num_classes,
+        data.in_channels,
+        cfg.model.batchnorm,
+        device=device,
+        init_seed=derive_seed(cfg.seed, "init"),
+    )
+    if cfg.train.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     torch.manual_seed(derive_seed(cfg.seed, "augment", worker.rank))
 
     protocol = build_protocol(cfg, comm)

@@ -88,14 +88,17 @@ def test_one_channel_input():
 @pytest.mark.parametrize("bn", list(BatchNormMode))
 def test_removed_blocks_equal_zeroed_residual_branches(bn):
     """A network without some blocks computes exactly what the full one computes when those blocks'
-    residual branches are multiplied by 0."""
-    torch.manual_seed(0)
+    residual branches are multiplied by 0; seeded initialisation gives a block the same weights in
+    every network that holds it."""
     spec = ARCHITECTURES["preact_resnet_mini_deep"]
-    full = build_model(spec, 10, batchnorm=bn).double()
+    full = build_model(spec, 10, batchnorm=bn, init_seed=3).double()
     held = [0, 2, 3, 7]
-    partial = build_model(spec, 10, batchnorm=bn, held_blocks={2: held}).double()
-    assert set(partial.state_dict()) < set(full.state_dict())
-    partial.load_state_dict({k: v for k, v in full.state_dict().items() if k in partial.state_dict()})
+    partial = build_model(spec, 10, batchnorm=bn, held_blocks={2: held}, init_seed=3).double()
+    for block_id in held:
+        for mine, theirs in zip(
+            partial.block(2, block_id).parameters(), full.block(2, block_id).parameters(), strict=True
+        ):
+            assert torch.equal(mine, theirs)
     full.set_residual_scale(2, [i for i in range(9) if i not in held], 0.0)
     x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
     for mode in (True, False):
@@ -104,6 +107,26 @@ def test_removed_blocks_equal_zeroed_residual_branches(bn):
         assert torch.equal(partial(x), full(x))
     assert partial.held_block_ids(2) == tuple(held)
     assert count_parameters(partial) == count_parameters(full) - 5 * count_parameters(full.block(2, 1))
+
+
+def test_seeded_initialisation_is_per_block_and_reproducible():
+    spec = ARCHITECTURES["preact_resnet_mini"]
+    a, b = build_model(spec, 10, init_seed=1), build_model(spec, 10, init_seed=1)
+    c = build_model(spec, 10, init_seed=2)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True))
+    assert not torch.equal(a.block(2, 1).conv1.weight, c.block(2, 1).conv1.weight)
+    assert not torch.equal(a.block(2, 1).conv1.weight, a.block(2, 2).conv1.weight)
+    torch.manual_seed(123)
+    assert torch.equal(build_model(spec, 10, init_seed=1).stem.weight, a.stem.weight)  # global RNG irrelevant
+
+
+def test_slots_can_hold_other_blocks():
+    model = build_model(ARCHITECTURES["preact_resnet_mini"], 10, held_blocks={2: [0, 1, 3]}, device="meta")
+    second_slot = model.stages[2].blocks[1]
+    model.stages[2].assign([0, 2, 4])
+    assert model.held_block_ids(2) == (0, 2, 4) and model.block(2, 2) is second_slot
+    with pytest.raises(ValueError):
+        model.stages[2].assign([0, 4, 2])
 
 
 def test_residual_scale_scales_only_the_branch():
