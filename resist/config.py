@@ -59,16 +59,20 @@ class ShardingMode(str, Enum):
 class ProtocolName(str, Enum):
     """How workers cooperate. ``none``: one worker, no communication; ``ddp``: data-parallel SGD
     (gradients all-reduced every step); ``local_sgd``: every worker trains the whole model for
-    ``local_steps`` steps, then parameters are averaged."""
+    ``local_steps`` steps, then parameters are averaged; ``resist``: every worker trains its own
+    random sub-ResNet for ``local_steps`` steps, then shared layers are averaged and blocks move to
+    their next holders."""
 
     none = "none"
     ddp = "ddp"
     local_sgd = "local_sgd"
+    resist = "resist"
 
 
 class OptimizerStatePolicy(str, Enum):
     """At each synchronisation: ``reset`` the optimizer state (momentum; the paper's code builds a new
-    SGD every round) or ``keep`` each worker's own."""
+    SGD every round) or ``keep`` it (local SGD: each worker its own; ResIST: momentum travels with its
+    block, billed)."""
 
     reset = "reset"
     keep = "keep"
@@ -155,23 +159,24 @@ class DatasetConfig:
 
 @dataclass
 class ProtocolConfig:
-    """``local_steps``: the paper's l, optimizer steps between synchronisations (local_sgd; ddp
+    """``local_steps``: the paper's l, optimizer steps between synchronisations (local_sgd, resist; ddp
     synchronises every step). ``paper_style`` (local_sgd): move the partitionable blocks through a
-    reduce to rank 0 and a broadcast from it, as the paper's code does, instead of one all-reduce."""
+    reduce to rank 0 and a broadcast from it, as the paper's code does, instead of one all-reduce.
+    ``warmup_epochs`` (resist): epochs of local SGD on the whole model before ResIST starts."""
 
     name: ProtocolName = ProtocolName.none
     local_steps: int = 50
     optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
     paper_style: bool = False
+    warmup_epochs: int = 0
 
 
 @dataclass
 class DecompositionConfig:
-    """Placeholder schema for ResIST's decomposition policy (consumed by ``protocol=resist``).
-
-    ``stage``: index of the stage whose non-first blocks are partitioned (None: the third stage);
-    ``min_depth``: minimum number of partitioned blocks per sub-network.
-    """
+    """ResIST's decomposition (``protocol=resist``). ``policy``: a name in
+    :data:`resist.decomposition.POLICIES`; ``stage``: 0-based index of the stage whose non-first blocks
+    are partitioned (None: derived from the model, the third of four); ``min_depth``: at least this
+    many partitioned blocks per sub-network (some blocks then have several holders)."""
 
     policy: str = "paper"
     stage: int | None = None
@@ -334,6 +339,7 @@ def validate(cfg: Config) -> None:
     if isinstance(cfg, BenchConfig):
         _validate_bench(cfg.bench)
     _validate_model(cfg)
+    _validate_decomposition(cfg)
     _validate_dataset(cfg.dataset)
     _validate_optim(cfg.optim)
     _validate_train(cfg.train)
@@ -498,6 +504,58 @@ def _validate_bench(bench: BenchSettings) -> None:
         "bench.rounds",
         f"need rounds >= 1 and warmup_rounds >= 0, got {bench.rounds} and {bench.warmup_rounds}",
         "set e.g. bench.rounds=3 bench.warmup_rounds=1",
+    )
+
+
+def _validate_decomposition(cfg: Config) -> None:
+    from resist.decomposition import POLICIES, site_sizes
+
+    d, spec = cfg.decomposition, ARCHITECTURES[cfg.model.arch]
+    _require(
+        d.policy in POLICIES,
+        "decomposition.policy",
+        f"unknown policy '{d.policy}'",
+        f"use one of {', '.join(POLICIES)}",
+    )
+    stage = spec.default_partition_stage if d.stage is None else d.stage
+    _require(
+        0 <= stage < spec.num_stages,
+        "decomposition.stage",
+        f"{cfg.model.arch} has stages 0..{spec.num_stages - 1}, not {stage}",
+        "set decomposition.stage=null",
+    )
+    blocks = spec.partitionable_blocks(stage)
+    _require(
+        len(blocks) >= 1,
+        "decomposition.stage",
+        f"stage {stage} of {cfg.model.arch} has no partitionable blocks (only its first block)",
+        "choose a longer stage or a deeper model",
+    )
+    _require(
+        0 <= d.min_depth <= len(blocks),
+        "decomposition.min_depth",
+        f"must be in 0..{len(blocks)} (the partitionable blocks of stage {stage}), got {d.min_depth}",
+        f"set decomposition.min_depth to at most {len(blocks)}",
+    )
+    if cfg.protocol.name == ProtocolName.resist:
+        smallest = min(site_sizes(len(blocks), cfg.num_workers, d.min_depth))
+        _require(
+            smallest >= 1,
+            "decomposition.min_depth",
+            f"{cfg.num_workers} workers share {len(blocks)} blocks, so some would hold none",
+            "set decomposition.min_depth=1 or more, or use fewer workers",
+        )
+    _require(
+        cfg.protocol.warmup_epochs >= 0,
+        "protocol.warmup_epochs",
+        f"must be >= 0, got {cfg.protocol.warmup_epochs}",
+        "set protocol.warmup_epochs=0",
+    )
+    _require(
+        cfg.protocol.warmup_epochs == 0 or cfg.protocol.name == ProtocolName.resist,
+        "protocol.warmup_epochs",
+        f"applies to protocol=resist only, not {cfg.protocol.name.value}",
+        "remove protocol.warmup_epochs",
     )
 
 

@@ -74,7 +74,7 @@ def paper_assignment(
     return Assignment(tuple(assignment))
 
 
-def test_time_scale(num_workers: int, min_depth: int, num_blocks: int) -> float:
+def eval_residual_scale(num_workers: int, min_depth: int, num_blocks: int) -> float:
     """Residual scale of the partitioned blocks in the global model at test time: ``max(1/S, m/n)``."""
     return max(1.0 / num_workers, min_depth / num_blocks)
 

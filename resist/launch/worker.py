@@ -75,7 +75,7 @@ def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1)
     try:
         if env.rank == 0:
             log.info("run %s: %d worker(s) on %s; run directory %s", run_name(cfg), env.world_size, device, run_dir)
-        return train(cfg, Worker(comm), sink)
+        return train(cfg, Worker(comm), sink, checkpoint_dir=run_dir)
     finally:
         sink.close()
         shutdown_process_comm()

@@ -7,6 +7,7 @@ from resist.config import Config, ProtocolName
 from resist.protocols.base import Protocol
 from resist.protocols.ddp import DataParallel
 from resist.protocols.local_sgd import LocalSGD
+from resist.protocols.resist import ResIST
 from resist.protocols.single import SingleWorker
 
 
@@ -16,4 +17,6 @@ def build_protocol(cfg: Config, comm: Comm) -> Protocol:
         return DataParallel(comm)
     if cfg.protocol.name == ProtocolName.local_sgd:
         return LocalSGD(comm, cfg.protocol)
+    if cfg.protocol.name == ProtocolName.resist:
+        return ResIST(comm, cfg)
     return SingleWorker(comm)

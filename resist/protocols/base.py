@@ -9,12 +9,24 @@ branches on the protocol.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from typing import Any
+from typing import Protocol as TypingProtocol
 
 import torch
 from torch import nn
 
 from resist.comm import Comm, Purpose
+from resist.models.preact import PreActResNet
+
+
+class ModelFactory(TypingProtocol):
+    """Builds the run's network on the worker's device: all blocks (``held_blocks`` None) or the
+    given blocks of some stages; ``initialize`` False skips the (seeded) initialisation."""
+
+    def __call__(
+        self, held_blocks: Mapping[int, Sequence[int]] | None = None, initialize: bool = True
+    ) -> PreActResNet: ...
 
 
 class Protocol(ABC):
@@ -25,11 +37,14 @@ class Protocol(ABC):
         self.comm = comm
 
     @abstractmethod
-    def setup(self, model: nn.Module) -> nn.Module:
-        """Take the freshly initialised model; return the module this worker trains."""
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
+        """Build (with ``make_model``) and return the module this worker trains."""
 
-    def end_round(self, optimizer: torch.optim.Optimizer) -> None:
-        """Called after the last optimizer step of every round, on every worker; may synchronise."""
+    def end_round(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
+        """Called after the last optimizer step of every round, on every worker; may synchronise.
+        Returns the module to train from now on when it changes (the loop then builds a new
+        optimizer for it), else None."""
+        return None
 
     @abstractmethod
     def eval_model(self) -> nn.Module:

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from resist.comm import Purpose
-from resist.protocols.base import Protocol, broadcast_initial_state
+from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state
 
 
 class DataParallel(Protocol):
@@ -23,7 +23,8 @@ class DataParallel(Protocol):
 
     name = "ddp"
 
-    def setup(self, model: nn.Module) -> nn.Module:
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
+        model = make_model()
         broadcast_initial_state(model, self.comm)
         self.model = model
         device_ids = [self.comm.device] if self.comm.device.type == "cuda" else None

@@ -9,7 +9,7 @@ from torch import nn
 from resist.comm import Comm, Purpose
 from resist.config import OptimizerStatePolicy, ProtocolConfig
 from resist.models.preact import PreActResNet
-from resist.protocols.base import Protocol, broadcast_initial_state, model_state_tensors
+from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state, model_state_tensors
 
 
 class LocalSGD(Protocol):
@@ -25,7 +25,8 @@ class LocalSGD(Protocol):
         self.reset_optimizer = cfg.optimizer_state == OptimizerStatePolicy.reset
         self.paper_style = cfg.paper_style
 
-    def setup(self, model: nn.Module) -> nn.Module:
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
+        model = make_model()
         broadcast_initial_state(model, self.comm)
         self.model = model
         everything = model_state_tensors(model)
@@ -39,7 +40,7 @@ class LocalSGD(Protocol):
         self.shared = [t for t in everything if id(t) not in ids]
         return model
 
-    def end_round(self, optimizer: torch.optim.Optimizer) -> None:
+    def end_round(self, optimizer: torch.optim.Optimizer) -> None:  # type: ignore[override]
         with torch.no_grad():
             self.comm.all_reduce(self.shared, Purpose.train_sync)
             if self.partitioned:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from torch import nn
 
-from resist.protocols.base import Protocol
+from resist.protocols.base import ModelFactory, Protocol
 
 
 class SingleWorker(Protocol):
     name = "none"
 
-    def setup(self, model: nn.Module) -> nn.Module:
-        self.model = model
-        return model
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
+        self.model = make_model()
+        return self.model
 
     def eval_model(self) -> nn.Module:
         return self.model

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -14,6 +15,7 @@ from resist.config import AmpMode, Config, EvalUnit
 from resist.data import sources
 from resist.data.batches import BatchStream
 from resist.logging import MetricSink, Record
+from resist.models.checkpoint import FINAL_MODEL_FILE, save_inference_checkpoint
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols import build_protocol
@@ -90,30 +92,32 @@ def _autocast(cfg: Config, device: torch.device) -> contextlib.AbstractContextMa
     return torch.autocast(device.type, dtype=dtype)
 
 
-def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
-    """Train as ``worker``; rank 0 sends records to ``sink``. Returns the summary record.
+def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | None = None) -> Record:
+    """Train as ``worker``; rank 0 sends records to ``sink`` and saves the final global model to
+    ``checkpoint_dir/final_model.pt`` (an ordinary state dict of the plain network). Returns the summary.
 
     Randomness is derived from ``cfg.seed``: model initialisation (then rank 0's weights are
     broadcast), data order (per the sharding mode) and augmentation (per worker). Deterministic on CPU.
     """
     comm, device = worker.comm, worker.comm.device
     data = sources.load(cfg.dataset, cfg.seed)
-    model = build_model(
-        ARCHITECTURES[cfg.model.arch],
-        data.num_classes,
-        data.in_channels,
-        cfg.model.batchnorm,
-        device=device,
-        init_seed=derive_seed(cfg.seed, "init"),
-    )
-    if cfg.train.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    torch.manual_seed(derive_seed(cfg.seed, "augment", worker.rank))
+    spec, init_seed = ARCHITECTURES[cfg.model.arch], derive_seed(cfg.seed, "init")
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
 
+    def make_model(held_blocks=None, initialize=True):  # the protocol decides which blocks this worker holds
+        model = build_model(
+            spec,
+            data.num_classes,
+            data.in_channels,
+            cfg.model.batchnorm,
+            held_blocks,
+            device,
+            init_seed if initialize else None,
+        )
+        return model.to(memory_format=memory_format)
+
+    torch.manual_seed(derive_seed(cfg.seed, "augment", worker.rank))
     protocol = build_protocol(cfg, comm)
-    module = protocol.setup(model)
-    if cfg.train.compile:
-        module = torch.compile(module)
     stream = BatchStream(
         data.train,
         cfg.train.batch_size,
@@ -125,15 +129,10 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
         device,
     )
     plan = StepPlan.from_config(cfg, stream.steps_per_epoch, protocol.steps_per_round)
-    optimizer = torch.optim.SGD(
-        module.parameters(),
-        lr=cfg.optim.lr,
-        momentum=cfg.optim.momentum,
-        weight_decay=cfg.optim.weight_decay,
-        nesterov=cfg.optim.nesterov,
-    )
+    module, optimizer = _trainable(protocol.setup(make_model, stream.steps_per_epoch), cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == AmpMode.fp16)
     reporter = Reporter(comm, sink)
+    global_params = count_parameters(build_model(spec, data.num_classes, data.in_channels, device="meta"))
     reporter.start(
         {
             "total_steps": plan.total_steps,
@@ -142,13 +141,13 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
             "num_rounds": plan.num_rounds,
             "num_workers": comm.size,
             "protocol": protocol.name,
-            "model/params": count_parameters(model),
+            "model/params": global_params,
             "data": data.description,
         }
     )
 
     last_eval: Record = {}
-    module.train()
+    evaluated: torch.nn.Module | None = None
     for step in range(plan.total_steps):
         steps_done = step + 1
         if step % plan.steps_per_round == 0:
@@ -173,7 +172,9 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
 
         held = held_bytes(module, optimizer)  # before a sync that may reset the optimizer state
         tick = time.perf_counter()
-        protocol.end_round(optimizer)
+        replacement = protocol.end_round(optimizer)
+        if replacement is not None:  # e.g. ResIST leaving its local-SGD warm-up
+            module, optimizer = _trainable(replacement, cfg)
         reporter.add_sync_seconds(time.perf_counter() - tick)
         epoch = steps_done / plan.steps_per_epoch
         evaluates = plan.evaluates_after(steps_done)
@@ -181,8 +182,24 @@ def train(cfg: Config, worker: Worker, sink: MetricSink) -> Record:
             reporter.train_record(steps_done, epoch, lr, peak_memory_bytes(device), held)
         if evaluates:
             tick = time.perf_counter()
-            last_eval = evaluate(
-                protocol.eval_model(), data.test, cfg.train.eval_batch_size, comm, cfg.dataset.loader_workers
-            )
+            evaluated = protocol.eval_model()
+            last_eval = evaluate(evaluated, data.test, cfg.train.eval_batch_size, comm, cfg.dataset.loader_workers)
             reporter.eval_record(steps_done, epoch, last_eval, time.perf_counter() - tick)
+            if steps_done < plan.total_steps:
+                evaluated = None  # the global model exists only while it is evaluated
+    if checkpoint_dir is not None and comm.rank == 0 and evaluated is not None:
+        save_inference_checkpoint(evaluated, cfg, data.num_classes, data.in_channels, checkpoint_dir / FINAL_MODEL_FILE)
     return reporter.summary(plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval)
+
+
+def _trainable(module: torch.nn.Module, cfg: Config) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The module to run (compiled when asked) and a fresh SGD optimizer over its parameters."""
+    optimizer = torch.optim.SGD(
+        module.parameters(),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
+        nesterov=cfg.optim.nesterov,
+    )
+    module.train()
+    return (torch.compile(module) if cfg.train.compile else module), optimizer

@@ -20,6 +20,7 @@ from resist.launch import free_port
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
+from tests.helpers import fixed
 from resist.protocols.local_sgd import LocalSGD
 from tests.conftest import run_cli
 
@@ -47,7 +48,7 @@ def scenario(comm, initial):
     out["collectives"] = [*values, *shared, *reduced, inbox, *comm.all_gather(torch.tensor([r]), Purpose.metrics)]
     for name, protocol in (("local_sgd", LocalSGD(comm, ProtocolConfig(name=ProtocolName.local_sgd))),
                            ("ddp", DataParallel(comm))):
-        model = protocol.setup(copy.deepcopy(initial))
+        model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         for step in range(2):
             g = torch.Generator().manual_seed(100 * step + r)

@@ -6,6 +6,8 @@ code's reduce+broadcast variant, and one DDP backward pass.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
 from resist.protocols.local_sgd import LocalSGD
+from tests.helpers import fixed
 
 P = 41_350_730
 P_BLOCK = 1_180_672
@@ -34,7 +37,7 @@ def _model():
 def test_local_sgd_sync_bytes(workers):
     def worker(comm):
         protocol = LocalSGD(comm, ProtocolConfig(name=ProtocolName.local_sgd))
-        model = protocol.setup(_model())
+        model = protocol.setup(fixed(_model()), steps_per_epoch=100)
         protocol.end_round(torch.optim.SGD(model.parameters(), lr=0.1))
         return comm.ledger
 
@@ -50,7 +53,7 @@ def test_local_sgd_sync_bytes(workers):
 def test_paper_style_local_sgd_sync_bytes(workers):
     def worker(comm):
         protocol = LocalSGD(comm, ProtocolConfig(name=ProtocolName.local_sgd, paper_style=True))
-        model = protocol.setup(_model())
+        model = protocol.setup(fixed(_model()), steps_per_epoch=100)
         protocol.end_round(torch.optim.SGD(model.parameters(), lr=0.1))
         return [
             (e.op, e.payload_bytes, e.wire_bytes) for e in comm.ledger.round_entries if e.purpose == Purpose.train_sync
@@ -68,7 +71,7 @@ def test_paper_style_local_sgd_sync_bytes(workers):
 @pytest.mark.parametrize("workers", [2, 4, 8])
 def test_ddp_gradient_bytes_per_step(workers):
     def worker(comm):
-        model = DataParallel(comm).setup(_model())
+        model = DataParallel(comm).setup(fixed(_model()), steps_per_epoch=100)
         images = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(comm.rank))
         F.cross_entropy(model(images), torch.tensor([0, 1])).backward()
         return comm.ledger
@@ -77,3 +80,75 @@ def test_ddp_gradient_bytes_per_step(workers):
         sync = ledger.cumulative[Purpose.train_sync]
         assert sync.payload_bytes == P * 4
         assert sync.wire_bytes == 2 * (workers - 1) / workers * P * 4
+
+
+P_SHARED = P - P_PARTITIONED  # 15,375,946 with 10 classes
+
+
+def _resist_config(workers: int, min_depth: int = 0):
+    from resist.config import Config
+
+    cfg = Config()
+    cfg.model.arch, cfg.num_workers, cfg.protocol.name = "preact_resnet101", workers, ProtocolName.resist
+    cfg.decomposition.min_depth = min_depth
+    return cfg
+
+
+@pytest.mark.parametrize("workers", [2, 4, 8])
+def test_resist_round_bytes(workers):
+    """Shared layers: one all-reduce of P_shared; blocks: 4 bytes × parameters of each block whose
+    holder changes, sent by its old holder straight to the new one; a block that stays moves nothing."""
+    from resist.protocols.resist import ResIST
+
+    def worker(comm):
+        protocol = ResIST(comm, _resist_config(workers))
+        model = protocol.setup(
+            lambda held_blocks=None, initialize=True: build_model(SPEC, 10, held_blocks=held_blocks),
+            steps_per_epoch=100,
+        )
+        before = protocol.current
+        protocol.end_round(torch.optim.SGD(model.parameters(), lr=0.1))
+        entries = [(e.op, e.purpose, e.payload_bytes, e.wire_bytes, e.peer) for e in comm.ledger.round_entries]
+        return before, protocol.current, entries, count_parameters(model)
+
+    results = run_in_threads(workers, worker, timeout_s=600)
+    before, after = results[0][0], results[0][1]
+    for rank, (_, _, entries, held) in enumerate(results):
+        assert held == P_SHARED + len(before.blocks[rank]) * P_BLOCK
+        sync = [e for e in entries if e[1] == Purpose.train_sync]
+        assert sync == [
+            (Op.all_reduce, Purpose.train_sync, P_SHARED * 4, 2 * (workers - 1) / workers * P_SHARED * 4, None)
+        ]
+        sent = {e[4]: e[2] for e in entries if e[1] == Purpose.handoff and e[0] == Op.send}
+        received = {e[4]: e[2] for e in entries if e[1] == Purpose.handoff and e[0] == Op.recv}
+        expected_sent, expected_received = {}, {}
+        for b in range(1, 23):
+            (old,), (new,) = before.holders(b), after.holders(b)
+            if old == rank and new != rank:
+                expected_sent[new] = expected_sent.get(new, 0) + P_BLOCK * 4
+            if new == rank and old != rank:
+                expected_received[old] = expected_received.get(old, 0) + P_BLOCK * 4
+        assert sent == expected_sent and received == expected_received
+        assert all(e[3] == e[2] for e in entries if e[0] == Op.send)  # wire = payload for a send
+    moved = sum(before.holders(b) != after.holders(b) for b in range(1, 23))
+    total = sum(e[2] for _, _, entries, _ in results for e in entries if e[1] == Purpose.handoff and e[0] == Op.send)
+    assert total == 4 * P_BLOCK * moved and moved > 0
+
+
+@pytest.mark.parametrize(("workers", "min_depth", "gigabytes"), [(2, 0, 0.454), (4, 6, 0.720), (8, 4, 1.289)])
+def test_paper_table1_convention_for_resist(workers, min_depth, gigabytes):
+    """Paper Table 1 (ResIST, CIFAR-100 PreActResNet-101): 2 × the bytes each worker's sub-ResNet
+    holds, summed; 22 / 24 / 32 block slots for S = 2 / 4 / 8. Exactly 0.454552 / 0.720197 / 1.289267 GB,
+    which the paper prints to three decimals by truncation (0.454 / 0.720 / 1.289)."""
+    from resist.comm.cost import table1_bytes_per_round
+    from resist.decomposition import paper_assignment
+
+    assignment = paper_assignment(range(1, 23), workers, min_depth, seed=0, round_index=0)
+    assert assignment.num_slots == {2: 22, 4: 24, 8: 32}[workers]
+    held = [
+        count_parameters(build_model(SPEC, 100, held_blocks={2: [0, *blocks]}, device="meta")) * 4
+        for blocks in assignment.blocks
+    ]
+    p_shared_100, slots = 41_396_900 - 22 * P_BLOCK, assignment.num_slots
+    assert table1_bytes_per_round(held) == 2 * workers * p_shared_100 * 4 + 2 * slots * P_BLOCK * 4
+    assert math.floor(table1_bytes_per_round(held) / 1e6) / 1e3 == gigabytes

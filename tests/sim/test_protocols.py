@@ -16,6 +16,7 @@ from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
 from resist.protocols.local_sgd import LocalSGD
+from tests.helpers import fixed
 
 
 def _tiny_net() -> nn.Module:
@@ -40,7 +41,7 @@ def test_ddp_equals_single_process_sgd_on_the_combined_batch(workers):
     initial = _tiny_net()
 
     def worker(comm):
-        model = DataParallel(comm).setup(copy.deepcopy(initial))
+        model = DataParallel(comm).setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = _sgd(model.parameters())
         for step in range(steps):
             images, labels = _batch(comm.rank, step)
@@ -81,7 +82,7 @@ def _local_sgd_round(workers: int, paper_style: bool, policy: OptimizerStatePoli
             name=ProtocolName.local_sgd, local_steps=local_steps, optimizer_state=policy, paper_style=paper_style
         )
         protocol = LocalSGD(comm, cfg)
-        model = protocol.setup(copy.deepcopy(initial))
+        model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = _sgd(model.parameters())
         for step in range(local_steps):
             images, labels = _batch(comm.rank, step, size=6)

@@ -1,0 +1,57 @@
+"""The final model as an ordinary inference checkpoint of the plain network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resist.config import BatchNormMode, Config
+from resist.models.preact import PreActBasicBlock, PreActBottleneck, PreActResNet, build_model
+from resist.models.spec import ARCHITECTURES
+
+FINAL_MODEL_FILE = "final_model.pt"
+
+
+def folded_state_dict(model: PreActResNet) -> dict[str, torch.Tensor]:
+    """``model``'s state dict with every block's residual scale folded into the last convolution of
+    its branch (exact: the branch is linear in that weight), so the plain network, with all scales
+    1, computes the same function."""
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    for name, module in model.named_modules():
+        scale = getattr(module, "residual_scale", 1.0)
+        if scale != 1.0:
+            last = "conv3" if isinstance(module, PreActBottleneck) else "conv2"
+            assert isinstance(module, PreActBasicBlock | PreActBottleneck)
+            state[f"{name}.{last}.weight"] *= scale
+    return state
+
+
+def save_inference_checkpoint(model: nn.Module, cfg: Config, num_classes: int, in_channels: int, path: Path) -> None:
+    assert isinstance(model, PreActResNet)
+    torch.save(
+        {
+            "arch": cfg.model.arch,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "batchnorm": cfg.model.batchnorm.value,
+            "state_dict": folded_state_dict(model),
+        },
+        path,
+    )
+
+
+def load_inference_model(path: Path, device: str = "cpu") -> PreActResNet:
+    """The plain network of a ``final_model.pt``, in eval mode."""
+    checkpoint: dict[str, Any] = torch.load(path, map_location=device)
+    model = build_model(
+        ARCHITECTURES[checkpoint["arch"]],
+        checkpoint["num_classes"],
+        checkpoint["in_channels"],
+        BatchNormMode(checkpoint["batchnorm"]),
+        device=device,
+    )
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.eval()

@@ -1,0 +1,261 @@
+"""ResIST: each round, every worker trains its own shallow sub-ResNet; then shared layers are
+averaged and each partitioned block travels point-to-point straight to its next holder(s).
+
+A worker allocates only its sub-ResNet: the shared layers plus one slot per partitioned block it
+holds (slot count fixed for the run). No process group is created per block or per round: blocks
+move with :meth:`Comm.exchange` (batched send/receive, one bucket per peer).
+
+At a round end (after l local steps):
+
+1. shared layers: one bucketed all-reduce mean over all workers (``train_sync``);
+2. blocks (``handoff``): the next round's assignment is drawn (same on every rank, from
+   ``(seed, round)``). A block held by k > 1 workers is averaged at its *aggregator* — a worker
+   that holds it now and next round if there is one, else its lowest-ranked holder — which receives
+   the other k − 1 copies; the aggregator then sends the block to every next holder but itself. A
+   block that stays with its only holder moves zero bytes;
+3. optimizer state is reset (the paper), or its momentum buffers travel with their block (billed).
+
+Evaluation assembles the global model (every block, partitioned residual branches scaled by
+``max(1/S, m/n)``) on each worker only while it evaluates; the missing blocks are billed to ``eval``.
+With ``warmup_epochs``, the run starts as local SGD on the whole model and switches to sub-ResNets
+at the first round end after the warm-up.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from resist.comm import Comm, Purpose
+from resist.config import Config, OptimizerStatePolicy
+from resist.decomposition import POLICIES, Assignment, eval_residual_scale
+from resist.models.preact import PreActResNet
+from resist.models.spec import ARCHITECTURES
+from resist.protocols.base import ModelFactory, Protocol, model_state_tensors
+
+Transfers = dict[int, list[int]]  # peer -> blocks, ascending
+
+
+class ResIST(Protocol):
+    name = "resist"
+
+    def __init__(self, comm: Comm, cfg: Config) -> None:
+        super().__init__(comm)
+        self.steps_per_round = cfg.protocol.local_steps
+        spec = ARCHITECTURES[cfg.model.arch]
+        self.stage = spec.default_partition_stage if cfg.decomposition.stage is None else cfg.decomposition.stage
+        self.partitioned = spec.partitionable_blocks(self.stage)
+        self.stage_size = spec.blocks_per_stage[self.stage]
+        self.policy = POLICIES[cfg.decomposition.policy]
+        self.min_depth, self.seed = cfg.decomposition.min_depth, cfg.seed
+        self.carry_optimizer_state = cfg.protocol.optimizer_state == OptimizerStatePolicy.keep
+        self.warmup_epochs = cfg.protocol.warmup_epochs
+        self.scale = eval_residual_scale(comm.size, self.min_depth, len(self.partitioned))
+        self.round = 0
+
+    # -- set-up and the switch from the warm-up --------------------------------------------------
+
+    def assignment(self, round_index: int) -> Assignment:
+        return self.policy(self.partitioned, self.comm.size, self.min_depth, self.seed, round_index)
+
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
+        self.make_model = make_model
+        self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.steps_per_round)
+        if self.warmup_rounds > 0:
+            self.model = make_model()
+            with torch.no_grad():
+                self.comm.broadcast(model_state_tensors(self.model), src=0, purpose=Purpose.init)
+            return self.model
+        self.current = self.assignment(0)
+        self.model = make_model({self.stage: self._stage_blocks(self.current)})
+        with torch.no_grad():
+            self.comm.broadcast(self._shared_tensors(), src=0, purpose=Purpose.init)
+        return self.model
+
+    def _stage_blocks(self, assignment: Assignment) -> list[int]:
+        """This worker's blocks of the partitioned stage: the shared ones and its own."""
+        own = set(assignment.blocks[self.comm.rank])
+        return sorted(set(range(self.stage_size)) - set(self.partitioned) | own)
+
+    def _shared_tensors(self) -> list[torch.Tensor]:
+        own = {id(t) for block in self._own_blocks() for t in model_state_tensors(block)}
+        return [t for t in model_state_tensors(self.model) if id(t) not in own]
+
+    def _own_blocks(self) -> list[nn.Module]:
+        held = set(self.model.held_block_ids(self.stage)) & set(self.partitioned)
+        return [self.model.block(self.stage, b) for b in sorted(held)]
+
+    def _switch_to_sub_network(self) -> PreActResNet:
+        """End of the warm-up: keep the shared layers and this worker's blocks; drop the rest."""
+        full = self.model
+        self.current = self.assignment(self.round)
+        sub = self.make_model({self.stage: self._stage_blocks(self.current)}, initialize=False)
+        with torch.no_grad():
+            held = set(sub.held_block_ids(self.stage))
+            sources = [
+                t for name, module in full.named_children() if name != "stages" for t in model_state_tensors(module)
+            ]
+            targets = [
+                t for name, module in sub.named_children() if name != "stages" for t in model_state_tensors(module)
+            ]
+            for stage_index, stage in enumerate(sub.stages):
+                for block_id in stage.block_ids if stage_index != self.stage else sorted(held):
+                    sources += model_state_tensors(full.block(stage_index, block_id))
+                    targets += model_state_tensors(sub.block(stage_index, block_id))
+            for target, source in zip(targets, sources, strict=True):
+                target.copy_(source)
+        self.model = sub
+        return sub
+
+    # -- the round end --------------------------------------------------------------------------
+
+    def end_round(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
+        self.round += 1
+        if self.round <= self.warmup_rounds:  # local SGD on the whole model
+            with torch.no_grad():
+                self.comm.all_reduce(model_state_tensors(self.model), Purpose.train_sync)
+            optimizer.state.clear()
+            return self._switch_to_sub_network() if self.round == self.warmup_rounds else None
+        with torch.no_grad():
+            self.comm.all_reduce(self._shared_tensors(), Purpose.train_sync)
+            self._hand_off(self.assignment(self.round), optimizer)
+        if not self.carry_optimizer_state:
+            optimizer.state.clear()
+        return None
+
+    def _block_tensors(self, block: nn.Module, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+        tensors = model_state_tensors(block)
+        if self.carry_optimizer_state:
+            tensors += [
+                optimizer.state[p]["momentum_buffer"]
+                for p in block.parameters()
+                if "momentum_buffer" in optimizer.state[p]
+            ]
+        return tensors
+
+    def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> None:
+        rank, current = self.comm.rank, self.current
+        mine_now, mine_next = set(current.blocks[rank]), set(following.blocks[rank])
+        aggregator = {b: _aggregator(current.holders(b), following.holders(b)) for b in self.partitioned}
+        template = self._block_tensors(self.model.block(self.stage, min(mine_now)), optimizer)
+
+        def fresh() -> list[torch.Tensor]:
+            return [torch.empty_like(t) for t in template]
+
+        # Phase 1: copies of shared blocks go to their aggregator, which averages them.
+        to_aggregators: Transfers = defaultdict(list)
+        from_holders: Transfers = defaultdict(list)
+        for b in self.partitioned:
+            holders, agg = current.holders(b), aggregator[b]
+            if len(holders) > 1 and rank in holders and rank != agg:
+                to_aggregators[agg].append(b)
+            if len(holders) > 1 and rank == agg:
+                for holder in holders:
+                    if holder != agg:
+                        from_holders[holder].append(b)
+        inbox = {(peer, b): fresh() for peer, blocks in from_holders.items() for b in blocks}
+        self.comm.exchange(
+            [
+                (p, [t for b in bs for t in self._block_tensors(self.model.block(self.stage, b), optimizer)])
+                for p, bs in sorted(to_aggregators.items())
+            ],
+            [(p, [t for b in bs for t in inbox[(p, b)]]) for p, bs in sorted(from_holders.items())],
+            Purpose.handoff,
+        )
+        for b in {b for _, b in inbox}:
+            own = self._block_tensors(self.model.block(self.stage, b), optimizer)
+            copies = [inbox[(p, b)] for p in current.holders(b) if p != rank]
+            for k, tensor in enumerate(own):
+                tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
+
+        # Phase 2: each aggregator sends its block to every next holder but itself.
+        outgoing: Transfers = defaultdict(list)
+        incoming: Transfers = defaultdict(list)
+        for b in self.partitioned:
+            agg = aggregator[b]
+            for holder in following.holders(b):
+                if holder != agg and rank == agg:
+                    outgoing[holder].append(b)
+                if holder != agg and rank == holder:
+                    incoming[agg].append(b)
+        arrivals = {b: fresh() for bs in incoming.values() for b in bs}
+        self.comm.exchange(
+            [
+                (p, [t for b in bs for t in self._block_tensors(self.model.block(self.stage, b), optimizer)])
+                for p, bs in sorted(outgoing.items())
+            ],
+            [(p, [t for b in bs for t in arrivals[b]]) for p, bs in sorted(incoming.items())],
+            Purpose.handoff,
+        )
+        # Fill the slots in the next round's order: kept blocks from their slots, the rest from arrivals.
+        kept = {
+            b: [t.clone() for t in self._block_tensors(self.model.block(self.stage, b), optimizer)]
+            for b in mine_next & mine_now
+            if b not in arrivals
+        }
+        stage = self.model.stages[self.stage]
+        shared_ids = [b for b in stage.block_ids if b not in self.partitioned]
+        stage.assign(sorted(shared_ids + sorted(mine_next)))
+        for b in sorted(mine_next):
+            source = kept[b] if b in kept else arrivals[b]
+            for target, value in zip(
+                self._block_tensors(self.model.block(self.stage, b), optimizer), source, strict=True
+            ):
+                target.copy_(value)
+        self.current = following
+
+    # -- evaluation -------------------------------------------------------------------------------
+
+    def eval_model(self) -> nn.Module:
+        if self.round < self.warmup_rounds or not hasattr(self, "current"):
+            return self.model
+        return self._assemble_global_model()
+
+    def _assemble_global_model(self) -> PreActResNet:
+        """The global model on this worker: its own blocks, the others from their lowest-ranked holder
+        (billed to ``eval``), partitioned residual branches scaled by ``max(1/S, m/n)``."""
+        rank, current = self.comm.rank, self.current
+        full = self.make_model(None, initialize=False)
+        with torch.no_grad():
+            for (name, target), source in zip(full.named_children(), self.model.children(), strict=True):
+                if name != "stages":
+                    for t, s in zip(model_state_tensors(target), model_state_tensors(source), strict=True):
+                        t.copy_(s)
+            for stage_index, stage in enumerate(self.model.stages):
+                for block_id in stage.block_ids:
+                    for t, s in zip(
+                        model_state_tensors(full.block(stage_index, block_id)),
+                        model_state_tensors(self.model.block(stage_index, block_id)),
+                        strict=True,
+                    ):
+                        t.copy_(s)
+            sends: Transfers = defaultdict(list)
+            recvs: Transfers = defaultdict(list)
+            for b in self.partitioned:
+                source = min(current.holders(b))
+                for worker in range(self.comm.size):
+                    if b not in current.blocks[worker]:
+                        if rank == source:
+                            sends[worker].append(b)
+                        if rank == worker:
+                            recvs[source].append(b)
+
+            def tensors(blocks: list[int]) -> list[torch.Tensor]:
+                return [t for b in blocks for t in model_state_tensors(full.block(self.stage, b))]
+
+            self.comm.exchange(
+                [(p, tensors(bs)) for p, bs in sorted(sends.items())],
+                [(p, tensors(bs)) for p, bs in sorted(recvs.items())],
+                Purpose.eval,
+            )
+        full.set_residual_scale(self.stage, self.partitioned, self.scale)
+        return full
+
+
+def _aggregator(now: Sequence[int], following: Sequence[int]) -> int:
+    """Where a block's copies meet: a holder that keeps it, else its lowest-ranked holder."""
+    staying = sorted(set(now) & set(following))
+    return staying[0] if staying else min(now)

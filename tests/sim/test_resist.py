@@ -1,0 +1,167 @@
+"""ResIST on in-process thread workers (float64): aggregation, hand-off, sub-network equivalence,
+test-time scaling and the memory each worker holds."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from resist.comm.groups import run_in_threads
+from resist.config import Config, OptimizerStatePolicy, ProtocolName
+from resist.models.preact import build_model, count_parameters
+from resist.models.spec import ARCHITECTURES
+from resist.protocols.base import model_state_tensors
+from resist.protocols.resist import ResIST
+
+ARCH = "preact_resnet_mini_deep"  # 8 partitionable blocks in stage 2
+STAGE, BLOCKS = 2, tuple(range(1, 9))
+_init_lock = threading.Lock()  # torch's global RNG is shared by threads: initialise one model at a time
+
+
+def _config(workers: int, min_depth: int, policy: OptimizerStatePolicy = OptimizerStatePolicy.reset) -> Config:
+    cfg = Config()
+    cfg.model.arch, cfg.num_workers, cfg.seed = ARCH, workers, 5
+    cfg.protocol.name, cfg.protocol.local_steps, cfg.protocol.optimizer_state = ProtocolName.resist, 2, policy
+    cfg.decomposition.min_depth = min_depth
+    return cfg
+
+
+def make_model(held_blocks=None, initialize=True):
+    with _init_lock:
+        return build_model(
+            ARCHITECTURES[ARCH], 3, 1, held_blocks=held_blocks, init_seed=0 if initialize else None
+        ).double()
+
+
+def _train(model, optimizer, rank: int, round_index: int, steps: int = 2) -> None:
+    for step in range(steps):
+        g = torch.Generator().manual_seed(1000 * round_index + 10 * step + rank)
+        images, labels = torch.randn(6, 1, 8, 8, generator=g, dtype=torch.float64), torch.randint(3, (6,), generator=g)
+        optimizer.zero_grad()
+        F.cross_entropy(model(images), labels).backward()
+        optimizer.step()
+
+
+def _blocks(model, ids):
+    return {b: [t.detach().clone() for t in model_state_tensors(model.block(STAGE, b))] for b in ids}
+
+
+def _shared(protocol):
+    return [t.detach().clone() for t in protocol._shared_tensors()]
+
+
+@pytest.mark.parametrize(("workers", "min_depth"), [(2, 0), (3, 3), (4, 3)])
+def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(workers, min_depth):
+    def worker(comm):
+        protocol = ResIST(comm, _config(workers, min_depth))
+        model = protocol.setup(make_model, steps_per_epoch=100)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        before = protocol.current
+        own_before = before.blocks[comm.rank]
+        assert model.held_block_ids(STAGE) == (0, *own_before)
+        shared_params = count_parameters(model) - sum(count_parameters(model.block(STAGE, b)) for b in own_before)
+        _train(model, optimizer, comm.rank, 0)
+        pre_blocks, pre_shared = _blocks(model, own_before), _shared(protocol)
+        protocol.end_round(optimizer)
+        after = protocol.current
+        post_blocks = _blocks(model, after.blocks[comm.rank])
+        x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(99), dtype=torch.float64)
+        sub_output = model(x)
+        full = protocol.eval_model()
+        scales = [full.block(STAGE, b).residual_scale for b in range(9)]
+        global_blocks, global_shared = _blocks(full, BLOCKS), [t.clone() for t in model_state_tensors(full)]
+        full.set_residual_scale(STAGE, BLOCKS, 1.0)
+        full.set_residual_scale(STAGE, [b for b in BLOCKS if b not in after.blocks[comm.rank]], 0.0)
+        return {
+            "before": before,
+            "after": after,
+            "pre_blocks": pre_blocks,
+            "pre_shared": pre_shared,
+            "post_blocks": post_blocks,
+            "global_blocks": global_blocks,
+            "scales": scales,
+            "sub_equals_global": torch.equal(sub_output, full(x)),
+            "optimizer_state": len(optimizer.state),
+            "shared_params": shared_params,
+            "global_shared_first": global_shared[0],
+            "shared_first": pre_shared[0],
+            "held_param_count": count_parameters(model),
+        }
+
+    results = run_in_threads(workers, worker)
+    before, after = results[0]["before"], results[0]["after"]
+    assert before != after and all(r["before"] == before and r["after"] == after for r in results)
+    for b in BLOCKS:
+        copies = [results[h]["pre_blocks"][b] for h in before.holders(b)]
+        for k, value in enumerate(results[0]["global_blocks"][b]):
+            expected = torch.stack([c[k] for c in copies]).mean(dim=0)
+            if len(copies) == 1:
+                assert torch.equal(value, copies[0][k])  # one holder: a copy
+            else:
+                torch.testing.assert_close(value, expected, rtol=1e-13, atol=1e-15)
+        for h in after.holders(b):  # the next holders got exactly the global block
+            assert all(
+                torch.equal(a, c)
+                for a, c in zip(results[h]["post_blocks"][b], results[0]["global_blocks"][b], strict=True)
+            )
+    shared_mean = torch.stack([r["shared_first"] for r in results]).mean(dim=0)
+    torch.testing.assert_close(results[0]["global_shared_first"], shared_mean, rtol=1e-13, atol=1e-15)
+    scale = max(1 / workers, min_depth / len(BLOCKS))
+    for r in results:
+        assert r["scales"] == [1.0] + [scale] * 8
+        assert r["sub_equals_global"]
+        assert r["optimizer_state"] == 0  # reset each round (the paper)
+        assert r["held_param_count"] == r["shared_params"] + len(r["post_blocks"]) * count_parameters(
+            make_model().block(STAGE, 1)
+        )
+
+
+def test_momentum_travels_with_its_block():
+    def worker(comm):
+        protocol = ResIST(comm, _config(2, 0, OptimizerStatePolicy.keep))
+        model = protocol.setup(make_model, steps_per_epoch=100)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        _train(model, optimizer, comm.rank, 0)
+        momentum = {
+            b: [optimizer.state[p]["momentum_buffer"].clone() for p in model.block(STAGE, b).parameters()]
+            for b in protocol.current.blocks[comm.rank]
+        }
+        protocol.end_round(optimizer)
+        arrived = {
+            b: [optimizer.state[p]["momentum_buffer"].clone() for p in model.block(STAGE, b).parameters()]
+            for b in protocol.current.blocks[comm.rank]
+        }
+        return momentum, arrived, comm.ledger
+
+    (m0, a0, ledger0), (m1, a1, _) = run_in_threads(2, worker)
+    before = {**m0, **m1}
+    for arrived in (a0, a1):
+        for b, buffers in arrived.items():
+            assert all(torch.equal(x, y) for x, y in zip(buffers, before[b], strict=True))
+    assert ledger0.cumulative[list(ledger0.cumulative)[0]].operations >= 1
+
+
+def test_warmup_trains_the_whole_model_then_switches_to_sub_networks():
+    def worker(comm):
+        cfg = _config(2, 0)
+        cfg.protocol.warmup_epochs = 1
+        protocol = ResIST(comm, cfg)
+        model = protocol.setup(make_model, steps_per_epoch=3)  # 2 warm-up rounds of 2 steps
+        held = [count_parameters(model)]
+        replacements = []
+        for round_index in range(3):
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            _train(model, optimizer, comm.rank, round_index)
+            replacement = protocol.end_round(optimizer)
+            replacements.append(replacement is not None)
+            model = replacement or model
+            held.append(count_parameters(model))
+        return held, replacements, protocol.eval_model()
+
+    (held, replacements, full0), (_, _, full1) = run_in_threads(2, worker)
+    whole = count_parameters(make_model())
+    assert held[:2] == [whole, whole] and held[2] < whole and replacements == [False, True, False]
+    assert all(torch.equal(a, b) for a, b in zip(full0.state_dict().values(), full1.state_dict().values(), strict=True))
