@@ -56,7 +56,9 @@ def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
     return run
 
 
-def summarize(records: list[dict[str, Any]], local_steps: int, warmup_rounds: int, rounds: int) -> dict[str, Any]:
+def summarize(
+    records: list[dict[str, Any]], model_arch: str, local_steps: int, warmup_rounds: int, rounds: int
+) -> dict[str, Any]:
     """Per-worker, per-round figures of one protocol's run from its records (pure)."""
     start = records[0]
     by_step = {r["step"]: r for r in records if r["event"] == "train"}
@@ -87,6 +89,7 @@ def summarize(records: list[dict[str, Any]], local_steps: int, warmup_rounds: in
         "held_bytes_per_worker": max(end["memory/held_bytes_per_worker"]),
         "peak_memory_bytes_per_worker": max(end["memory/peak_bytes_per_worker"]),
         "model_params": start["model/params"],
+        "model_arch": model_arch,
     }
 
 
@@ -115,6 +118,8 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    if "local_sgd" in results and "resist" in results:
+        lines += resist_targets(results["resist"], results["local_sgd"])
     if "local_sgd" in results:
         reference = results["local_sgd"]
         for name, figures in results.items():
@@ -131,6 +136,30 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
             )
             lines.append(f"{name} / local_sgd: {ratios}")
     return "\n".join(lines)
+
+
+# The issue's targets for the paper's PreActResNet-101 (S: wire-bytes ratio to local SGD, step-time
+# ratio to a full-model step, held-bytes ratio to the full model).
+PAPER_MODEL_TARGETS = {2: (0.53, 0.65, 0.69), 4: (0.45, 0.50, 0.53), 8: (0.41, 0.42, 0.45)}
+
+
+def resist_targets(resist: dict[str, Any], local_sgd: dict[str, Any]) -> list[str]:
+    """Measured ResIST ratios next to the targets (set for PreActResNet-101 at S = 2, 4, 8)."""
+    measured = {
+        "wire bytes/round": resist["wire_bytes_per_local_steps_per_worker"]
+        / local_sgd["wire_bytes_per_local_steps_per_worker"],
+        "s/step": resist["step_seconds"] / local_sgd["step_seconds"],
+        "held parameter bytes": resist["param_bytes_per_worker"] / local_sgd["param_bytes_per_worker"],
+    }
+    targets = PAPER_MODEL_TARGETS.get(resist["num_workers"]) if resist["model_arch"] == "preact_resnet101" else None
+    if targets is None:
+        ratios = ", ".join(f"{label} {value:.3f}" for label, value in measured.items())
+        return [f"resist / local_sgd: {ratios} (targets are set for model=preact_resnet101 with S = 2, 4, 8)"]
+    parts = []
+    for (label, value), target, bound in zip(measured.items(), targets, ("<=", "<=", "="), strict=True):
+        met = value <= target + 1e-9 if bound == "<=" else abs(value - target) < 0.005
+        parts.append(f"{label} {value:.3f} (target {bound} {target:.2f}: {'met' if met else 'NOT met'})")
+    return ["resist / local_sgd: " + ", ".join(parts)]
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
@@ -160,6 +189,7 @@ def _run_bench(cfg: DictConfig) -> None:
         launch(run, OmegaConf.to_container(OmegaConf.structured(run), enum_to_str=True), run_dir)
         results[protocol.value] = summarize(
             read_jsonl(run_dir / "metrics.jsonl"),
+            typed.model.arch,
             typed.protocol.local_steps,
             typed.bench.warmup_rounds,
             typed.bench.rounds,

@@ -264,7 +264,9 @@ class BenchSettings:
     ``warmup_rounds`` unmeasured and ``rounds`` measured rounds of ``protocol.local_steps`` steps
     (data-parallel runs the same number of steps)."""
 
-    protocols: list[ProtocolName] = field(default_factory=lambda: [ProtocolName.ddp, ProtocolName.local_sgd])
+    protocols: list[ProtocolName] = field(
+        default_factory=lambda: [ProtocolName.ddp, ProtocolName.local_sgd, ProtocolName.resist]
+    )
     warmup_rounds: int = 1
     rounds: int = 3
 
@@ -338,12 +340,12 @@ def validate(cfg: Config) -> None:
     """Check every cross-field rule; raise :class:`ConfigError` on the first violation."""
     if isinstance(cfg, BenchConfig):
         _validate_bench(cfg.bench)
+    _validate_workers(cfg)
     _validate_model(cfg)
     _validate_decomposition(cfg)
     _validate_dataset(cfg.dataset)
     _validate_optim(cfg.optim)
     _validate_train(cfg.train)
-    _validate_workers(cfg)
 
 
 def _require(condition: bool, key: str, problem: str, fix: str) -> None:
@@ -565,5 +567,23 @@ def _validate_workers(cfg: Config) -> None:
         cfg.protocol.name != ProtocolName.none or cfg.num_workers == 1,
         "num_workers",
         f"protocol=none trains one worker, got num_workers={cfg.num_workers}",
-        "set num_workers=1 or choose a multi-worker protocol",
+        "set num_workers=1 or choose a multi-worker protocol (protocol=resist, local_sgd or ddp)",
+    )
+    _require(
+        cfg.protocol.local_steps >= 1,
+        "protocol.local_steps",
+        f"must be >= 1, got {cfg.protocol.local_steps}",
+        "set e.g. protocol.local_steps=50",
+    )
+    _require(
+        not cfg.protocol.paper_style or cfg.protocol.name == ProtocolName.local_sgd,
+        "protocol.paper_style",
+        f"applies to protocol=local_sgd only, not {cfg.protocol.name.value}",
+        "remove protocol.paper_style",
+    )
+    _require(
+        cfg.launcher.master_port is None or 1024 <= cfg.launcher.master_port <= 65535,
+        "launcher.master_port",
+        f"must be a port in 1024..65535, got {cfg.launcher.master_port}",
+        "set launcher.master_port=null",
     )

@@ -87,6 +87,7 @@ ARCHITECTURES: dict[str, ArchSpec] = {
         _cifar("preact_resnet152", (3, 4, 36, 3)),
         _cifar("preact_resnet200", (3, 4, 50, 3)),
         _cifar("preact_resnet18", (2, 2, 2, 2)),
+        _cifar("preact_resnet34", (3, 4, 6, 3)),
         _cifar("preact_resnet18_narrow", (2, 2, 2, 2), (16, 32, 64, 128)),
         # Small CPU networks whose third stage is long enough to partition among a few workers.
         _cifar("preact_resnet_mini", (1, 1, 5, 1), (16, 32, 64, 128)),

@@ -33,6 +33,8 @@ def test_embedded_default_learns_digits(default_run):
     summary = _records(run_dir)[-1]
     assert summary["event"] == "summary" and summary["test/acc1"] >= 0.90
     assert f"final test accuracy: {summary['test/acc1']:.2%}" in result.stdout
+    assert "local SGD would send" in result.stdout and "for the same 10 rounds" in result.stdout
+    assert summary["comm/cum_wire_bytes"] > 0
     assert f"run directory: {run_dir}" in result.stdout
 
 
@@ -42,16 +44,37 @@ def test_run_directory_holds_config_and_complete_metrics(default_run):
     assert resolved["model"]["arch"] == "preact_resnet_mini" and resolved["dataset"]["name"] == "digits"
     records = _records(run_dir)
     start = records[0]
-    assert start["event"] == "start" and start["total_steps"] == 8 * start["steps_per_epoch"]
+    assert start["event"] == "start" and start["total_steps"] == 8 * start["steps_per_epoch"] == 96
+    assert (start["protocol"], start["num_workers"], start["steps_per_round"]) == ("resist", 2, 10)
     train = [r for r in records if r["event"] == "train"]
     evals = [r for r in records if r["event"] == "eval"]
-    assert [r["step"] for r in evals] == [2 * start["steps_per_epoch"] * k for k in (1, 2, 3, 4)]
+    # every 2 epochs (24 steps), at the first round end (multiple of 10) at or after it, and at the end
+    assert [r["step"] for r in evals] == [30, 50, 80, 96]
     assert train[-1]["step"] == start["total_steps"]
     for key in ("lr", "epoch", "samples", "train/loss", "train/acc1", "time/elapsed_s", "time/compute_s"):
         assert key in train[0]
     for key in ("test/loss", "test/acc1", "test/acc5", "time/eval_s"):
         assert key in evals[0]
     assert all(a["step"] < b["step"] for a, b in zip(train, train[1:], strict=False))
+
+
+def test_final_model_is_an_ordinary_checkpoint(default_run):
+    """The final global model (residual scales folded in) loads into the plain network and scores
+    what the run's last evaluation scored."""
+    from resist.config import DatasetConfig, DatasetName
+    from resist.data import sources
+    from resist.models.checkpoint import load_inference_model
+
+    run_dir, _ = default_run
+    model = load_inference_model(run_dir / "final_model.pt")
+    assert all(block.residual_scale == 1.0 for stage in model.stages for block in stage.blocks)
+    test = sources.load(DatasetConfig(name=DatasetName.digits, image_size=16), seed=0).test
+    correct = 0
+    with torch.no_grad():
+        for first in range(0, len(test), 100):
+            images, labels = test.images[first : first + 100], test.labels[first : first + 100]
+            correct += (model(images).argmax(dim=1) == labels).sum().item()
+    assert abs(correct / len(test) - _records(run_dir)[-1]["test/acc1"]) <= 1 / len(test)
 
 
 def test_existing_run_directory_is_never_overwritten(default_run):
@@ -76,7 +99,8 @@ BAD_INPUTS = [
     (["optim.lr=-1"], "optim.lr: must be a positive number"),
     (["optim.momentum=1.5"], "optim.momentum: "),
     (["dataset.name=foo"], "dataset.name: Invalid value 'foo'"),
-    (["num_workers=2"], "num_workers: protocol=none trains one worker"),
+    (["protocol=none"], "num_workers: protocol=none trains one worker, got num_workers=2"),
+    (["num_workers=8"], "decomposition.min_depth: 8 workers share 4 blocks"),
     (["optim.milestones=[0.8,0.5]"], "optim.milestones: "),
     (["dataset=imagefolder"], "dataset.root: dataset imagefolder needs a root directory"),
     (["train.batch_size=0"], "train.batch_size: "),
@@ -157,8 +181,8 @@ def test_wandb_offline_run_files_hold_the_metrics(tmp_path):
     assert (run.project, run.run_group, run.job_type, run.display_name) == (
         "resist",
         "wandbcheck",
-        "none",
-        "wandbcheck-none-S1-seed0",
+        "resist",
+        "wandbcheck-resist-S2-seed0",
     )
     assert logged["config"]["optim"]["lr"] == 0.05 and logged["config"]["model"]["arch"] == "preact_resnet_mini"
     jsonl = [r for r in _records(tmp_path) if r["event"] in ("train", "eval", "summary")]

@@ -13,12 +13,14 @@ from resist.config import (
     Config,
     ConfigError,
     DatasetName,
+    ProtocolName,
     ScheduleName,
     image_size,
     register_schemas,
     to_typed_config,
     validate,
 )
+from resist.models.spec import ARCHITECTURES
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ["model", "dataset", "protocol", "decomposition", "optim", "logger", "launcher"]
@@ -38,14 +40,19 @@ def test_default_composes_to_the_embedded_digits_run():
     cfg = _compose()
     validate(cfg)
     assert cfg.dataset.name == DatasetName.digits and cfg.model.arch == "preact_resnet_mini"
-    assert cfg.num_workers == 1 and cfg.optim.schedule == ScheduleName.step
+    assert cfg.num_workers == 2 and cfg.protocol.name == ProtocolName.resist and cfg.protocol.local_steps == 10
+    assert cfg.optim.schedule == ScheduleName.step
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g in GROUPS for o in _options(g)])
 def test_every_group_option_composes_and_validates(group, option):
     overrides = [f"{group}={option}"]
+    if option == "none":
+        overrides.append("num_workers=1")
     if option == "imagefolder":
         overrides.append("dataset.root=some/where")
+    if group == "model" and len(ARCHITECTURES[option].partitionable_blocks(2)) < 2:
+        overrides.append("decomposition.min_depth=1")  # 2 ResIST workers, 1 partitionable block
     if group == "model" and option.startswith("imagenet"):
         overrides.append("dataset.image_size=64")
     cfg = _compose(*overrides)
@@ -101,7 +108,17 @@ def _valid(**changes) -> Config:
         ({"train__eval_every": 0}, "train.eval_every"),
         ({"train__log_every_steps": 0}, "train.log_every_steps"),
         ({"num_workers": 0}, "num_workers"),
-        ({"num_workers": 2}, "num_workers"),
+        ({"num_workers": 2, "protocol__name": ProtocolName.none}, "num_workers"),
+        ({"num_workers": 8}, "decomposition.min_depth"),  # 4 partitionable blocks for 8 workers
+        ({"decomposition__min_depth": 5}, "decomposition.min_depth"),
+        ({"decomposition__stage": 7}, "decomposition.stage"),
+        ({"decomposition__stage": 0}, "decomposition.stage"),  # stage 0 of the mini model has one block
+        ({"decomposition__policy": "nope"}, "decomposition.policy"),
+        ({"protocol__warmup_epochs": -1}, "protocol.warmup_epochs"),
+        ({"protocol__name": ProtocolName.ddp, "protocol__warmup_epochs": 1}, "protocol.warmup_epochs"),
+        ({"protocol__name": ProtocolName.ddp, "protocol__paper_style": True}, "protocol.paper_style"),
+        ({"protocol__local_steps": 0}, "protocol.local_steps"),
+        ({"launcher__master_port": 80}, "launcher.master_port"),
         ({"dataset__name": DatasetName.cifar10, "dataset__root": None, "dataset__image_size": None}, "dataset.root"),
         ({"dataset__name": DatasetName.cifar10, "dataset__root": "x"}, "dataset.image_size"),
         ({"dataset__num_classes": 3}, "dataset.num_classes"),
