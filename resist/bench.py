@@ -86,6 +86,7 @@ def summarize(
         "step_seconds": delta("time/compute_s") / steps,
         "round_seconds": (delta("time/compute_s") + delta("time/sync_s")) / measured_rounds,
         "param_bytes_per_worker": max(end["memory/param_bytes_per_worker"]),
+        "param_bytes_per_worker_mean": sum(end["memory/param_bytes_per_worker"]) / workers,
         "held_bytes_per_worker": max(end["memory/held_bytes_per_worker"]),
         "peak_memory_bytes_per_worker": max(end["memory/peak_bytes_per_worker"]),
         "model_params": start["model/params"],
@@ -149,7 +150,8 @@ def resist_targets(resist: dict[str, Any], local_sgd: dict[str, Any]) -> list[st
         "wire bytes/round": resist["wire_bytes_per_local_steps_per_worker"]
         / local_sgd["wire_bytes_per_local_steps_per_worker"],
         "s/step": resist["step_seconds"] / local_sgd["step_seconds"],
-        "held parameter bytes": resist["param_bytes_per_worker"] / local_sgd["param_bytes_per_worker"],
+        "held parameter bytes (mean over workers)": resist["param_bytes_per_worker_mean"]
+        / local_sgd["param_bytes_per_worker_mean"],
     }
     targets = PAPER_MODEL_TARGETS.get(resist["num_workers"]) if resist["model_arch"] == "preact_resnet101" else None
     if targets is None:

@@ -55,6 +55,7 @@ class ResIST(Protocol):
         self.warmup_epochs = cfg.protocol.warmup_epochs
         self.scale = eval_residual_scale(comm.size, self.min_depth, len(self.partitioned))
         self.round = 0
+        self.current: Assignment | None = None  # this round's assignment; None during the warm-up
 
     # -- set-up and the switch from the warm-up --------------------------------------------------
 
@@ -94,7 +95,6 @@ class ResIST(Protocol):
         self.current = self.assignment(self.round)
         sub = self.make_model({self.stage: self._stage_blocks(self.current)}, initialize=False)
         with torch.no_grad():
-            held = set(sub.held_block_ids(self.stage))
             sources = [
                 t for name, module in full.named_children() if name != "stages" for t in model_state_tensors(module)
             ]
@@ -102,7 +102,7 @@ class ResIST(Protocol):
                 t for name, module in sub.named_children() if name != "stages" for t in model_state_tensors(module)
             ]
             for stage_index, stage in enumerate(sub.stages):
-                for block_id in stage.block_ids if stage_index != self.stage else sorted(held):
+                for block_id in stage.block_ids:
                     sources += model_state_tensors(full.block(stage_index, block_id))
                     targets += model_state_tensors(sub.block(stage_index, block_id))
             for target, source in zip(targets, sources, strict=True):
@@ -117,7 +117,8 @@ class ResIST(Protocol):
         if self.round <= self.warmup_rounds:  # local SGD on the whole model
             with torch.no_grad():
                 self.comm.all_reduce(model_state_tensors(self.model), Purpose.train_sync)
-            optimizer.state.clear()
+            if not self.carry_optimizer_state:
+                optimizer.state.clear()
             return self._switch_to_sub_network() if self.round == self.warmup_rounds else None
         with torch.no_grad():
             self.comm.all_reduce(self._shared_tensors(), Purpose.train_sync)
@@ -138,6 +139,7 @@ class ResIST(Protocol):
 
     def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> None:
         rank, current = self.comm.rank, self.current
+        assert current is not None
         mine_now, mine_next = set(current.blocks[rank]), set(following.blocks[rank])
         aggregator = {b: _aggregator(current.holders(b), following.holders(b)) for b in self.partitioned}
         template = self._block_tensors(self.model.block(self.stage, min(mine_now)), optimizer)
@@ -210,7 +212,7 @@ class ResIST(Protocol):
     # -- evaluation -------------------------------------------------------------------------------
 
     def eval_model(self) -> nn.Module:
-        if self.round < self.warmup_rounds or not hasattr(self, "current"):
+        if self.current is None:  # warm-up: every worker holds the whole (averaged) model
             return self.model
         return self._assemble_global_model()
 
@@ -218,6 +220,7 @@ class ResIST(Protocol):
         """The global model on this worker: its own blocks, the others from their lowest-ranked holder
         (billed to ``eval``), partitioned residual branches scaled by ``max(1/S, m/n)``."""
         rank, current = self.comm.rank, self.current
+        assert current is not None
         full = self.make_model(None, initialize=False)
         with torch.no_grad():
             for (name, target), source in zip(full.named_children(), self.model.children(), strict=True):

@@ -34,5 +34,11 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
         assert figures["step_seconds"] > 0 and figures["round_seconds"] > 0
         assert figures["peak_memory_bytes_per_worker"] > 0
     assert ddp["wire_bytes_per_local_steps_per_worker"] == 2 * local["wire_bytes_per_local_steps_per_worker"]
+    resist = report["protocols"]["resist"]
+    block = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, 3, device="meta").block(2, 1)) * 4
+    assert resist["param_bytes_per_worker"] == full_model - 2 * block  # 4 partitioned blocks, 2 per worker
+    assert resist["table1_bytes_per_round"] == 2 * 2 * (full_model - 2 * block)
+    assert resist["wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]
+    assert "resist / local_sgd: wire bytes/round" in result.stdout
     for protocol in ("ddp", "local_sgd"):
         assert (tmp_path / protocol / "metrics.jsonl").exists()

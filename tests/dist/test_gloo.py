@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import pickle
+import threading
 import time
 from pathlib import Path
 
@@ -15,16 +16,18 @@ import torch.nn.functional as F
 
 from resist.comm import Purpose
 from resist.comm.groups import init_process_comm, run_in_threads, shutdown_process_comm
-from resist.config import BatchNormMode, ProtocolConfig, ProtocolName
+from resist.config import BatchNormMode, Config, ProtocolConfig, ProtocolName
 from resist.launch import free_port
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
 from tests.helpers import fixed
 from resist.protocols.local_sgd import LocalSGD
+from resist.protocols.resist import ResIST
 from tests.conftest import run_cli
 
 WORKERS = 3
+_INIT_LOCK = threading.Lock()
 
 
 def _initial_model():
@@ -58,6 +61,28 @@ def scenario(comm, initial):
             optimizer.step()
         protocol.end_round(optimizer)
         out[name] = [t.detach().clone() for t in protocol.eval_model().state_dict().values()]
+    cfg = Config()
+    cfg.model.arch, cfg.num_workers, cfg.protocol.local_steps = "preact_resnet_mini_deep", WORKERS, 2
+    cfg.decomposition.min_depth = 3  # 9 slots for 8 blocks: one block has two holders
+    resist = ResIST(comm, cfg)
+
+    def make_model(held_blocks=None, initialize=True):
+        with _INIT_LOCK:  # thread workers share torch's global RNG, which initialisation uses
+            spec = ARCHITECTURES["preact_resnet_mini_deep"]
+            return build_model(spec, 4, 1, held_blocks=held_blocks, init_seed=0 if initialize else None)
+
+    model = resist.setup(make_model, steps_per_epoch=100)
+    for round_index in range(3):
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        for step in range(2):
+            g = torch.Generator().manual_seed(1000 * round_index + 10 * step + r)
+            images, labels = torch.randn(4, 1, 8, 8, generator=g), torch.randint(4, (4,), generator=g)
+            optimizer.zero_grad()
+            F.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+        comm.ledger.start_round(round_index + 1)
+        resist.end_round(optimizer)
+    out["resist"] = [t.detach().clone() for t in resist.eval_model().state_dict().values()]
     out["ledger"] = [(e.op, e.purpose, e.payload_bytes, e.wire_bytes, e.group_size, e.peer)
                      for e in comm.ledger.round_entries]
     return out
@@ -78,10 +103,11 @@ def test_torch_distributed_backend_matches_the_in_process_backend(tmp_path):
     threads = run_in_threads(WORKERS, lambda comm: scenario(comm, initial))
     for rank, (real, simulated) in enumerate(zip(processes, threads, strict=True)):
         assert real["ledger"] == simulated["ledger"], rank
-        for key in ("collectives", "local_sgd", "ddp"):
+        for key in ("collectives", "local_sgd", "ddp", "resist"):
             for a, b in zip(real[key], simulated[key], strict=True):
                 assert torch.equal(a, b), (rank, key)
-    assert all(torch.equal(a, b) for a, b in zip(processes[0]["ddp"], processes[2]["ddp"], strict=True))
+    for key in ("ddp", "resist"):  # every worker ends with the same global model
+        assert all(torch.equal(a, b) for a, b in zip(processes[0][key], processes[2][key], strict=True))
 
 
 def test_a_failing_worker_ends_the_run_with_its_rank_and_error(tmp_path):

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from resist.comm.groups import run_in_threads
-from resist.config import Config, OptimizerStatePolicy, ProtocolName
+from resist.config import BatchNormMode, Config, OptimizerStatePolicy, ProtocolName
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import model_state_tensors
@@ -29,11 +29,16 @@ def _config(workers: int, min_depth: int, policy: OptimizerStatePolicy = Optimiz
     return cfg
 
 
-def make_model(held_blocks=None, initialize=True):
-    with _init_lock:
-        return build_model(
-            ARCHITECTURES[ARCH], 3, 1, held_blocks=held_blocks, init_seed=0 if initialize else None
-        ).double()
+def model_factory(batchnorm: BatchNormMode = BatchNormMode.batch_stats):
+    def make_model(held_blocks=None, initialize=True):
+        with _init_lock:
+            seed = 0 if initialize else None
+            return build_model(ARCHITECTURES[ARCH], 3, 1, batchnorm, held_blocks, init_seed=seed).double()
+
+    return make_model
+
+
+make_model = model_factory()
 
 
 def _train(model, optimizer, rank: int, round_index: int, steps: int = 2) -> None:
@@ -53,11 +58,17 @@ def _shared(protocol):
     return [t.detach().clone() for t in protocol._shared_tensors()]
 
 
-@pytest.mark.parametrize(("workers", "min_depth"), [(2, 0), (3, 3), (4, 3)])
-def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(workers, min_depth):
+@pytest.mark.parametrize(
+    ("workers", "min_depth", "batchnorm"),
+    [(2, 0, BatchNormMode.batch_stats), (3, 3, BatchNormMode.batch_stats), (4, 3, BatchNormMode.running_stats)],
+)
+def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(workers, min_depth, batchnorm):
+    """Parameters and, with running statistics, BatchNorm buffers: each global value is the mean over
+    the workers that held it (a copy for one holder), and the next holders receive exactly it."""
+
     def worker(comm):
         protocol = ResIST(comm, _config(workers, min_depth))
-        model = protocol.setup(make_model, steps_per_epoch=100)
+        model = protocol.setup(model_factory(batchnorm), steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         before = protocol.current
         own_before = before.blocks[comm.rank]
@@ -69,6 +80,7 @@ def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(wo
         after = protocol.current
         post_blocks = _blocks(model, after.blocks[comm.rank])
         x = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(99), dtype=torch.float64)
+        model.eval()  # (train mode would update running statistics before the global model is assembled)
         sub_output = model(x)
         full = protocol.eval_model()
         scales = [full.block(STAGE, b).residual_scale for b in range(9)]
@@ -83,7 +95,7 @@ def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(wo
             "post_blocks": post_blocks,
             "global_blocks": global_blocks,
             "scales": scales,
-            "sub_equals_global": torch.equal(sub_output, full(x)),
+            "sub_equals_global": torch.equal(sub_output, full.eval()(x)),
             "optimizer_state": len(optimizer.state),
             "shared_params": shared_params,
             "global_shared_first": global_shared[0],
