@@ -276,10 +276,18 @@ class BenchConfig(Config):
     bench: BenchSettings = field(default_factory=BenchSettings)
 
 
+def paper_min_depth(num_workers: int) -> int:
+    """The minimum depth the paper's runs imply (its Table 1: 4 blocks per sub-ResNet at S = 8), none
+    below 8 workers. Used in configs as ``${paper_min_depth:${num_workers}}``."""
+    return 4 if int(num_workers) >= 8 else 0
+
+
 def register_schemas() -> None:
     """Register the schemas ``conf/config.yaml`` (``base_config``) and ``conf/bench.yaml``
-    (``base_bench``) compose onto."""
+    (``base_bench``) compose onto, and the config resolvers."""
     from hydra.core.config_store import ConfigStore
+
+    OmegaConf.register_new_resolver("paper_min_depth", paper_min_depth, replace=True)
 
     ConfigStore.instance().store(name="base_config", node=Config)
     ConfigStore.instance().store(name="base_bench", node=BenchConfig)

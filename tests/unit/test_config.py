@@ -73,6 +73,14 @@ def test_paper_experiment_carries_the_paper_recipe():
     assert (cfg.optim.momentum, cfg.optim.weight_decay, cfg.optim.milestones) == (0.9, 5e-4, [0.5, 0.75])
 
 
+@pytest.mark.parametrize(("workers", "min_depth"), [(2, 0), (4, 0), (8, 4)])
+def test_paper_experiments_set_the_minimum_depth_for_eight_workers(workers, min_depth):
+    for dataset in ("cifar10", "cifar100"):
+        cfg = _compose(f"+experiment={dataset}_resist", f"num_workers={workers}")
+        validate(cfg)
+        assert (cfg.decomposition.min_depth, cfg.protocol.local_steps, cfg.train.epochs) == (min_depth, 50, 160)
+
+
 def test_appended_key_on_a_typed_node_is_rejected_not_dropped():
     with pytest.raises(ConfigError, match=r"^model\.foo: is not a config key"):
         _compose("+model.foo=1")
