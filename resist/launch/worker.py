@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -27,8 +28,12 @@ class DeviceError(UserError):
     pass
 
 
-def run_name(cfg: Config) -> str:
-    return f"{cfg.name}-{cfg.protocol.name.value}-S{cfg.num_workers}-seed{cfg.seed}"
+def run_name(cfg: Config, environ: Mapping[str, str] = os.environ) -> str:
+    """``<name>-<protocol>-S<workers>-seed<seed>``, plus ``-<array job>_<task>`` in a SLURM job array."""
+    name = f"{cfg.name}-{cfg.protocol.name.value}-S{cfg.num_workers}-seed{cfg.seed}"
+    if "SLURM_ARRAY_JOB_ID" in environ and "SLURM_ARRAY_TASK_ID" in environ:
+        name += f"-{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
+    return name
 
 
 def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:

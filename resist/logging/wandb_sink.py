@@ -2,28 +2,36 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
 from resist.config import LoggerConfig
 from resist.logging import Record
 
+RUN_ID_FILE = "wandb_run_id"
+
 
 class WandbSink:
     """One W&B run per training run; metrics are plotted against ``step`` (and can be against any
-    other logged key, e.g. ``time/elapsed_s``). Offline when ``WANDB_MODE=offline`` or
-    ``logger.wandb_mode=offline``; files go to ``<run_dir>/wandb``."""
+    other logged key, e.g. ``comm/cum_wire_bytes`` or ``time/elapsed_s``). Offline when
+    ``WANDB_MODE=offline`` or ``logger.wandb_mode=offline``; files go to ``<run_dir>/wandb``. The run
+    id is kept in ``<run_dir>/wandb_run_id`` and reused (``resume="allow"``) when the run restarts."""
 
     def __init__(self, cfg: LoggerConfig, run_dir: Path, run_name: str, job_type: str, config: dict[str, Any]):
         import wandb
 
-        self._wandb = wandb
+        id_file = run_dir / RUN_ID_FILE
+        if not id_file.exists():  # saved first, so a requeued job continues the same W&B run
+            id_file.write_text(uuid.uuid4().hex[:16] + "\n", encoding="utf-8")
         self.run = wandb.init(
             project=cfg.project,
             entity=cfg.entity,
             group=cfg.group,
             job_type=job_type,
             name=run_name,
+            id=id_file.read_text(encoding="utf-8").strip(),
+            resume="allow",
             tags=list(cfg.tags),
             config=config,
             dir=str(run_dir),

@@ -185,6 +185,7 @@ def test_wandb_offline_run_files_hold_the_metrics(tmp_path):
         "wandbcheck-resist-S2-seed0",
     )
     assert logged["config"]["optim"]["lr"] == 0.05 and logged["config"]["model"]["arch"] == "preact_resnet_mini"
+    assert run.run_id == (tmp_path / "wandb_run_id").read_text().strip()  # kept for a requeued job
     jsonl = [r for r in _records(tmp_path) if r["event"] in ("train", "eval", "summary")]
     history = logged["history"]
     assert len(history) == len(jsonl)

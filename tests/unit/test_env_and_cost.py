@@ -86,3 +86,14 @@ def test_table1_convention_for_local_sgd_matches_the_paper():
     """Paper Table 1, local SGD, CIFAR-100 PreActResNet-101: 0.662 / 1.325 / 2.649 GB per round."""
     for workers, gigabytes in [(2, 0.662), (4, 1.325), (8, 2.649)]:
         assert round(table1_bytes_per_round([41_396_900 * 4] * workers) / 1e9, 3) == gigabytes
+
+
+def test_run_names_carry_workers_seed_and_slurm_array_ids():
+    from resist.config import Config
+    from resist.launch.worker import run_name
+
+    cfg = Config()
+    cfg.name, cfg.num_workers, cfg.seed = "cifar10_resist", 4, 2
+    assert run_name(cfg, {}) == "cifar10_resist-none-S4-seed2"
+    array = {"SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3"}
+    assert run_name(cfg, array) == "cifar10_resist-none-S4-seed2-77_3"
