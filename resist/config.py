@@ -115,10 +115,12 @@ class DeviceKind(str, Enum):
 
 class LauncherName(str, Enum):
     """``local``: spawn the workers as processes of this machine (one per GPU on CUDA);
-    ``torchrun``: hand the prepared run to ``torchrun --standalone`` on this machine."""
+    ``torchrun``: hand the prepared run to ``torchrun --standalone`` on this machine;
+    ``slurm``: submit one SLURM job with one task per worker (submitit)."""
 
     local = "local"
     torchrun = "torchrun"
+    slurm = "slurm"
 
 
 class WandbMode(str, Enum):
@@ -234,10 +236,30 @@ class LoggerConfig:
 
 @dataclass
 class LauncherConfig:
-    """``master_port``: rendezvous port of the local launcher (None: a free port)."""
+    """``master_port``: rendezvous port of the local launcher (None: a free port).
+
+    SLURM (``launcher=slurm``): one task per worker, ``gpus_per_node`` tasks per node on GPUs (else
+    ``tasks_per_node``, default all workers on one node), ``nodes = ceil(num_workers / tasks per
+    node)``; ``partition``, ``account``, ``qos``, ``constraint``, ``time_min``, ``mem_gb`` (per node),
+    ``cpus_per_task`` and ``sbatch_extra`` (more ``#SBATCH`` options, e.g. ``{exclusive: ""}``) go to
+    sbatch; ``dry_run`` prints the plan and the resolved config without submitting; ``wait`` blocks
+    until the job ends (the default returns once it is submitted).
+    """
 
     name: LauncherName = LauncherName.local
     master_port: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    time_min: int = 60
+    mem_gb: int | None = None
+    gpus_per_node: int = 0
+    tasks_per_node: int | None = None
+    cpus_per_task: int = 1
+    sbatch_extra: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    wait: bool = False
 
 
 @dataclass
@@ -589,6 +611,10 @@ def _validate_workers(cfg: Config) -> None:
         f"applies to protocol=local_sgd only, not {cfg.protocol.name.value}",
         "remove protocol.paper_style",
     )
+    if cfg.launcher.name == LauncherName.slurm:
+        from resist.launch.slurm_plan import slurm_plan
+
+        slurm_plan(cfg)  # raises ConfigError for an impossible layout
     _require(
         cfg.launcher.master_port is None or 1024 <= cfg.launcher.master_port <= 65535,
         "launcher.master_port",

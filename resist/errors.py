@@ -23,6 +23,9 @@ class WorkerFailedError(RuntimeError):
         super().__init__(f"worker {rank} failed: {last}" if rank >= 0 else last)
         self.rank, self.details = rank, details
 
+    def __reduce__(self):  # picklable (submitit returns exceptions from SLURM jobs pickled)
+        return (type(self), (self.rank, self.details))
+
 
 def one_line(exc: BaseException) -> str | None:
     """The one-line message for a user error (ours, Hydra's or OmegaConf's), else None."""

@@ -40,7 +40,7 @@ def _run_job(cfg: DictConfig) -> float | None:
     accuracy = summary.get("test/acc1")
     if accuracy is not None:
         print(f"final test accuracy: {accuracy:.2%} ({summary['step']} steps, {summary['time/elapsed_s']:.1f} s)")
-    if typed.num_workers > 1:
+    if typed.num_workers > 1 and summary:  # (a submitted or dry-run SLURM job has no summary yet)
         print(bytes_report(run_dir))
     print(f"run directory: {run_dir}")
     return accuracy

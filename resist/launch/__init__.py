@@ -63,10 +63,18 @@ def last_record(run_dir: Path) -> Record:
 
 def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
     """Check data and devices, set up ``run_dir``, run the workers; return the run's summary record."""
-    check_available(cfg.dataset)
-    check_devices(cfg)
+    on_cluster = cfg.launcher.name == LauncherName.slurm
+    if not (on_cluster and cfg.launcher.dry_run):
+        check_available(cfg.dataset)
+    if not on_cluster:  # compute nodes have their own devices; each worker checks its own
+        check_devices(cfg)
     prepare_run_dir(run_dir, resolved)
     port = cfg.launcher.master_port or free_port()
+    if cfg.launcher.name == LauncherName.slurm:
+        from resist.launch.slurm import submit
+
+        job = submit(cfg, run_dir)
+        return last_record(run_dir) if job is not None and cfg.launcher.wait else {}
     if cfg.launcher.name == LauncherName.torchrun:
         from resist.launch.torchrun import run_torchrun
 

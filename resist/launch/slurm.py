@@ -1,0 +1,61 @@
+"""The SLURM launcher: submit one job (submitit) whose tasks run the worker entry."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from resist.config import Config
+from resist.errors import WorkerFailedError
+from resist.launch.env import DistEnvError, parse_dist_env
+from resist.launch.slurm_plan import slurm_plan
+from resist.launch.worker import load_config, run_worker
+
+log = logging.getLogger("resist")
+
+
+class SlurmWorkerTask:
+    """What each SLURM task runs: the worker entry for ``run_dir``, its position from SLURM's
+    environment (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, node list, job id)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+
+    def __call__(self) -> dict[str, Any] | None:
+        env = parse_dist_env(os.environ)
+        if env is None:
+            raise DistEnvError("SLURM_PROCID: not inside a SLURM task (fix: submit with launcher=slurm)")
+        cfg = load_config(self.run_dir)
+        local_workers = int(os.environ.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
+        summary = run_worker(cfg, self.run_dir, env, local_workers)
+        return summary if env.rank == 0 else None
+
+
+def submit(cfg: Config, run_dir: Path) -> Any:
+    """Submit the prepared ``run_dir`` (or, with ``launcher.dry_run``, only print the plan). Returns
+    the submitit job (None for a dry run)."""
+    import submitit
+
+    plan = slurm_plan(cfg)
+    executor = submitit.AutoExecutor(folder=run_dir / "slurm" / "%j", cluster="slurm")
+    executor.update_parameters(**plan)  # submitit validates the parameters here
+    if cfg.launcher.dry_run:
+        print("sbatch plan (submitit parameters): " + json.dumps(plan, sort_keys=True))
+        # the exact script submitit would hand to sbatch (submitit renders it with this method)
+        print(executor._executor._make_submission_file_text("<worker entry>", "%j"))
+        print((run_dir / "resolved_config.yaml").read_text(encoding="utf-8"), end="")
+        return None
+    job = executor.submit(SlurmWorkerTask(run_dir))
+    print(
+        f"submitted SLURM job {job.job_id} ({plan['nodes']} node(s) x {plan['tasks_per_node']} task(s)); "
+        f"logs: {job.paths.stdout} and {job.paths.stderr} (one per task: %t); run directory: {run_dir}"
+    )
+    if cfg.launcher.wait:
+        try:
+            job.results()
+        except submitit.core.utils.FailedJobError as exc:
+            raise WorkerFailedError(-1, str(exc)) from None
+    return job

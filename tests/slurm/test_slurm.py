@@ -1,0 +1,122 @@
+"""The SLURM path on a real single-node cluster (slurmctld + slurmd, started by .ci/run through
+tests/slurm/local_slurm.sh): a 2-task job of the worker entry, a Hydra multirun through the submitit
+launcher, and the sbatch plan of every experiment. Skipped when no cluster answers, unless
+RESIST_REQUIRE_SLURM=1 (set by .ci/run)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slurm
+SHIM = Path(__file__).parent / "bin"  # sacct for a cluster without slurmdbd (submitit polls it)
+ENV = {"PATH": f"{SHIM}{os.pathsep}{os.environ['PATH']}", "WANDB_MODE": "offline", "WANDB_SILENT": "true"}
+
+
+def _cluster_answers() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    return subprocess.run(["sinfo", "-h"], capture_output=True, timeout=20).returncode == 0
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster():
+    if not _cluster_answers():
+        if os.environ.get("RESIST_REQUIRE_SLURM") == "1":
+            pytest.fail("no SLURM cluster answers (sinfo); .ci/run starts one with tests/slurm/local_slurm.sh")
+        pytest.skip("no SLURM cluster (start one: bash tests/slurm/local_slurm.sh start)")
+
+
+def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run_dir / "final_model.pt")["state_dict"]
+
+
+def test_two_task_job_matches_the_local_launcher(tmp_path):
+    """ResIST on 2 workers, a few rounds: the SLURM job (one task per worker, gloo on CPU, position
+    from SLURM's environment) ends with the same final weights as the local launcher."""
+    common = ["protocol=resist", "num_workers=2", "train.epochs=2", "seed=3"]
+    local = run_cli(*common, f"hydra.run.dir={tmp_path}/local", env=ENV)
+    assert local.returncode == 0, local.stderr[-3000:]
+    slurm = run_cli(
+        *common,
+        "launcher=slurm",
+        "launcher.wait=true",
+        "launcher.partition=debug",
+        f"hydra.run.dir={tmp_path}/slurm",
+        env=ENV,
+        timeout=600,
+    )
+    assert slurm.returncode == 0, slurm.stderr[-3000:]
+    assert "submitted SLURM job" in slurm.stdout and "(1 node(s) x 2 task(s))" in slurm.stdout
+    assert len(list((tmp_path / "slurm" / "slurm").glob("*/*_1_log.err"))) == 1  # a second task ran
+    mine, theirs = _weights(tmp_path / "local"), _weights(tmp_path / "slurm")
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+
+
+def test_hydra_multirun_through_the_submitit_launcher(tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    from wandb_records import read_offline_run
+
+    result = run_cli(
+        "-m",
+        "hydra/launcher=submitit_slurm",
+        "hydra.launcher.partition=debug",
+        "hydra.launcher.mem_gb=2",
+        "hydra.launcher.timeout_min=5",
+        "hydra.launcher.cpus_per_task=2",
+        f"hydra.sweep.dir={tmp_path}",
+        "logger=wandb",
+        "train.epochs=1",
+        "seed=0,1",
+        env=ENV,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job, seed in ((0, 0), (1, 1)):
+        run_dir = tmp_path / str(job)
+        records = [__import__("json").loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert records[-1]["event"] == "summary" and records[0]["protocol"] == "resist"
+        (log_file,) = run_dir.glob("wandb/offline-run-*/run-*.wandb")
+        logged = read_offline_run(log_file)
+        assert re.fullmatch(rf"default-resist-S2-seed{seed}-\d+_{job}", logged["run"].display_name)  # array ids
+        assert logged["history"][-1]["test/acc1"] == records[-1]["test/acc1"]
+
+
+EXPERIMENTS = sorted(p.stem for p in (REPO / "conf" / "experiment").glob("*.yaml"))
+
+
+GPU_EXPERIMENTS = ("imagenet_", "cifar10_resist", "cifar10_local_sgd", "cifar10_ddp", "cifar100_")
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_has_a_valid_sbatch_plan(experiment, tmp_path):
+    """The dry run prints submitit's parameters and the sbatch script; sbatch --test-only accepts the
+    script (GPU requests aside: this test node has no GPUs, so that one line is checked, then dropped;
+    and a plan asking for more tasks than this 2-core node has may only be refused for that)."""
+    gpus = ["launcher.gpus_per_node=4"] if experiment.startswith(GPU_EXPERIMENTS) else []
+    result = run_cli(
+        f"+experiment={experiment}",
+        "launcher=slurm",
+        "launcher.dry_run=true",
+        *gpus,
+        f"hydra.run.dir={tmp_path}",
+        env=ENV,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "sbatch plan (submitit parameters): " in result.stdout
+    assert "#SBATCH --ntasks-per-node=" in result.stdout and f"#SBATCH --job-name={experiment}" in result.stdout
+    script = result.stdout[result.stdout.index("#!/bin/bash") : result.stdout.index("<worker entry>")] + "true\n"
+    if gpus:
+        assert "#SBATCH --gpus-per-node=4\n" in script
+        script = script.replace("#SBATCH --gpus-per-node=4\n", "")
+    sbatch = subprocess.run(["sbatch", "--test-only"], input=script, text=True, capture_output=True, timeout=30)
+    assert sbatch.returncode == 0 or "Requested node configuration is not available" in sbatch.stderr, sbatch.stderr
