@@ -177,3 +177,25 @@ def test_warmup_trains_the_whole_model_then_switches_to_sub_networks():
     whole = count_parameters(make_model())
     assert held[:2] == [whole, whole] and held[2] < whole and replacements == [False, True, False]
     assert all(torch.equal(a, b) for a, b in zip(full0.state_dict().values(), full1.state_dict().values(), strict=True))
+
+
+def test_compiled_sub_networks_do_not_recompile_when_slots_change_blocks():
+    """Slots keep the module structure fixed, so torch.compile traces each worker's sub-ResNet once,
+    however the blocks move between rounds (the eager backend: tracing and guards without codegen)."""
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+
+    def worker(comm):
+        protocol = ResIST(comm, _config(2, 0))
+        model = protocol.setup(make_model, steps_per_epoch=100)
+        compiled = torch.compile(model, backend="eager")
+        for round_index in range(4):
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+            _train(compiled, optimizer, comm.rank, round_index)
+            protocol.end_round(optimizer)
+        return protocol.round
+
+    assert run_in_threads(2, worker) == [4, 4]
+    assert counters["stats"]["unique_graphs"] == 2  # one per worker, not one per round
