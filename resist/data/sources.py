@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torchvision import datasets as tv_datasets
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset, pil_loader
 from torchvision.transforms import v2
@@ -220,15 +220,23 @@ def _cifar(cfg: DatasetConfig) -> DataSplits:
     )
 
 
+def mixed_order(num_samples: int) -> torch.Tensor:
+    """A fixed permutation (the same on every machine and for every seed) that puts a class-sorted
+    folder split in mixed-class order, as torchvision's CIFAR pickles are. Evaluation batches must
+    mix classes: with batch-statistics BatchNorm, a batch of one class is normalised to uninformative
+    features."""
+    return torch.randperm(num_samples, generator=torch.Generator().manual_seed(derive_seed(0, "folder-order")))
+
+
 def _decode_folder(split_dir: Path) -> tuple[list[str], tuple[torch.Tensor, torch.Tensor]]:
-    """Decode an ImageFolder split of equally sized images into one uint8 tensor (N, 3, H, W)."""
+    """Decode an ImageFolder split of equally sized images into one uint8 tensor (N, 3, H, W), in
+    :func:`mixed_order`."""
     classes, class_to_idx = find_classes(str(split_dir))
     samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS)
     images = np.stack([np.asarray(pil_loader(path)) for path, _ in samples])
-    return classes, (
-        torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(),
-        torch.tensor([label for _, label in samples]),
-    )
+    order = mixed_order(len(samples))
+    tensor = torch.from_numpy(images).permute(0, 3, 1, 2)[order].contiguous()
+    return classes, (tensor, torch.tensor([label for _, label in samples])[order])
 
 
 def _image_folder(cfg: DatasetConfig) -> DataSplits:
@@ -252,7 +260,7 @@ def _image_folder(cfg: DatasetConfig) -> DataSplits:
         )
     return DataSplits(
         train=train,
-        test=test,
+        test=Subset(test, mixed_order(len(test)).tolist()),  # class-mixed evaluation batches
         num_classes=len(train.classes),
         in_channels=3,
         description=f"{cfg.name.value} (ImageFolder at {cfg.root}): {len(train)} train / {len(test)} val, "

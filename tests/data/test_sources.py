@@ -28,9 +28,13 @@ def test_cifar10_image_folder_counts_and_labels(cifar10, cifar10_folder):
     assert (len(cifar10.train), len(cifar10.test), cifar10.num_classes) == (50_000, 10_000, 10)
     assert Counter(cifar10.train.labels.tolist()) == {c: 5000 for c in range(10)}
     assert Counter(cifar10.test.labels.tolist()) == {c: 1000 for c in range(10)}
+    # Evaluation batches mix classes (batch-statistics BatchNorm needs it): no class dominates a batch.
+    assert all(max(Counter(cifar10.test.labels[i : i + 100].tolist()).values()) < 30 for i in range(0, 10_000, 100))
     # Labels follow the standard CIFAR-10 class order (ImageFolder sorts names; they coincide).
     first_ship = cifar10_folder / "test" / "ship" / "0000.jpg"
-    index = next(i for i, lbl in enumerate(cifar10.test.labels.tolist()) if lbl == CIFAR10_CLASSES.index("ship"))
+    ship = CIFAR10_CLASSES.index("ship")
+    index = (sources.mixed_order(10_000) == ship * 1000).nonzero().item()  # ship/0000.jpg, 8000th in folder order
+    assert cifar10.test.labels[index] == ship
     pixels = torch.from_numpy(np.array(Image.open(first_ship).convert("RGB"))).permute(2, 0, 1)
     assert torch.equal(cifar10.test.images[index], pixels)
 
@@ -68,6 +72,7 @@ def test_image_folder_reads_real_imagenet_jpegs(imagenette_folder):
     assert (len(data.train), len(data.test), data.num_classes) == (10, 10, 10)
     image, label = data.train[3]
     assert image.shape == (3, 64, 64) and label == 3
+    assert sorted(data.test[i][1] for i in range(10)) == list(range(10))
     full = sources.load(DatasetConfig(name=DatasetName.imagenet, root=str(imagenette_folder)), seed=0)
     assert full.test[0][0].shape == (3, 224, 224) and full.train[0][0].shape == (3, 224, 224)
 
