@@ -34,7 +34,7 @@ from resist.config import Config, OptimizerStatePolicy
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
 from resist.models.preact import PreActResNet
 from resist.models.spec import ARCHITECTURES
-from resist.protocols.base import ModelFactory, Protocol, model_state_tensors
+from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state, model_state_tensors
 
 Transfers = dict[int, list[int]]  # peer -> blocks, ascending
 
@@ -67,8 +67,7 @@ class ResIST(Protocol):
         self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.steps_per_round)
         if self.warmup_rounds > 0:
             self.model = make_model()
-            with torch.no_grad():
-                self.comm.broadcast(model_state_tensors(self.model), src=0, purpose=Purpose.init)
+            broadcast_initial_state(self.model, self.comm)
             return self.model
         self.current = self.assignment(0)
         self.model = make_model({self.stage: self._stage_blocks(self.current)})
