@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
-from torch._utils import _unflatten_dense_tensors
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from resist.comm.cost import Op, wire_bytes
@@ -39,6 +38,11 @@ def _flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     return torch.cat([t.detach().reshape(-1) for t in tensors])
 
 
+def _unflatten(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Views of ``flat`` shaped as the tensors of ``like``, in order (inverse of :func:`_flat_copy`)."""
+    return [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in like]), like, strict=True)]
+
+
 class Comm:
     """Collectives and point-to-point transfers among ``size`` ranks, each billed to a purpose.
 
@@ -50,6 +54,15 @@ class Comm:
         self.ledger = Ledger()
 
     # -- bookkeeping ------------------------------------------------------------------------
+
+    def _check_device(self, op: str, tensors: Sequence[torch.Tensor]) -> None:
+        """NCCL moves only tensors on the rank's own GPU (gloo would take CPU tensors anywhere): a
+        tensor elsewhere is an error here, on every backend, rather than a hang on a cluster."""
+        for tensor in tensors:
+            if tensor.device != self.device:
+                raise ValueError(
+                    f"Comm.{op}: a tensor on {tensor.device} given to rank {self.rank}, whose device is {self.device}"
+                )
 
     def _bill(
         self, op: Op, purpose: Purpose, payload: int, group_size: int, peer: int | None, is_root: bool, seconds: float
@@ -81,6 +94,7 @@ class Comm:
     ) -> float:
         """Run ``run`` on one flat buffer per dtype bucket, copy results back; return seconds."""
         start = time.perf_counter()
+        self._check_device("collective", tensors)
         flats, buckets = [], _buckets(tensors)
         works = []
         for bucket in buckets:
@@ -91,7 +105,7 @@ class Comm:
         for flat, bucket in zip(flats, buckets, strict=True):
             if finish is not None:
                 finish(flat)
-            for tensor, result in zip(bucket, _unflatten_dense_tensors(flat, bucket), strict=True):
+            for tensor, result in zip(bucket, _unflatten(flat, bucket), strict=True):
                 tensor.detach().copy_(result)
         return time.perf_counter() - start
 
@@ -130,6 +144,7 @@ class Comm:
             seconds = self._flat_collective(tensors, lambda flat: self.group.reduce([flat], opts), finish)
         else:  # gloo may use the buffer as scratch: reduce a copy so our tensors stay untouched
             start = time.perf_counter()
+            self._check_device("reduce", tensors)
             copies = [_flat_copy(bucket) for bucket in _buckets(tensors)]
             self._wait([self.group.reduce([flat], opts) for flat in copies])
             seconds = time.perf_counter() - start
@@ -138,6 +153,7 @@ class Comm:
     def all_gather(self, tensor: torch.Tensor, purpose: Purpose) -> list[torch.Tensor]:
         """Every rank's ``tensor`` (same shape and dtype on all ranks), in rank order."""
         start = time.perf_counter()
+        self._check_device("all_gather", [tensor])
         outputs = [torch.empty_like(tensor) for _ in range(self.size)]
         self._wait([self.group.allgather([outputs], [tensor.contiguous()])])
         self._bill(Op.all_gather, purpose, payload_bytes([tensor]), self.size, None, False, time.perf_counter() - start)
@@ -150,27 +166,33 @@ class Comm:
         purpose: Purpose,
     ) -> None:
         """Batched point-to-point: send each ``(peer, tensors)`` of ``sends`` as one flat bucket and
-        receive each ``(peer, tensors)`` of ``recvs`` into the given tensors, all concurrently.
+        receive each ``(peer, tensors)`` of ``recvs`` into the given tensors.
 
         Every send must be matched by the peer's receive of tensors with the same shapes and dtype.
+        All transfers are issued as one ``batch_isend_irecv`` call — one NCCL group — so ranks that
+        send to each other cannot deadlock: NCCL runs ungrouped point-to-point operations in issue
+        order, and two ranks that each send before they receive would wait for each other forever.
+        A payload is billed once, to its sender (a receive is recorded with zero bytes).
         """
         start = time.perf_counter()
-        works, inbound = [], []
+        self._check_device("exchange", [t for _, tensors in [*sends, *recvs] for t in tensors])
+        operations, inbound = [], []
         for peer, tensors in sends:
-            works.append(self.group.send([_flat_copy(tensors)], peer, 0))
+            operations.append(dist.P2POp(dist.isend, _flat_copy(tensors), group=self.group, group_peer=peer))
         for peer, tensors in recvs:
             flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
-            works.append(self.group.recv([flat], peer, 0))
+            operations.append(dist.P2POp(dist.irecv, flat, group=self.group, group_peer=peer))
             inbound.append((flat, tensors))
-        self._wait(works)
+        if operations:
+            self._wait(dist.batch_isend_irecv(operations))
         for flat, tensors in inbound:
-            for tensor, result in zip(tensors, _unflatten_dense_tensors(flat, list(tensors)), strict=True):
+            for tensor, result in zip(tensors, _unflatten(flat, tensors), strict=True):
                 tensor.detach().copy_(result)
         seconds = time.perf_counter() - start
         for peer, tensors in sends:
             self._bill(Op.send, purpose, payload_bytes(tensors), 2, peer, False, seconds)
-        for peer, tensors in recvs:
-            self._bill(Op.recv, purpose, payload_bytes(tensors), 2, peer, False, seconds)
+        for peer, _ in recvs:
+            self._bill(Op.recv, purpose, 0, 2, peer, False, seconds)
 
     def barrier(self) -> None:
         """Wait for every rank (moves no payload; not billed)."""

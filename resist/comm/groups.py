@@ -8,16 +8,18 @@ transfers and DDP behave exactly as across processes, at a fraction of the start
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import torch
 import torch.distributed as dist
 
 from resist.comm.comm import Comm
+from resist.comm.nccl_model import Fabric, NcclModelGroup
 
 T = TypeVar("T")
 _thread_runs = itertools.count()
@@ -58,24 +60,49 @@ def _thread_group(store: dist.Store, rank: int, size: int, timeout_s: float) -> 
     return group
 
 
+@contextlib.contextmanager
+def _registered(group: dist.ProcessGroup, size: int) -> Iterator[None]:
+    """Make a thread worker's group known to torch.distributed's rank translation while it runs.
+
+    ``dist.P2POp`` (hence ``batch_isend_irecv``) maps group ranks to global ranks through the
+    registry that ``new_group`` fills; thread groups are made outside it, with global rank = group
+    rank. Private shim, checked against torch 2.14.1: ``distributed_c10d._world.pg_group_ranks``.
+    """
+    registry = dist.distributed_c10d._world.pg_group_ranks
+    registry[group] = {rank: rank for rank in range(size)}
+    try:
+        yield
+    finally:
+        registry.pop(group, None)
+
+
 class ThreadWorkerError(RuntimeError):
     def __init__(self, rank: int, error: BaseException) -> None:
         super().__init__(f"thread worker {rank} failed: {type(error).__name__}: {error}")
         self.rank, self.error = rank, error
 
 
-def run_in_threads(num_workers: int, fn: Callable[[Comm], T], timeout_s: float = 120) -> list[T]:
+def run_in_threads(
+    num_workers: int, fn: Callable[[Comm], T], timeout_s: float = 120, nccl_model: bool = False
+) -> list[T]:
     """Run ``fn(comm)`` on ``num_workers`` CPU thread workers joined by gloo; return their results in
     rank order. The first failure is re-raised as :class:`ThreadWorkerError` naming its rank (the
-    other workers then fail within ``timeout_s`` if they wait on it)."""
+    other workers then fail within ``timeout_s`` if they wait on it).
+
+    ``nccl_model``: point-to-point transfers follow NCCL's ordering rules
+    (:mod:`resist.comm.nccl_model`); a deadlock then fails within ``timeout_s``."""
     store = dist.PrefixStore(f"resist-threads-{next(_thread_runs)}", dist.HashStore())
+    fabric = Fabric(num_workers, timeout_s) if nccl_model else None
     results: list[T | None] = [None] * num_workers
     errors: list[BaseException | None] = [None] * num_workers
 
     def work(rank: int) -> None:
         try:
             group = _thread_group(store, rank, num_workers, timeout_s)
-            results[rank] = fn(Comm(group, rank, num_workers, torch.device("cpu")))
+            if fabric is not None:
+                group = NcclModelGroup(rank, num_workers, fabric, group)
+            with _registered(group, num_workers):
+                results[rank] = fn(Comm(group, rank, num_workers, torch.device("cpu")))
         except BaseException as error:  # noqa: BLE001 - reported to the caller with the rank
             errors[rank] = error
 

@@ -49,7 +49,7 @@ def test_collectives_and_their_ledger(size):
             (Op.reduce, Purpose.train_sync, 8, 0.0 if rank == 0 else 8.0, n, 0),
             (Op.all_gather, Purpose.metrics, 16, (n - 1) * 16, n, None),
             (Op.send, Purpose.handoff, 20, 20.0, 2, (rank + 1) % n),
-            (Op.recv, Purpose.handoff, 20, 0.0, 2, (rank - 1) % n),
+            (Op.recv, Purpose.handoff, 0, 0.0, 2, (rank - 1) % n),  # a payload counts once, on its sender
         ]
 
 
@@ -81,3 +81,18 @@ def test_a_failing_thread_worker_is_named():
 
     with pytest.raises(ThreadWorkerError, match="thread worker 1 failed: RuntimeError: boom"):
         run_in_threads(2, scenario)
+
+
+def test_a_tensor_off_the_ranks_device_is_refused_before_anything_moves():
+    """NCCL needs every tensor on the rank's own GPU; Comm checks it on every backend."""
+    from resist.comm import Comm
+
+    def scenario(comm):
+        on_gpu = Comm(comm.group, comm.rank, comm.size, torch.device("cuda", comm.rank))
+        with pytest.raises(ValueError, match=rf"Comm.collective: a tensor on cpu given to rank {comm.rank}, whose"):
+            on_gpu.all_reduce([torch.ones(2)], Purpose.train_sync)
+        with pytest.raises(ValueError, match="Comm.exchange: a tensor on cpu"):
+            on_gpu.exchange([(1 - comm.rank, [torch.ones(2)])], [], Purpose.handoff)
+        return on_gpu.ledger.total().operations
+
+    assert run_in_threads(2, scenario) == [0, 0]
