@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from resist.config import ShardingMode
 from resist.data.sharding import ShardSampler, shard_size
+from resist.seeding import generator
 
 
 class BatchStream:
@@ -40,6 +41,7 @@ class BatchStream:
             num_workers=loader_workers,
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
+            generator=generator(seed, "loader", rank),  # (its base seed would otherwise come from the global one)
         )
         self.epoch, self.batch_in_epoch = 0, 0
         self._iterator = None

@@ -38,9 +38,17 @@ def epoch_indices(
     return permutation[rank * size : (rank + 1) * size].tolist()
 
 
-class ShardSampler(Sampler[int]):
-    """Iterates :func:`epoch_indices` of the current epoch, optionally skipping its first samples
-    (so a resumed run continues mid-epoch exactly where it stopped)."""
+def augmentation_seeds(num_samples: int, seed: int, epoch: int, rank: int) -> list[int]:
+    """One seed per position of worker ``rank``'s ``epoch``: its samples' random augmentation is
+    drawn from them, so it depends on (seed, epoch, rank, position) alone — not on global RNG
+    state, on what else the worker did, or on the data loader's processes."""
+    return torch.randint(0, 2**62, (num_samples,), generator=generator(seed, "augment", epoch, rank)).tolist()
+
+
+class ShardSampler(Sampler[tuple[int, int]]):
+    """Iterates ``(index, augmentation seed)`` keys: the :func:`epoch_indices` of the current epoch
+    with their :func:`augmentation_seeds`, optionally skipping its first samples (so a resumed run
+    continues mid-epoch exactly where it stopped). A training split is indexed with these keys."""
 
     def __init__(self, num_samples: int, num_workers: int, rank: int, seed: int, mode: ShardingMode) -> None:
         self.num_samples, self.num_workers, self.rank, self.seed, self.mode = (
@@ -60,9 +68,10 @@ class ShardSampler(Sampler[int]):
         """Select ``epoch`` and skip its first ``start`` samples."""
         self.epoch, self.start = epoch, start
 
-    def __iter__(self) -> Iterator[int]:
+    def __iter__(self) -> Iterator[tuple[int, int]]:
         indices = epoch_indices(self.num_samples, self.num_workers, self.rank, self.seed, self.epoch, self.mode)
-        return iter(indices[self.start :])
+        seeds = augmentation_seeds(len(indices), self.seed, self.epoch, self.rank)
+        return iter(list(zip(indices, seeds, strict=True))[self.start :])
 
 
 def eval_shard(num_samples: int, batch_size: int, rank: int, num_workers: int) -> range:

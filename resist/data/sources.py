@@ -23,7 +23,7 @@ from torchvision.transforms import v2
 
 from resist.config import DatasetConfig, DatasetName, image_size
 from resist.errors import UserError
-from resist.seeding import derive_seed
+from resist.seeding import derive_seed, seeded_global_generator
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,30 @@ class TensorImages(Dataset):
         if self.transform is not None:
             image = self.transform(image)
         return image, int(self.labels[index])
+
+
+class SeededAugmentation(Dataset):
+    """A training split: ``base``'s samples through ``transform``, indexed by ``(index, seed)``
+    keys (:class:`resist.data.sharding.ShardSampler` yields them). When ``random``, the transform's
+    random draws come from ``seed`` alone, so augmentation is reproducible and independent of
+    anything else the process draws (torchvision's transforms can only use torch's global
+    generator: they run under :func:`resist.seeding.seeded_global_generator`)."""
+
+    def __init__(self, base: Dataset, transform: Transform | None = None, random: bool = True) -> None:
+        self.base, self.transform, self.random = base, transform, random
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = key
+        image, label = self.base[index]
+        if self.transform is None:
+            return image, label
+        if not self.random:
+            return self.transform(image), label
+        with seeded_global_generator(seed):
+            return self.transform(image), label
 
 
 class SyntheticImages(Dataset):
@@ -167,7 +191,7 @@ def _digits(cfg: DatasetConfig) -> DataSplits:
     images = (images - mean) / std
     augment = v2.RandomCrop(size, padding=size // 8) if cfg.augment else None
     return DataSplits(
-        train=TensorImages(images[train_idx], labels[train_idx], augment),
+        train=SeededAugmentation(TensorImages(images[train_idx], labels[train_idx]), augment),
         test=TensorImages(images[test_idx], labels[test_idx]),
         num_classes=10,
         in_channels=1,
@@ -212,7 +236,7 @@ def _cifar(cfg: DatasetConfig) -> DataSplits:
     finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if cfg.augment else []
     return DataSplits(
-        train=TensorImages(*train, v2.Compose(augment + finish)),
+        train=SeededAugmentation(TensorImages(*train), v2.Compose(augment + finish), random=cfg.augment),
         test=TensorImages(*test, v2.Compose(finish)),
         num_classes=expected,
         in_channels=3,
@@ -251,7 +275,7 @@ def _image_folder(cfg: DatasetConfig) -> DataSplits:
         else [v2.Resize(size * 8 // 7), v2.CenterCrop(size)]
     )
     test_tf = [v2.Resize(size * 8 // 7), v2.CenterCrop(size)]
-    train = tv_datasets.ImageFolder(str(train_dir), transform=v2.Compose(train_tf + normalize))
+    train = tv_datasets.ImageFolder(str(train_dir))
     test = tv_datasets.ImageFolder(str(test_dir), transform=v2.Compose(test_tf + normalize))
     if train.classes != test.classes:
         raise DatasetError(
@@ -259,7 +283,7 @@ def _image_folder(cfg: DatasetConfig) -> DataSplits:
             "(fix: give both splits the same class folders)"
         )
     return DataSplits(
-        train=train,
+        train=SeededAugmentation(train, v2.Compose(train_tf + normalize), random=cfg.augment),
         test=Subset(test, mixed_order(len(test)).tolist()),  # class-mixed evaluation batches
         num_classes=len(train.classes),
         in_channels=3,
@@ -273,7 +297,7 @@ def _synthetic(cfg: DatasetConfig, seed: int) -> DataSplits:
     shape = (cfg.channels, size, size)
     assert cfg.num_classes is not None  # validated
     return DataSplits(
-        train=SyntheticImages(cfg.num_train_samples, shape, cfg.num_classes, seed, "train"),
+        train=SeededAugmentation(SyntheticImages(cfg.num_train_samples, shape, cfg.num_classes, seed, "train")),
         test=SyntheticImages(cfg.num_test_samples, shape, cfg.num_classes, seed, "test"),
         num_classes=cfg.num_classes,
         in_channels=cfg.channels,

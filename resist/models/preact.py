@@ -16,7 +16,7 @@ from torch import nn
 
 from resist.config import BatchNormMode
 from resist.models.spec import STAGE_STRIDES, ArchSpec, BlockKind, Stem
-from resist.seeding import derive_seed
+from resist.seeding import derive_seed, seeded_global_generator
 
 
 def _norm(channels: int, mode: BatchNormMode) -> nn.BatchNorm2d:
@@ -179,8 +179,7 @@ class PreActResNet(nn.Module):
                 ((stage_index, block_id), block) for block_id, block in zip(stage.block_ids, stage.blocks, strict=True)
             ]
         for labels, module in parts:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(derive_seed(seed, "init", *labels))
+            with seeded_global_generator(derive_seed(seed, "init", *labels)):
                 for submodule in module.modules():
                     if hasattr(submodule, "reset_parameters"):
                         submodule.reset_parameters()
@@ -242,13 +241,21 @@ def build_model(
 ) -> PreActResNet:
     """Build a network on ``device`` (``"meta"`` allocates nothing: use it to count parameters).
 
-    With ``init_seed``, weights come from :meth:`PreActResNet.initialize` (built on the CPU, then
-    moved), so they do not depend on the device, on global RNG state, or on which blocks are held.
+    The modules are constructed on the meta device, so building draws nothing from torch's global
+    generator. With ``init_seed``, weights come from :meth:`PreActResNet.initialize` (on the CPU,
+    then moved), so they do not depend on the device, on global RNG state, or on which blocks are
+    held; without it, parameters are left uninitialised (for the caller to fill) and BatchNorm
+    statistics are reset.
     """
+    with torch.device("meta"):
+        model = PreActResNet(spec, num_classes, in_channels, batchnorm, held_blocks)
     if str(device) == "meta":
-        with torch.device("meta"):
-            return PreActResNet(spec, num_classes, in_channels, batchnorm, held_blocks)
-    model = PreActResNet(spec, num_classes, in_channels, batchnorm, held_blocks)
+        return model
+    model = model.to_empty(device="cpu")
     if init_seed is not None:
         model.initialize(init_seed)
+    else:
+        for module in model.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
     return model.to(device or "cpu")

@@ -31,6 +31,7 @@ def evaluate(
         shuffle=False,
         num_workers=loader_workers,
         pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(0),  # (its base seed would otherwise come from the global one)
     )
     was_training = model.training
     model.eval()

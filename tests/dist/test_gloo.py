@@ -31,8 +31,7 @@ _INIT_LOCK = threading.Lock()
 
 
 def _initial_model():
-    torch.manual_seed(0)
-    return build_model(ARCHITECTURES["preact_resnet_mini"], 4, in_channels=1, batchnorm=BatchNormMode.running_stats)
+    return build_model(ARCHITECTURES["preact_resnet_mini"], 4, in_channels=1, batchnorm=BatchNormMode.running_stats, init_seed=0)
 
 
 def scenario(comm, initial):
@@ -142,7 +141,10 @@ def test_two_worker_protocols_train_the_embedded_default(protocol, tmp_path):
     summary, start = records[-1], records[0]
     assert summary["test/acc1"] >= 0.90 and start["num_workers"] == 2 and start["protocol"] == protocol
     train = [r for r in records if r["event"] == "train"]
-    assert train[-1]["comm/cum_wire_bytes/train_sync"] > 0 and len(train[-1]["memory/peak_bytes_per_worker"]) == 2
+    # ddp: one gradient all-reduce per step (a round); local SGD: one parameter all-reduce per round.
+    ring_bytes = 2 * (2 - 1) / 2 * start["model/params"] * 4
+    assert summary["comm/cum_wire_bytes/train_sync"] == start["num_rounds"] * 2 * ring_bytes
+    assert len(train[-1]["memory/peak_bytes_per_worker"]) == 2
 
 
 def test_torchrun_launcher_runs_the_worker_entry(tmp_path):
@@ -153,7 +155,9 @@ def test_torchrun_launcher_runs_the_worker_entry(tmp_path):
 
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["num_workers"] == 2 and records[0]["num_rounds"] == 2
-    assert records[-1]["step"] == 12 and records[-1]["comm/cum_wire_bytes"] > 0
+    params = records[0]["model/params"]
+    assert records[-1]["step"] == 12 and records[-1]["comm/cum_wire_bytes/init"] == params * 4
+    assert records[-1]["comm/cum_wire_bytes/train_sync"] == 2 * 2 * params * 4  # 2 rounds x 2 workers x ring
 
 
 def test_worker_entry_outside_a_launcher_is_a_clear_error(tmp_path):
@@ -166,3 +170,28 @@ def test_worker_entry_outside_a_launcher_is_a_clear_error(tmp_path):
                             env=env)
     assert result.returncode == 2
     assert result.stderr.strip().startswith("resist: error: RANK/SLURM_PROCID: no torchrun or SLURM environment")
+
+
+def test_worker_in_a_world_of_the_wrong_size_stops_before_training(tmp_path):
+    """A hand-written torchrun line that starts 3 workers for a run prepared for 2."""
+    import os
+    import subprocess
+    import sys
+
+    from omegaconf import OmegaConf
+
+    from resist.config import Config
+    from resist.launch.worker import RESOLVED_CONFIG_FILE
+
+    OmegaConf.save(OmegaConf.structured(Config(num_workers=2)), tmp_path / RESOLVED_CONFIG_FILE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
+    env.update(RANK="0", WORLD_SIZE="3", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")
+    result = subprocess.run(
+        [sys.executable, "-m", "resist.worker", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "resist: error: num_workers: the run was prepared for 2 workers, but torchrun started 3 (fix: start 2 "
+        "workers, e.g. torchrun --nproc-per-node=2 or srun --ntasks=2, or prepare the run with num_workers=3)"
+    )
+    assert not (tmp_path / "metrics.jsonl").exists()
