@@ -16,7 +16,7 @@ def build_protocol(cfg: Config, comm: Comm) -> Protocol:
     if cfg.protocol.name == ProtocolName.ddp:
         return DataParallel(comm)
     if cfg.protocol.name == ProtocolName.local_sgd:
-        return LocalSGD(comm, cfg.protocol)
+        return LocalSGD(comm, cfg.protocol, cfg.decomposition.stage)
     if cfg.protocol.name == ProtocolName.resist:
         return ResIST(comm, cfg)
     return SingleWorker(comm)

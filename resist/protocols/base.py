@@ -32,6 +32,8 @@ class ModelFactory(TypingProtocol):
 class Protocol(ABC):
     name: str
     steps_per_round: int = 1
+    final_model: str = ""
+    """What the model saved at the end of a run is made of (written to the run's summary)."""
 
     def __init__(self, comm: Comm) -> None:
         self.comm = comm
@@ -40,10 +42,11 @@ class Protocol(ABC):
     def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
         """Build (with ``make_model``) and return the module this worker trains."""
 
-    def end_round(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
+    def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> nn.Module | None:
         """Called after the last optimizer step of every round, on every worker; may synchronise.
-        Returns the module to train from now on when it changes (the loop then builds a new
-        optimizer for it), else None."""
+        ``last_round``: no round follows, so nothing needs to be prepared for one. Returns the
+        module to train from now on when it changes (the loop then builds a new optimizer for it,
+        with fresh optimizer state), else None."""
         return None
 
     @abstractmethod

@@ -22,6 +22,7 @@ class DataParallel(Protocol):
     """
 
     name = "ddp"
+    final_model = "the replicated model (gradients averaged every step; BatchNorm running statistics averaged)"
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
         model = make_model()

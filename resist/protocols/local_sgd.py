@@ -18,12 +18,16 @@ class LocalSGD(Protocol):
     are reduced to rank 0 and broadcast back from it. The resulting average is the same."""
 
     name = "local_sgd"
+    final_model = "the workers' replicas averaged after the last round"
 
-    def __init__(self, comm: Comm, cfg: ProtocolConfig) -> None:
+    def __init__(self, comm: Comm, cfg: ProtocolConfig, paper_style_stage: int | None = None) -> None:
+        """``paper_style_stage``: the stage whose partitionable blocks ``paper_style`` moves
+        (None: the model's default partition stage)."""
         super().__init__(comm)
         self.steps_per_round = cfg.local_steps
         self.reset_optimizer = cfg.optimizer_state == OptimizerStatePolicy.reset
         self.paper_style = cfg.paper_style
+        self.paper_style_stage = paper_style_stage
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
         model = make_model()
@@ -33,14 +37,14 @@ class LocalSGD(Protocol):
         self.partitioned: list[torch.Tensor] = []
         if self.paper_style:
             assert isinstance(model, PreActResNet)
-            stage = model.spec.default_partition_stage
+            stage = model.spec.default_partition_stage if self.paper_style_stage is None else self.paper_style_stage
             blocks = [model.block(stage, i) for i in model.spec.partitionable_blocks(stage)]
             self.partitioned = [t for block in blocks for t in model_state_tensors(block)]
         ids = {id(t) for t in self.partitioned}
         self.shared = [t for t in everything if id(t) not in ids]
         return model
 
-    def end_round(self, optimizer: torch.optim.Optimizer) -> None:  # type: ignore[override]
+    def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> None:  # type: ignore[override]
         with torch.no_grad():
             self.comm.all_reduce(self.shared, Purpose.train_sync)
             if self.partitioned:

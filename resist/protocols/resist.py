@@ -13,12 +13,18 @@ At a round end (after l local steps):
    that holds it now and next round if there is one, else its lowest-ranked holder — which receives
    the other k − 1 copies; the aggregator then sends the block to every next holder but itself. A
    block that stays with its only holder moves zero bytes;
-3. optimizer state is reset (the paper), or its momentum buffers travel with their block (billed).
+3. optimizer state is reset (the paper), or its momentum buffers travel with their block (billed;
+   a parameter without a buffer, e.g. after a round whose steps were all skipped, sends zeros, so
+   a bucket's layout depends on the model alone).
+
+After the last round, blocks are not handed to next holders (there is no next round): a block with
+several holders is averaged and returned to its co-holders, every other block stays where it is.
 
 Evaluation assembles the global model (every block, partitioned residual branches scaled by
 ``max(1/S, m/n)``) on each worker only while it evaluates; the missing blocks are billed to ``eval``.
 With ``warmup_epochs``, the run starts as local SGD on the whole model and switches to sub-ResNets
-at the first round end after the warm-up.
+at the first round end after the warm-up; the optimizer state of the warm-up is not carried into
+the sub-ResNets (the loop builds a new optimizer for them).
 """
 
 from __future__ import annotations
@@ -54,6 +60,10 @@ class ResIST(Protocol):
         self.carry_optimizer_state = cfg.protocol.optimizer_state == OptimizerStatePolicy.keep
         self.warmup_epochs = cfg.protocol.warmup_epochs
         self.scale = eval_residual_scale(comm.size, self.min_depth, len(self.partitioned))
+        self.final_model = (
+            f"shared layers averaged over all {comm.size} workers; each partitioned block of stage {self.stage} "
+            f"averaged over its holders of the last round, its residual branch scaled by {self.scale:g}"
+        )
         self.round = 0
         self.current: Assignment | None = None  # this round's assignment; None during the warm-up
 
@@ -111,29 +121,36 @@ class ResIST(Protocol):
 
     # -- the round end --------------------------------------------------------------------------
 
-    def end_round(self, optimizer: torch.optim.Optimizer) -> nn.Module | None:
+    def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> nn.Module | None:
         self.round += 1
         if self.round <= self.warmup_rounds:  # local SGD on the whole model
             with torch.no_grad():
                 self.comm.all_reduce(model_state_tensors(self.model), Purpose.train_sync)
             if not self.carry_optimizer_state:
                 optimizer.state.clear()
-            return self._switch_to_sub_network() if self.round == self.warmup_rounds else None
+            switches = self.round == self.warmup_rounds and not last_round
+            return self._switch_to_sub_network() if switches else None
+        assert self.current is not None
+        following = self.current if last_round else self.assignment(self.round)
         with torch.no_grad():
             self.comm.all_reduce(self._shared_tensors(), Purpose.train_sync)
-            self._hand_off(self.assignment(self.round), optimizer)
+            self._hand_off(following, optimizer)
         if not self.carry_optimizer_state:
             optimizer.state.clear()
         return None
 
     def _block_tensors(self, block: nn.Module, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+        """What travels with ``block``: its parameters and buffers, then (``optimizer_state=keep`` with
+        momentum) one momentum buffer per parameter. A missing buffer is created as zeros, which SGD
+        (no dampening) treats as it treats a missing one, so every bucket's layout depends on the model
+        alone."""
         tensors = model_state_tensors(block)
-        if self.carry_optimizer_state:
-            tensors += [
-                optimizer.state[p]["momentum_buffer"]
-                for p in block.parameters()
-                if "momentum_buffer" in optimizer.state[p]
-            ]
+        if self.carry_optimizer_state and optimizer.defaults.get("momentum", 0) > 0:
+            for p in block.parameters():
+                state = optimizer.state[p]
+                if state.get("momentum_buffer") is None:
+                    state["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                tensors.append(state["momentum_buffer"])
         return tensors
 
     def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> None:

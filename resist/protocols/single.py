@@ -9,6 +9,7 @@ from resist.protocols.base import ModelFactory, Protocol
 
 class SingleWorker(Protocol):
     name = "none"
+    final_model = "the single worker's model"
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
         self.model = make_model()

@@ -6,6 +6,7 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -92,12 +93,32 @@ def _autocast(cfg: Config, device: torch.device) -> contextlib.AbstractContextMa
     return torch.autocast(device.type, dtype=dtype)
 
 
+def synchronized_clock(device: torch.device) -> float:
+    """``time.perf_counter()`` once the work queued on ``device`` has finished (CUDA kernels run
+    asynchronously: a clock read without this would time their launch, not their execution)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def platform_facts() -> dict[str, Any]:
+    """What a CPU result depends on beyond the config: the torch build, this worker's threads and
+    the CPU instruction set its kernels use (float sums differ across them in the last bits)."""
+    return {
+        "platform/torch": torch.__version__,
+        "platform/threads_per_worker": torch.get_num_threads(),
+        "platform/cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
 def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | None = None) -> Record:
     """Train as ``worker``; rank 0 sends records to ``sink`` and saves the final global model to
     ``checkpoint_dir/final_model.pt`` (an ordinary state dict of the plain network). Returns the summary.
 
-    Randomness is derived from ``cfg.seed``: model initialisation (then rank 0's weights are
-    broadcast), data order (per the sharding mode) and augmentation (per worker). Deterministic on CPU.
+    Randomness is derived from ``cfg.seed``, never drawn from torch's global generator: model
+    initialisation (then rank 0's weights are broadcast), data order (per the sharding mode) and
+    augmentation (per sample). So evaluation, which builds models too, cannot change training.
+    Deterministic on CPU for a given torch build, thread count and CPU.
     """
     comm, device = worker.comm, worker.comm.device
     data = sources.load(cfg.dataset, cfg.seed)
@@ -116,7 +137,6 @@ def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | 
         )
         return model.to(memory_format=memory_format)
 
-    torch.manual_seed(derive_seed(cfg.seed, "augment", worker.rank))
     protocol = build_protocol(cfg, comm)
     stream = BatchStream(
         data.train,
@@ -143,16 +163,17 @@ def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | 
             "protocol": protocol.name,
             "model/params": global_params,
             "data": data.description,
+            **platform_facts(),
         }
     )
 
     last_eval: Record = {}
     evaluated: torch.nn.Module | None = None
+    round_start = synchronized_clock(device)
     for step in range(plan.total_steps):
         steps_done = step + 1
         if step % plan.steps_per_round == 0:
             comm.ledger.start_round(step // plan.steps_per_round)
-        tick = time.perf_counter()
         images, labels = next(stream)
         if cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -166,30 +187,33 @@ def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | 
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        reporter.add_batch(loss.detach(), logits.detach(), labels, time.perf_counter() - tick)
+        reporter.add_batch(loss.detach(), logits.detach(), labels)
         if not plan.ends_round(steps_done):
             continue
 
         held = held_bytes(module, optimizer)  # before a sync that may reset the optimizer state
-        tick = time.perf_counter()
-        replacement = protocol.end_round(optimizer)
+        sync_start = synchronized_clock(device)
+        replacement = protocol.end_round(optimizer, last_round=steps_done == plan.total_steps)
         if replacement is not None:  # e.g. ResIST leaving its local-SGD warm-up
             module, optimizer = _trainable(replacement, cfg)
-        reporter.add_sync_seconds(time.perf_counter() - tick)
+        sync_end = synchronized_clock(device)
+        reporter.add_seconds(compute_s=sync_start - round_start, sync_s=sync_end - sync_start)
         epoch = steps_done / plan.steps_per_epoch
-        evaluates = plan.evaluates_after(steps_done)
-        if evaluates or plan.logs_after(steps_done):  # an eval record carries fresh cumulative bytes
-            reporter.train_record(steps_done, epoch, lr, peak_memory_bytes(device), held)
-        if evaluates:
-            tick = time.perf_counter()
+        evaluation, eval_seconds = None, 0.0
+        if plan.evaluates_after(steps_done):
             evaluated = protocol.eval_model()
-            last_eval = evaluate(evaluated, data.test, cfg.train.eval_batch_size, comm, cfg.dataset.loader_workers)
-            reporter.eval_record(steps_done, epoch, last_eval, time.perf_counter() - tick)
+            evaluation = evaluate(evaluated, data.test, cfg.train.eval_batch_size, comm, cfg.dataset.loader_workers)
+            eval_seconds, last_eval = synchronized_clock(device) - sync_end, evaluation
             if steps_done < plan.total_steps:
                 evaluated = None  # the global model exists only while it is evaluated
+        if evaluation is not None or plan.logs_after(steps_done):
+            reporter.report(steps_done, epoch, lr, peak_memory_bytes(device), held, evaluation, eval_seconds)
+        round_start = synchronized_clock(device)
     if checkpoint_dir is not None and comm.rank == 0 and evaluated is not None:
         save_inference_checkpoint(evaluated, cfg, data.num_classes, data.in_channels, checkpoint_dir / FINAL_MODEL_FILE)
-    return reporter.summary(plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval)
+    return reporter.summary(
+        plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=protocol.final_model
+    )
 
 
 def _trainable(module: torch.nn.Module, cfg: Config) -> tuple[torch.nn.Module, torch.optim.Optimizer]:

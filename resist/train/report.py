@@ -1,8 +1,10 @@
 """Records of a run: per-worker statistics and ledgers gathered to rank 0, which alone writes.
 
 Keys (see README): ``train/*`` over all workers' samples since the previous train record;
-``comm/*`` from the workers' ledgers in both conventions (``payload`` and modeled ``wire`` bytes):
-``comm/<convention>_bytes`` since the previous train record summed over workers,
+``comm/*`` from the workers' ledgers in both conventions (``payload`` and modeled ``wire`` bytes; a
+point-to-point payload counts once, on its sender) as they stand after everything the record
+reports, the gather that collects them included: ``comm/<convention>_bytes`` since the previous
+train record summed over workers,
 ``comm/<convention>_bytes_per_worker`` the same divided by the number of workers,
 ``comm/cum_<convention>_bytes`` cumulative over workers, ``comm/cum_<convention>_bytes/<purpose>``
 cumulative per purpose; ``memory/*`` per worker (lists: peak allocation, parameter bytes, parameter +
@@ -16,7 +18,7 @@ from typing import Any
 
 import torch
 
-from resist.comm import Comm, Purpose
+from resist.comm import Comm, Op, Purpose, wire_bytes
 from resist.logging import MetricSink, Record
 
 _STATS = ["loss_sum", "correct", "seen", "compute_s", "sync_s", "peak_bytes", "param_bytes", "held_bytes"]
@@ -44,19 +46,23 @@ class Reporter:
     def start(self, info: dict[str, Any]) -> None:
         self._log({"event": "start", "step": 0, **info})
 
-    def add_batch(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor, seconds: float) -> None:
+    def add_batch(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Account one training batch (no device synchronisation)."""
         self.loss_sum += loss.double() * len(labels)
         self.correct += (logits.argmax(dim=1) == labels).sum()
         self.seen += len(labels)
         self.samples += len(labels)
-        self.compute_s += seconds
 
-    def add_sync_seconds(self, seconds: float) -> None:
-        self.sync_s += seconds
+    def add_seconds(self, compute_s: float, sync_s: float) -> None:
+        """Account one round's clock readings (taken after the device finished the work)."""
+        self.compute_s += compute_s
+        self.sync_s += sync_s
 
     def _gather(self) -> torch.Tensor:
-        """Every worker's statistics and per-purpose cumulative ledger totals: (workers, fields)."""
+        """Every worker's statistics and per-purpose cumulative ledger totals: (workers, fields).
+
+        The totals include this gather itself (billed to ``metrics`` as the ledger bills it), so they
+        equal each worker's ledger once the gather is done."""
         ledger = self.comm.ledger.cumulative
         local = [
             self.loss_sum.item(),
@@ -68,8 +74,13 @@ class Reporter:
             float(self.param_bytes),
             float(self.held_bytes),
         ]
+        own_payload = (len(local) + 2 * len(_PURPOSES)) * torch.finfo(torch.float64).bits // 8
         for purpose in _PURPOSES:
-            local += [float(ledger[purpose].payload_bytes), ledger[purpose].wire_bytes]
+            payload, wire = float(ledger[purpose].payload_bytes), ledger[purpose].wire_bytes
+            if purpose == Purpose.metrics:
+                payload += own_payload
+                wire += wire_bytes(Op.all_gather, own_payload, self.comm.size)
+            local += [payload, wire]
         vector = torch.tensor(local, dtype=torch.float64, device=self.comm.device)
         return torch.stack(self.comm.all_gather(vector, Purpose.metrics)).cpu()
 
@@ -84,14 +95,30 @@ class Reporter:
             record[f"comm/cum_{convention}_bytes_per_worker"] = ledger[:, :, c].sum(dim=1).tolist()
         return record
 
-    def train_record(self, step: int, epoch: float, lr: float, peak_bytes: int, held: tuple[int, int]) -> None:
-        """Gather the workers' statistics (billed to ``metrics``) and write a ``train`` record.
+    def report(
+        self,
+        step: int,
+        epoch: float,
+        lr: float,
+        peak_bytes: int,
+        held: tuple[int, int],
+        evaluation: dict[str, float] | None = None,
+        eval_seconds: float = 0.0,
+    ) -> None:
+        """Gather the workers' statistics (billed to ``metrics``) and write a ``train`` record, then,
+        when ``evaluation`` is given, an ``eval`` record with the same cumulative bytes (the
+        evaluation's own traffic included), so accuracy plots against bytes and wall-clock from eval
+        records alone.
 
-        ``held`` is this worker's ``(parameter bytes, parameter + optimizer-state bytes)``."""
+        ``held`` is this worker's ``(parameter bytes, parameter + optimizer-state bytes)``;
+        ``eval_seconds`` the evaluation's duration."""
         self.peak_bytes, (self.param_bytes, self.held_bytes) = peak_bytes, held
+        self.eval_s += eval_seconds
         table = self._gather()
         stats = {name: table[:, i] for i, name in enumerate(_STATS)}
         seen = stats["seen"].sum().item()
+        self._comm_keys = self._comm_record(table)
+        elapsed = time.perf_counter() - self.start_time
         record: dict[str, Any] = {
             "event": "train",
             "step": step,
@@ -100,13 +127,13 @@ class Reporter:
             "lr": lr,
             "train/loss": stats["loss_sum"].sum().item() / seen,
             "train/acc1": stats["correct"].sum().item() / seen,
-            **self._comm_record(table),
+            **self._comm_keys,
             "memory/peak_bytes_per_worker": stats["peak_bytes"].tolist(),
             "memory/peak_bytes_max": stats["peak_bytes"].max().item(),
             "memory/param_bytes_per_worker": stats["param_bytes"].tolist(),
             "memory/held_bytes_per_worker": stats["held_bytes"].tolist(),
             "memory/held_bytes_max": stats["held_bytes"].max().item(),
-            "time/elapsed_s": time.perf_counter() - self.start_time,
+            "time/elapsed_s": elapsed,
             "time/compute_s": self.compute_s,
             "time/sync_s": self.sync_s,
             "time/eval_s": self.eval_s,
@@ -117,29 +144,26 @@ class Reporter:
             self._previous_totals[convention] = record[f"comm/cum_{convention}_bytes"]
             record[f"comm/{convention}_bytes"] = interval
             record[f"comm/{convention}_bytes_per_worker"] = interval / workers
-        self._comm_keys = {f"comm/cum_{c}_bytes": record[f"comm/cum_{c}_bytes"] for c in _CONVENTIONS}
         self._log(record)
         self.loss_sum.zero_()
         self.correct.zero_()
         self.seen = 0
+        if evaluation is not None:
+            self._log(
+                {
+                    "event": "eval",
+                    "step": step,
+                    "epoch": epoch,
+                    **evaluation,
+                    **self._comm_keys,
+                    "time/elapsed_s": elapsed,
+                    "time/eval_s": self.eval_s,
+                }
+            )
 
-    def eval_record(self, step: int, epoch: float, metrics: dict[str, float], seconds: float) -> None:
-        """Write an ``eval`` record; it carries the cumulative bytes of the latest train record, so
-        accuracy can be plotted against bytes and against wall-clock from eval records alone."""
-        self.eval_s += seconds
-        self._log(
-            {
-                "event": "eval",
-                "step": step,
-                "epoch": epoch,
-                **metrics,
-                **self._comm_keys,
-                "time/elapsed_s": time.perf_counter() - self.start_time,
-                "time/eval_s": self.eval_s,
-            }
-        )
-
-    def summary(self, step: int, epoch: float, last_eval: dict[str, float]) -> Record:
+    def summary(self, step: int, epoch: float, last_eval: dict[str, float], **facts: Any) -> Record:
+        """The ``summary`` record: the final evaluation, the cumulative bytes of the last report
+        (equal to the ledgers' totals when it was the run's last communication), times, ``facts``."""
         record = {
             "event": "summary",
             "step": step,
@@ -151,6 +175,7 @@ class Reporter:
             "time/compute_s": self.compute_s,
             "time/sync_s": self.sync_s,
             "time/eval_s": self.eval_s,
+            **facts,
         }
         self._log(record)
         return record

@@ -68,9 +68,8 @@ def test_ddp_equals_single_process_sgd_on_the_combined_batch(workers):
 
 
 def _running_stats_model() -> nn.Module:
-    torch.manual_seed(0)
     return build_model(
-        ARCHITECTURES["preact_resnet_mini"], 3, in_channels=1, batchnorm=BatchNormMode.running_stats
+        ARCHITECTURES["preact_resnet_mini"], 3, in_channels=1, batchnorm=BatchNormMode.running_stats, init_seed=0
     ).double()
 
 
@@ -89,10 +88,14 @@ def _local_sgd_round(workers: int, paper_style: bool, policy: OptimizerStatePoli
             optimizer.zero_grad()
             F.cross_entropy(model(images), labels).backward()
             optimizer.step()
-        before = [t.detach().clone() for t in model.state_dict().values()]
+
+        def momentum():
+            return [optimizer.state[p]["momentum_buffer"].clone() for p in model.parameters() if p in optimizer.state]
+
+        before, momentum_before = [t.detach().clone() for t in model.state_dict().values()], momentum()
         protocol.end_round(optimizer)
         after = [t.detach().clone() for t in model.state_dict().values()]
-        return before, after, len(optimizer.state)
+        return before, after, (momentum_before, momentum())
 
     return run_in_threads(workers, worker)
 
@@ -112,12 +115,16 @@ def test_local_sgd_replicas_equal_the_mean_after_a_sync(workers, paper_style):
         pre_sync = [before[index] for before, _, _ in results]
         if "running_mean" in key:
             assert not all(torch.equal(p, pre_sync[0]) for p in pre_sync[1:])  # the replicas had diverged
-    assert all(state == 0 for _, _, state in results)
+    assert all(state_after == [] for _, _, (_, state_after) in results)  # reset: a new optimizer state
 
 
 def test_local_sgd_keeps_the_optimizer_state_when_asked():
+    """Each worker keeps its own momentum, untouched by the sync (the workers' buffers differ)."""
     results = _local_sgd_round(2, False, OptimizerStatePolicy.keep)
-    assert all(state == len(list(_running_stats_model().parameters())) for _, _, state in results)
+    for _, _, (before, after) in results:
+        assert len(after) == len(list(_running_stats_model().parameters()))
+        assert all(torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(results[0][2][1], results[1][2][1], strict=True))
 
 
 def test_paper_style_and_all_reduce_give_the_same_model():

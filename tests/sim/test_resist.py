@@ -3,12 +3,11 @@ test-time scaling and the memory each worker holds."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import torch
 import torch.nn.functional as F
 
+from resist.comm import Op
 from resist.comm.groups import run_in_threads
 from resist.config import BatchNormMode, Config, OptimizerStatePolicy, ProtocolName
 from resist.models.preact import build_model, count_parameters
@@ -18,7 +17,6 @@ from resist.protocols.resist import ResIST
 
 ARCH = "preact_resnet_mini_deep"  # 8 partitionable blocks in stage 2
 STAGE, BLOCKS = 2, tuple(range(1, 9))
-_init_lock = threading.Lock()  # torch's global RNG is shared by threads: initialise one model at a time
 
 
 def _config(workers: int, min_depth: int, policy: OptimizerStatePolicy = OptimizerStatePolicy.reset) -> Config:
@@ -31,9 +29,8 @@ def _config(workers: int, min_depth: int, policy: OptimizerStatePolicy = Optimiz
 
 def model_factory(batchnorm: BatchNormMode = BatchNormMode.batch_stats):
     def make_model(held_blocks=None, initialize=True):
-        with _init_lock:
-            seed = 0 if initialize else None
-            return build_model(ARCHITECTURES[ARCH], 3, 1, batchnorm, held_blocks, init_seed=seed).double()
+        seed = 0 if initialize else None
+        return build_model(ARCHITECTURES[ARCH], 3, 1, batchnorm, held_blocks, init_seed=seed).double()
 
     return make_model
 
@@ -141,19 +138,51 @@ def test_momentum_travels_with_its_block():
             b: [optimizer.state[p]["momentum_buffer"].clone() for p in model.block(STAGE, b).parameters()]
             for b in protocol.current.blocks[comm.rank]
         }
+        before = protocol.current
         protocol.end_round(optimizer)
         arrived = {
             b: [optimizer.state[p]["momentum_buffer"].clone() for p in model.block(STAGE, b).parameters()]
             for b in protocol.current.blocks[comm.rank]
         }
-        return momentum, arrived, comm.ledger
+        sent = {e.peer: e.payload_bytes for e in comm.ledger.round_entries if e.op == Op.send}
+        return momentum, arrived, before, protocol.current, sent
 
-    (m0, a0, ledger0), (m1, a1, _) = run_in_threads(2, worker)
-    before = {**m0, **m1}
-    for arrived in (a0, a1):
+    results = run_in_threads(2, worker)
+    momentum_before = {**results[0][0], **results[1][0]}
+    for _, arrived, _, _, _ in results:
         for b, buffers in arrived.items():
-            assert all(torch.equal(x, y) for x, y in zip(buffers, before[b], strict=True))
-    assert ledger0.cumulative[list(ledger0.cumulative)[0]].operations >= 1
+            assert all(torch.equal(x, y) for x, y in zip(buffers, momentum_before[b], strict=True))
+    # Each block that changes holder carries its parameters and one momentum buffer per parameter.
+    block_bytes = 2 * count_parameters(make_model().block(STAGE, 1)) * 8  # float64
+    before, after = results[0][2], results[0][3]
+    for rank, (_, _, _, _, sent) in enumerate(results):
+        moved = [b for b in BLOCKS if before.holders(b) == (rank,) and after.holders(b) != (rank,)]
+        assert sent == ({1 - rank: len(moved) * block_bytes} if moved else {})
+
+
+def test_kept_momentum_travels_even_when_a_worker_skipped_every_step():
+    """A worker whose round's steps were all skipped (as fp16 loss scaling does on overflow) has no
+    momentum buffers; its blocks still travel in the model's own layout, with zero momentum."""
+
+    def worker(comm):
+        protocol = ResIST(comm, _config(2, 0, OptimizerStatePolicy.keep))
+        model = protocol.setup(make_model, steps_per_epoch=100)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        if comm.rank == 0:
+            _train(model, optimizer, comm.rank, 0)
+        before = protocol.current
+        protocol.end_round(optimizer)
+        arrived = {
+            b: [optimizer.state[p]["momentum_buffer"] for p in model.block(STAGE, b).parameters()]
+            for b in protocol.current.blocks[comm.rank]
+        }
+        return before, arrived
+
+    (before, arrived0), (_, arrived1) = run_in_threads(2, worker, timeout_s=20, nccl_model=True)
+    for b, buffers in arrived0.items():
+        if before.holders(b) == (1,):  # came from the worker that never stepped
+            assert all(torch.equal(m, torch.zeros_like(m)) for m in buffers)
+    assert any(before.holders(b) == (1,) for b in arrived0) or any(before.holders(b) == (0,) for b in arrived1)
 
 
 def test_warmup_trains_the_whole_model_then_switches_to_sub_networks():
@@ -163,20 +192,31 @@ def test_warmup_trains_the_whole_model_then_switches_to_sub_networks():
         protocol = ResIST(comm, cfg)
         model = protocol.setup(make_model, steps_per_epoch=3)  # 2 warm-up rounds of 2 steps
         held = [count_parameters(model)]
-        replacements = []
+        replacements, averaged_whole, sub = [], None, None
         for round_index in range(3):
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
             _train(model, optimizer, comm.rank, round_index)
             replacement = protocol.end_round(optimizer)
+            if replacement is not None:  # the switch: the averaged whole model, then the sub-ResNet
+                averaged_whole = {k: v.clone() for k, v in model.state_dict().items()}
+                sub = {k: v.clone() for k, v in replacement.state_dict().items()}
+                sub_blocks = replacement.held_block_ids(STAGE)
             replacements.append(replacement is not None)
             model = replacement or model
             held.append(count_parameters(model))
-        return held, replacements, protocol.eval_model()
+        return held, replacements, protocol.eval_model(), averaged_whole, sub, sub_blocks
 
-    (held, replacements, full0), (_, _, full1) = run_in_threads(2, worker)
+    (held, replacements, full0, whole0, sub0, blocks0), (_, _, full1, whole1, _, _) = run_in_threads(2, worker)
     whole = count_parameters(make_model())
     assert held[:2] == [whole, whole] and held[2] < whole and replacements == [False, True, False]
     assert all(torch.equal(a, b) for a, b in zip(full0.state_dict().values(), full1.state_dict().values(), strict=True))
+    # The sub-ResNet starts from the averaged whole model: every tensor it holds, under its global name.
+    assert all(torch.equal(a, b) for a, b in zip(whole0.values(), whole1.values(), strict=True))
+    slot_of = {f"stages.{STAGE}.blocks.{slot}.": f"stages.{STAGE}.blocks.{b}." for slot, b in enumerate(blocks0)}
+    for name, value in sub0.items():
+        prefix = next((p for p in slot_of if name.startswith(p)), None)
+        global_name = slot_of[prefix] + name[len(prefix) :] if prefix else name
+        assert torch.equal(value, whole0[global_name]), name
 
 
 def test_compiled_sub_networks_do_not_recompile_when_slots_change_blocks():

@@ -105,11 +105,14 @@ def test_schedule_reaches_the_optimizer():
 
 
 def test_no_global_torch_state_leaks_between_runs():
-    """Seeds are derived inside train(): a run is unaffected by what ran before it."""
+    """Seeds are derived inside train(): a run is unaffected by what ran before it, and draws nothing
+    from torch's global generator."""
     cfg = _config(epochs=1, max_steps=2)
     torch.manual_seed(12345)
     torch.rand(100)
+    state = torch.get_rng_state()
     a = _train(cfg)
+    assert torch.equal(torch.get_rng_state(), state)
     torch.manual_seed(999)
     assert _numbers(_train(cfg)) == _numbers(a)
 
@@ -119,6 +122,12 @@ def test_speed_options_run_on_cpu():
     from resist.config import AmpMode
 
     cfg = _config(epochs=1, max_steps=2)
-    cfg.train.amp, cfg.train.channels_last = AmpMode.bf16, True
-    records = _train(cfg)
-    assert records[-1]["event"] == "summary" and 0 <= records[-1]["test/acc1"] <= 1
+    plain = _train(cfg)
+    cfg.train.amp = AmpMode.bf16
+    bf16 = _train(cfg)
+    cfg.train.channels_last = True
+    both = _train(cfg)
+    losses = [[r["train/loss"] for r in records if r["event"] == "train"] for records in (plain, bf16, both)]
+    assert losses[0][0] != losses[1][0]  # the first step's forward ran in bf16
+    assert both[-1]["event"] == "summary" and both[-1]["step"] == 2
+    assert all(0 <= records[-1]["test/acc1"] * 360 == round(records[-1]["test/acc1"] * 360) for records in (bf16, both))

@@ -1,0 +1,78 @@
+"""What the records report, on thread workers running the real loop: every byte of the ledgers,
+and evaluation that never changes training."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from resist.comm import Purpose
+from resist.comm.groups import run_in_threads
+from resist.config import Config, DatasetName, EvalUnit, OptimizerStatePolicy, ProtocolName
+from resist.models.checkpoint import FINAL_MODEL_FILE
+from resist.train.loop import Worker, train
+from tests.unit.test_loop import ListSink
+
+WORKERS = 2
+
+
+def _config(protocol: ProtocolName, eval_every: int, **protocol_changes) -> Config:
+    cfg = Config()
+    cfg.dataset.name, cfg.dataset.image_size = DatasetName.digits, 8
+    cfg.model.arch, cfg.num_workers, cfg.seed = "preact_resnet_mini_deep", WORKERS, 3
+    cfg.protocol.name, cfg.protocol.local_steps = protocol, 3
+    for key, value in protocol_changes.items():
+        setattr(cfg.protocol, key, value)
+    cfg.train.batch_size, cfg.train.epochs, cfg.train.max_steps = 128, 2, 12  # 6 steps per epoch
+    cfg.train.eval_every, cfg.train.eval_unit, cfg.train.log_every_steps = eval_every, EvalUnit.rounds, 3
+    return cfg
+
+
+def _run(cfg: Config, run_dir=None):
+    sink = ListSink()
+    ledgers = run_in_threads(WORKERS, lambda comm: train(cfg, Worker(comm), sink, run_dir) and comm.ledger)
+    return sink.records, ledgers
+
+
+@pytest.mark.parametrize("protocol", [ProtocolName.resist, ProtocolName.local_sgd, ProtocolName.ddp])
+def test_the_summary_equals_the_ledgers_per_purpose(protocol):
+    records, ledgers = _run(_config(protocol, eval_every=2))
+    summary = records[-1]
+    for purpose in Purpose:
+        payload = sum(ledger.cumulative[purpose].payload_bytes for ledger in ledgers)
+        wire = sum(ledger.cumulative[purpose].wire_bytes for ledger in ledgers)
+        assert summary[f"comm/cum_payload_bytes/{purpose.value}"] == payload, purpose
+        assert summary[f"comm/cum_wire_bytes/{purpose.value}"] == pytest.approx(wire, rel=1e-12), purpose
+    assert summary["comm/cum_payload_bytes"] == sum(ledger.total().payload_bytes for ledger in ledgers)
+    assert summary["comm/cum_payload_bytes/eval"] > 0 and summary["final_model"]
+
+
+def test_each_eval_record_includes_its_own_evaluation():
+    """Local SGD's evaluation all-reduces 4 float64 sums per worker: the k-th eval record has k of them."""
+    records, _ = _run(_config(ProtocolName.local_sgd, eval_every=1))
+    evals = [r for r in records if r["event"] == "eval"]
+    assert len(evals) == 4
+    for k, record in enumerate(evals, start=1):
+        assert record["comm/cum_payload_bytes/eval"] == k * 4 * 8 * WORKERS
+        assert record["comm/cum_wire_bytes/eval"] == k * 4 * 8 * WORKERS * 2 * (WORKERS - 1) / WORKERS
+
+
+@pytest.mark.parametrize(
+    ("protocol", "changes"),
+    [
+        (ProtocolName.resist, {}),
+        (ProtocolName.resist, {"warmup_epochs": 1, "optimizer_state": OptimizerStatePolicy.keep}),
+        (ProtocolName.local_sgd, {}),
+    ],
+)
+def test_the_evaluation_cadence_does_not_change_training(tmp_path, protocol, changes):
+    finals, losses = [], []
+    for eval_every in (1, 4):
+        run_dir = tmp_path / f"every{eval_every}"
+        run_dir.mkdir()
+        records, _ = _run(_config(protocol, eval_every, **changes), run_dir)
+        finals.append(torch.load(run_dir / FINAL_MODEL_FILE)["state_dict"])
+        losses.append([r["train/loss"] for r in records if r["event"] == "train"])
+    assert losses[0] == losses[1]
+    assert finals[0].keys() == finals[1].keys()
+    assert all(torch.equal(finals[0][k], finals[1][k]) for k in finals[0])
