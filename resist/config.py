@@ -237,6 +237,9 @@ class LoggerConfig:
 @dataclass
 class LauncherConfig:
     """``master_port``: rendezvous port of the local launcher (None: a free port).
+    ``threads_per_worker``: CPU threads of each worker (None: ``SLURM_CPUS_PER_TASK`` in a SLURM
+    task, else this machine's cores divided among its workers). CPU results depend on it in the last
+    bits, so pin it to compare runs bit for bit across launchers or machines.
 
     SLURM (``launcher=slurm``): one task per worker, ``gpus_per_node`` tasks per node on GPUs (else
     ``tasks_per_node``, default all workers on one node), ``nodes = ceil(num_workers / tasks per
@@ -248,6 +251,7 @@ class LauncherConfig:
 
     name: LauncherName = LauncherName.local
     master_port: int | None = None
+    threads_per_worker: int | None = None
     partition: str | None = None
     account: str | None = None
     qos: str | None = None
@@ -304,12 +308,20 @@ def paper_min_depth(num_workers: int) -> int:
     return 4 if int(num_workers) >= 8 else 0
 
 
+def lr_per_256_images(lr: float, batch_size: int, num_workers: int) -> float:
+    """The linear scaling rule: ``lr`` per 256 images of the batch one optimizer step averages over
+    (``batch_size × num_workers``: pass 1 worker for protocols whose workers step on their own
+    batches). Used in configs as ``${lr_per_256_images:0.1,${train.batch_size},${num_workers}}``."""
+    return float(lr) * int(batch_size) * int(num_workers) / 256
+
+
 def register_schemas() -> None:
     """Register the schemas ``conf/config.yaml`` (``base_config``) and ``conf/bench.yaml``
     (``base_bench``) compose onto, and the config resolvers."""
     from hydra.core.config_store import ConfigStore
 
     OmegaConf.register_new_resolver("paper_min_depth", paper_min_depth, replace=True)
+    OmegaConf.register_new_resolver("lr_per_256_images", lr_per_256_images, replace=True)
 
     ConfigStore.instance().store(name="base_config", node=Config)
     ConfigStore.instance().store(name="base_bench", node=BenchConfig)
@@ -615,6 +627,12 @@ def _validate_workers(cfg: Config) -> None:
         from resist.launch.slurm_plan import slurm_plan
 
         slurm_plan(cfg)  # raises ConfigError for an impossible layout
+    _require(
+        cfg.launcher.threads_per_worker is None or cfg.launcher.threads_per_worker >= 1,
+        "launcher.threads_per_worker",
+        f"must be >= 1 or null, got {cfg.launcher.threads_per_worker}",
+        "set launcher.threads_per_worker=null to derive it from the cores",
+    )
     _require(
         cfg.launcher.master_port is None or 1024 <= cfg.launcher.master_port <= 65535,
         "launcher.master_port",

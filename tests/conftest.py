@@ -32,7 +32,10 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None, tim
 def _extract(archive: str, destination: Path) -> Path:
     path = SHARED_DATA / archive
     if not path.exists():
-        pytest.fail(f"{path} is missing: the shared datasets must sit beside the checkout (../shared/data)")
+        message = f"{path} is missing: the shared datasets sit beside the checkout (../shared/data)"
+        if os.environ.get("RESIST_REQUIRE_DATA") == "1":  # set by .ci/run
+            pytest.fail(message)
+        pytest.skip(message)
     with tarfile.open(path) as tar:
         tar.extractall(destination, filter="data")
     return destination

@@ -28,6 +28,22 @@ class DeviceError(UserError):
     pass
 
 
+class WorldSizeError(UserError):
+    pass
+
+
+def check_world(cfg: Config, env: DistEnv) -> None:
+    """The launcher started the world the config was validated for (a hand-written torchrun or srun
+    line may not have)."""
+    if env.world_size != cfg.num_workers:
+        raise WorldSizeError(
+            f"num_workers: the run was prepared for {cfg.num_workers} workers, but {env.source} started "
+            f"{env.world_size} (fix: start {cfg.num_workers} workers, e.g. torchrun --nproc-per-node="
+            f"{cfg.num_workers} or srun --ntasks={cfg.num_workers}, or prepare the run with "
+            f"num_workers={env.world_size})"
+        )
+
+
 def run_name(cfg: Config, environ: Mapping[str, str] = os.environ) -> str:
     """``<name>-<protocol>-S<workers>-seed<seed>``, plus ``-<array job>_<task>`` in a SLURM job array."""
     name = f"{cfg.name}-{cfg.protocol.name.value}-S{cfg.num_workers}-seed{cfg.seed}"
@@ -72,9 +88,12 @@ def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1)
     """Train as the worker ``env`` describes; rank 0 writes the run's records. Returns the summary."""
     from resist.train.loop import Worker, train
 
+    check_world(cfg, env)
     device = worker_device(cfg.device, env.local_rank)
-    if device.type == "cpu":
-        torch.set_num_threads(cpu_threads_per_worker(os.environ, os.cpu_count() or 1, local_workers))
+    if device.type == "cuda":  # before the process group: NCCL, pinned memory and copies use it
+        torch.cuda.set_device(device)
+    threads = cfg.launcher.threads_per_worker
+    torch.set_num_threads(threads or cpu_threads_per_worker(os.environ, os.cpu_count() or 1, local_workers))
     comm = init_process_comm(env.rank, env.world_size, env.master_addr, env.master_port, device)
     sink = FanOut(_sinks(cfg, run_dir) if env.rank == 0 else [])
     try:
