@@ -29,20 +29,16 @@ the sub-ResNets (the loop builds a new optimizer for them).
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
-
 import torch
 from torch import nn
 
 from resist.comm import Comm, Purpose
 from resist.config import Config, OptimizerStatePolicy
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
+from resist.decomposition.plan import eval_gather_plan, hand_off_plan, receives_of, sends_of
 from resist.models.preact import PreActResNet
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state, model_state_tensors
-
-Transfers = dict[int, list[int]]  # peer -> blocks, ascending
 
 
 class ResIST(Protocol):
@@ -154,74 +150,45 @@ class ResIST(Protocol):
         return tensors
 
     def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> None:
+        """Execute the :func:`hand_off_plan` from ``self.current`` to ``following``."""
         rank, current = self.comm.rank, self.current
         assert current is not None
-        mine_now, mine_next = set(current.blocks[rank]), set(following.blocks[rank])
-        aggregator = {b: _aggregator(current.holders(b), following.holders(b)) for b in self.partitioned}
-        template = self._block_tensors(self.model.block(self.stage, min(mine_now)), optimizer)
+        plan = hand_off_plan(current, following, self.partitioned)
+
+        def tensors(block: int) -> list[torch.Tensor]:
+            return self._block_tensors(self.model.block(self.stage, block), optimizer)
+
+        template = tensors(current.blocks[rank][0])
 
         def fresh() -> list[torch.Tensor]:
             return [torch.empty_like(t) for t in template]
 
-        # Phase 1: copies of shared blocks go to their aggregator, which averages them.
-        to_aggregators: Transfers = defaultdict(list)
-        from_holders: Transfers = defaultdict(list)
-        for b in self.partitioned:
-            holders, agg = current.holders(b), aggregator[b]
-            if len(holders) > 1 and rank in holders and rank != agg:
-                to_aggregators[agg].append(b)
-            if len(holders) > 1 and rank == agg:
-                for holder in holders:
-                    if holder != agg:
-                        from_holders[holder].append(b)
-        inbox = {(peer, b): fresh() for peer, blocks in from_holders.items() for b in blocks}
+        # 1. Copies of blocks with several holders meet at their aggregator, which averages them.
+        inbox = {(peer, b): fresh() for peer, blocks in receives_of(plan.gather, rank) for b in blocks}
         self.comm.exchange(
-            [
-                (p, [t for b in bs for t in self._block_tensors(self.model.block(self.stage, b), optimizer)])
-                for p, bs in sorted(to_aggregators.items())
-            ],
-            [(p, [t for b in bs for t in inbox[(p, b)]]) for p, bs in sorted(from_holders.items())],
+            [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends_of(plan.gather, rank)],
+            [(peer, [t for b in blocks for t in inbox[(peer, b)]]) for peer, blocks in receives_of(plan.gather, rank)],
             Purpose.handoff,
         )
         for b in {b for _, b in inbox}:
-            own = self._block_tensors(self.model.block(self.stage, b), optimizer)
-            copies = [inbox[(p, b)] for p in current.holders(b) if p != rank]
-            for k, tensor in enumerate(own):
+            copies = [inbox[(peer, b)] for peer in current.holders(b) if peer != rank]
+            for k, tensor in enumerate(tensors(b)):
                 tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
 
-        # Phase 2: each aggregator sends its block to every next holder but itself.
-        outgoing: Transfers = defaultdict(list)
-        incoming: Transfers = defaultdict(list)
-        for b in self.partitioned:
-            agg = aggregator[b]
-            for holder in following.holders(b):
-                if holder != agg and rank == agg:
-                    outgoing[holder].append(b)
-                if holder != agg and rank == holder:
-                    incoming[agg].append(b)
-        arrivals = {b: fresh() for bs in incoming.values() for b in bs}
+        # 2. Each aggregator sends its block to every next holder but itself.
+        arrivals = {b: fresh() for _, blocks in receives_of(plan.deliver, rank) for b in blocks}
         self.comm.exchange(
-            [
-                (p, [t for b in bs for t in self._block_tensors(self.model.block(self.stage, b), optimizer)])
-                for p, bs in sorted(outgoing.items())
-            ],
-            [(p, [t for b in bs for t in arrivals[b]]) for p, bs in sorted(incoming.items())],
+            [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends_of(plan.deliver, rank)],
+            [(peer, [t for b in blocks for t in arrivals[b]]) for peer, blocks in receives_of(plan.deliver, rank)],
             Purpose.handoff,
         )
         # Fill the slots in the next round's order: kept blocks from their slots, the rest from arrivals.
-        kept = {
-            b: [t.clone() for t in self._block_tensors(self.model.block(self.stage, b), optimizer)]
-            for b in mine_next & mine_now
-            if b not in arrivals
-        }
+        kept = {b: [t.clone() for t in tensors(b)] for b in plan.kept(rank)}
         stage = self.model.stages[self.stage]
         shared_ids = [b for b in stage.block_ids if b not in self.partitioned]
-        stage.assign(sorted(shared_ids + sorted(mine_next)))
-        for b in sorted(mine_next):
-            source = kept[b] if b in kept else arrivals[b]
-            for target, value in zip(
-                self._block_tensors(self.model.block(self.stage, b), optimizer), source, strict=True
-            ):
+        stage.assign(sorted(shared_ids + list(following.blocks[rank])))
+        for b in following.blocks[rank]:
+            for target, value in zip(tensors(b), kept[b] if b in kept else arrivals[b], strict=True):
                 target.copy_(value)
         self.current = following
 
@@ -251,30 +218,16 @@ class ResIST(Protocol):
                         strict=True,
                     ):
                         t.copy_(s)
-            sends: Transfers = defaultdict(list)
-            recvs: Transfers = defaultdict(list)
-            for b in self.partitioned:
-                source = min(current.holders(b))
-                for worker in range(self.comm.size):
-                    if b not in current.blocks[worker]:
-                        if rank == source:
-                            sends[worker].append(b)
-                        if rank == worker:
-                            recvs[source].append(b)
+            plan = eval_gather_plan(current, self.partitioned)
 
-            def tensors(blocks: list[int]) -> list[torch.Tensor]:
+            def tensors(blocks: tuple[int, ...]) -> list[torch.Tensor]:
                 return [t for b in blocks for t in model_state_tensors(full.block(self.stage, b))]
 
             self.comm.exchange(
-                [(p, tensors(bs)) for p, bs in sorted(sends.items())],
-                [(p, tensors(bs)) for p, bs in sorted(recvs.items())],
+                [(peer, tensors(blocks)) for peer, blocks in sends_of(plan, rank)],
+                [(peer, tensors(blocks)) for peer, blocks in receives_of(plan, rank)],
                 Purpose.eval,
             )
         full.set_residual_scale(self.stage, self.partitioned, self.scale)
         return full
 
-
-def _aggregator(now: Sequence[int], following: Sequence[int]) -> int:
-    """Where a block's copies meet: a holder that keeps it, else its lowest-ranked holder."""
-    staying = sorted(set(now) & set(following))
-    return staying[0] if staying else min(now)
