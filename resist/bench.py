@@ -17,24 +17,17 @@ import json
 from pathlib import Path
 from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-
-from resist.cli import exit_with, run_entry
+from resist.cli import run_entry
 from resist.config import (
     BenchConfig,
     Config,
     EvalUnit,
     ProtocolName,
     ScheduleName,
-    register_schemas,
-    to_typed_config,
+    plain,
     validate,
 )
-from resist.errors import UserError
-
-register_schemas()
+from resist.config.hydra_door import hydra_entry
 
 BENCH_FILE = "bench.json"
 SYNC_PURPOSES = ("train_sync", "handoff")
@@ -170,22 +163,10 @@ def resist_targets(resist: dict[str, Any], local_sgd: dict[str, Any]) -> list[st
     return ["resist / local_sgd: " + ", ".join(parts)]
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="bench")
-def _bench(cfg: DictConfig) -> None:
-    try:
-        _run_bench(cfg)
-    except UserError as exc:
-        exit_with(str(exc))
-
-
-def _run_bench(cfg: DictConfig) -> None:
-    typed = to_typed_config(cfg, BenchConfig)
-    assert isinstance(typed, BenchConfig)
-    validate(typed)
+def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) -> None:
     runs = {protocol: protocol_run_config(typed, protocol) for protocol in typed.bench.protocols}
     for run in runs.values():
         validate(run)
-    bench_dir = Path(HydraConfig.get().runtime.output_dir)
 
     from resist.launch import launch
     from resist.logging.jsonl import read_jsonl
@@ -194,7 +175,7 @@ def _run_bench(cfg: DictConfig) -> None:
     for protocol, run in runs.items():
         run_dir = bench_dir / protocol.value
         print(f"bench: {protocol.value} with {run.num_workers} worker(s), {run.train.max_steps} steps -> {run_dir}")
-        launch(run, OmegaConf.to_container(OmegaConf.structured(run), enum_to_str=True), run_dir)
+        launch(run, plain(run), run_dir)
         results[protocol.value] = summarize(
             read_jsonl(run_dir / "metrics.jsonl"),
             typed.model.arch,
@@ -203,7 +184,7 @@ def _run_bench(cfg: DictConfig) -> None:
             typed.bench.rounds,
             typed.decomposition.min_depth,
         )
-    report = {"config": OmegaConf.to_container(cfg, resolve=True), "protocols": results}
+    report = {"config": resolved, "protocols": results}
     (bench_dir / BENCH_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     params = next(iter(results.values()))["model_params"]
     print(
@@ -216,7 +197,7 @@ def _run_bench(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    run_entry(_bench)
+    run_entry(hydra_entry("bench", BenchConfig, _run_bench))
 
 
 if __name__ == "__main__":

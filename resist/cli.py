@@ -10,14 +10,10 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
-from typing import Any, NoReturn
+from typing import Any
 
-from resist.errors import WorkerFailedError, one_line
-
-
-def exit_with(message: str, status: int = 2) -> NoReturn:
-    print(f"resist: error: {message}", file=sys.stderr)
-    sys.exit(status)
+from resist.config.hydra_door import one_line
+from resist.errors import WorkerFailedError, exit_with
 
 
 def run_entry(hydra_entry: Callable[[], Any]) -> None:

@@ -7,33 +7,14 @@ validated, saved as ``resolved_config.yaml`` in the run directory and handed to 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
-
-from resist.cli import exit_with, run_entry
-from resist.config import register_schemas, to_typed_config, validate
-from resist.errors import UserError
-
-register_schemas()
+from resist.cli import run_entry
+from resist.config import Config
+from resist.config.hydra_door import hydra_entry
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def _run(cfg: DictConfig) -> float | None:
-    try:
-        return _run_job(cfg)
-    except UserError as exc:  # raised inside a Hydra job: report it here, in one line
-        exit_with(str(exc))
-
-
-def _run_job(cfg: DictConfig) -> float | None:
-    typed = to_typed_config(cfg)
-    validate(typed)
-    resolved = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(resolved, dict)
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-
+def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | None:
     from resist.launch import launch  # torch and the data stack load only for a valid config
 
     summary = launch(typed, resolved, run_dir)
@@ -71,7 +52,7 @@ def bytes_report(run_dir: Path) -> str:
 
 
 def main() -> None:
-    run_entry(_run)
+    run_entry(hydra_entry("config", Config, _run_job))
 
 
 if __name__ == "__main__":

@@ -11,9 +11,10 @@ import os
 import sys
 from pathlib import Path
 
+from resist.config import load_run_config
 from resist.errors import UserError
 from resist.launch.env import DistEnvError, parse_dist_env
-from resist.launch.worker import load_config, run_worker
+from resist.launch.worker import run_worker
 
 
 def main(argv: list[str]) -> None:
@@ -28,7 +29,7 @@ def main(argv: list[str]) -> None:
                 "torchrun or srun, or use python -m resist.run for a local run)"
             )
         run_dir = Path(argv[0])
-        run_worker(load_config(run_dir), run_dir, env)
+        run_worker(load_run_config(run_dir), run_dir, env)
     except UserError as exc:
         print(f"resist: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -3,6 +3,7 @@ the byte cost model, and process groups (per process, or per thread for the in-p
 
 from resist.comm.comm import Comm, payload_bytes
 from resist.comm.cost import Op, wire_bytes
+from resist.comm.data_parallel import data_parallel
 from resist.comm.ledger import Ledger, LedgerEntry, Purpose, Totals
 
-__all__ = ["Comm", "Ledger", "LedgerEntry", "Op", "Purpose", "Totals", "payload_bytes", "wire_bytes"]
+__all__ = ["Comm", "Ledger", "LedgerEntry", "Op", "Purpose", "Totals", "data_parallel", "payload_bytes", "wire_bytes"]

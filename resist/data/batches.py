@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from resist.config import ShardingMode
 from resist.data.sharding import ShardSampler, shard_size
-from resist.seeding import generator
+from resist.generators import generator
 
 
 class BatchStream:

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import Sampler
 
 from resist.config import ShardingMode
-from resist.seeding import generator
+from resist.generators import generator
 
 
 def shard_size(num_samples: int, num_workers: int, mode: ShardingMode) -> int:

@@ -23,7 +23,8 @@ from torchvision.transforms import v2
 
 from resist.config import DatasetConfig, DatasetName, image_size
 from resist.errors import UserError
-from resist.seeding import derive_seed, seeded_global_generator
+from resist.generators import seeded_global_generator
+from resist.seeding import derive_seed
 
 log = logging.getLogger(__name__)
 

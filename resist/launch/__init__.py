@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
 
-from resist.config import Config, DeviceKind, LauncherName
+from resist.config import Config, DeviceKind, LauncherName, save_resolved_config
 from resist.data.sources import check_available
 from resist.errors import UserError
 from resist.launch.env import DistEnv
-from resist.launch.worker import METRICS_FILE, RESOLVED_CONFIG_FILE, DeviceError, run_worker
+from resist.launch.slurm_plan import slurm_plan
+from resist.launch.worker import METRICS_FILE, DeviceError, run_worker
 from resist.logging import Record
 
 log = logging.getLogger("resist")
@@ -53,7 +53,7 @@ def prepare_run_dir(run_dir: Path, resolved: dict[str, Any]) -> None:
             "(fix: choose a new hydra.run.dir or move the old run away)"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_CONFIG_FILE)
+    save_resolved_config(run_dir, resolved)
 
 
 def last_record(run_dir: Path) -> Record:
@@ -64,6 +64,8 @@ def last_record(run_dir: Path) -> Record:
 def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
     """Check data and devices, set up ``run_dir``, run the workers; return the run's summary record."""
     on_cluster = cfg.launcher.name == LauncherName.slurm
+    if on_cluster:
+        slurm_plan(cfg)  # an impossible job layout is a ConfigError before anything is written
     if not (on_cluster and cfg.launcher.dry_run):
         check_available(cfg.dataset)
     if not on_cluster:  # compute nodes have their own devices; each worker checks its own

@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from resist.config import Config
+from resist.config import Config, load_run_config
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnvError, parse_dist_env
 from resist.launch.slurm_plan import slurm_plan
-from resist.launch.worker import load_config, run_worker
+from resist.launch.worker import run_worker
 
 log = logging.getLogger("resist")
 
@@ -28,10 +28,23 @@ class SlurmWorkerTask:
         env = parse_dist_env(os.environ)
         if env is None:
             raise DistEnvError("SLURM_PROCID: not inside a SLURM task (fix: submit with launcher=slurm)")
-        cfg = load_config(self.run_dir)
+        cfg = load_run_config(self.run_dir)
         local_workers = int(os.environ.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
         summary = run_worker(cfg, self.run_dir, env, local_workers)
         return summary if env.rank == 0 else None
+
+
+def _sbatch_script(executor: Any) -> str:  # a submitit.AutoExecutor (imported lazily)
+    """The script submitit would hand to sbatch, for a dry run.
+
+    Private shim, checked against submitit 1.5.4 (pyproject caps submitit below 1.6): submitit
+    renders the script with ``SlurmExecutor._make_submission_file_text``. A release without it gets
+    a note instead; the plan printed before it is what would be submitted either way.
+    """
+    render = getattr(getattr(executor, "_executor", None), "_make_submission_file_text", None)
+    if render is None:
+        return "(this submitit release does not expose its sbatch script; the plan above is what would be submitted)"
+    return render("<worker entry>", "%j")
 
 
 def submit(cfg: Config, run_dir: Path) -> Any:
@@ -44,8 +57,7 @@ def submit(cfg: Config, run_dir: Path) -> Any:
     executor.update_parameters(**plan)  # submitit validates the parameters here
     if cfg.launcher.dry_run:
         print("sbatch plan (submitit parameters): " + json.dumps(plan, sort_keys=True))
-        # the exact script submitit would hand to sbatch (submitit renders it with this method)
-        print(executor._executor._make_submission_file_text("<worker entry>", "%j"))
+        print(_sbatch_script(executor))
         print((run_dir / "resolved_config.yaml").read_text(encoding="utf-8"), end="")
         return None
     job = executor.submit(SlurmWorkerTask(run_dir))

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
 from resist.comm.groups import init_process_comm, shutdown_process_comm
 from resist.config import Config, DeviceKind
+from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
 from resist.launch.env import DistEnv, cpu_threads_per_worker
 from resist.logging import FanOut, MetricSink, Record
@@ -21,7 +21,6 @@ from resist.logging.jsonl import JsonlSink
 log = logging.getLogger("resist")
 
 METRICS_FILE = "metrics.jsonl"
-RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 
 
 class DeviceError(UserError):
@@ -66,20 +65,12 @@ def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def load_config(run_dir: Path) -> Config:
-    """The typed config of a prepared run directory (its ``resolved_config.yaml``)."""
-    merged = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE))
-    typed = OmegaConf.to_object(merged)
-    assert isinstance(typed, Config)
-    return typed
-
-
 def _sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
     sinks: list[MetricSink] = [JsonlSink(run_dir / METRICS_FILE), ConsoleSink(cfg.logger.progress)]
     if cfg.logger.wandb:
         from resist.logging.wandb_sink import WandbSink
 
-        resolved = OmegaConf.to_container(OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE))
+        resolved = load_resolved_config(run_dir)
         sinks.append(WandbSink(cfg.logger, run_dir, run_name(cfg), cfg.protocol.name.value, resolved))
     return sinks
 
@@ -99,7 +90,10 @@ def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1)
     try:
         if env.rank == 0:
             log.info("run %s: %d worker(s) on %s; run directory %s", run_name(cfg), env.world_size, device, run_dir)
-        return train(cfg, Worker(comm), sink, checkpoint_dir=run_dir)
+        summary = train(cfg, Worker(comm), sink, checkpoint_dir=run_dir)
     finally:
         sink.close()
-        shutdown_process_comm()
+    # Only after a success: a failing worker keeps its connections until its process ends, after the
+    # launcher has its error, so that a peer's "connection closed" is not reported as the cause.
+    shutdown_process_comm()
+    return summary

@@ -8,9 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from resist.config import BatchNormMode, Config
 from resist.models.preact import PreActBasicBlock, PreActBottleneck, PreActResNet, build_model
-from resist.models.spec import ARCHITECTURES
+from resist.models.spec import ARCHITECTURES, BatchNormMode
 
 FINAL_MODEL_FILE = "final_model.pt"
 
@@ -29,14 +28,15 @@ def folded_state_dict(model: PreActResNet) -> dict[str, torch.Tensor]:
     return state
 
 
-def save_inference_checkpoint(model: nn.Module, cfg: Config, num_classes: int, in_channels: int, path: Path) -> None:
+def save_inference_checkpoint(model: nn.Module, path: Path, *, num_classes: int, in_channels: int) -> None:
+    """Write ``model`` (a :class:`PreActResNet`, scales folded in) with what rebuilds its network."""
     assert isinstance(model, PreActResNet)
     torch.save(
         {
-            "arch": cfg.model.arch,
+            "arch": model.spec.name,
             "num_classes": num_classes,
             "in_channels": in_channels,
-            "batchnorm": cfg.model.batchnorm.value,
+            "batchnorm": model.batchnorm.value,
             "state_dict": folded_state_dict(model),
         },
         path,

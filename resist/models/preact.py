@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resist.config import BatchNormMode
-from resist.models.spec import STAGE_STRIDES, ArchSpec, BlockKind, Stem
-from resist.seeding import derive_seed, seeded_global_generator
+from resist.generators import seeded_global_generator
+from resist.models.spec import STAGE_STRIDES, ArchSpec, BatchNormMode, BlockKind, Stem
+from resist.seeding import derive_seed
 
 
 def _norm(channels: int, mode: BatchNormMode) -> nn.BatchNorm2d:
@@ -141,7 +141,7 @@ class PreActResNet(nn.Module):
         held_blocks: Mapping[int, Iterable[int]] | None = None,
     ) -> None:
         super().__init__()
-        self.spec = spec
+        self.spec, self.batchnorm = spec, batchnorm
         held = {stage: set(ids) for stage, ids in (held_blocks or {}).items()}
         _check_held_blocks(spec, held)
         self.stem = _stem(spec, in_channels, batchnorm)

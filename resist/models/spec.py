@@ -11,6 +11,14 @@ from dataclasses import dataclass
 from enum import Enum
 
 
+class BatchNormMode(str, Enum):
+    """``batch_stats``: normalise with batch statistics in train and eval (the paper's code,
+    ``track_running_stats=False``, no buffers); ``running_stats``: standard running averages."""
+
+    batch_stats = "batch_stats"
+    running_stats = "running_stats"
+
+
 class Stem(str, Enum):
     """``cifar``: one 3×3 stride-1 conv, no pooling, no final BN (the paper's network);
     ``imagenet``: 7×7 stride-2 conv + BN + ReLU + 3×3 max-pool, final BN-ReLU before pooling."""

@@ -230,4 +230,3 @@ class ResIST(Protocol):
             )
         full.set_residual_scale(self.stage, self.partitioned, self.scale)
         return full
-

@@ -210,7 +210,9 @@ def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | 
             reporter.report(steps_done, epoch, lr, peak_memory_bytes(device), held, evaluation, eval_seconds)
         round_start = synchronized_clock(device)
     if checkpoint_dir is not None and comm.rank == 0 and evaluated is not None:
-        save_inference_checkpoint(evaluated, cfg, data.num_classes, data.in_channels, checkpoint_dir / FINAL_MODEL_FILE)
+        save_inference_checkpoint(
+            evaluated, checkpoint_dir / FINAL_MODEL_FILE, num_classes=data.num_classes, in_channels=data.in_channels
+        )
     return reporter.summary(
         plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=protocol.final_model
     )

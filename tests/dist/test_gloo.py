@@ -180,10 +180,11 @@ def test_worker_in_a_world_of_the_wrong_size_stops_before_training(tmp_path):
 
     from omegaconf import OmegaConf
 
-    from resist.config import Config
-    from resist.launch.worker import RESOLVED_CONFIG_FILE
+    from resist.config import Config, ProtocolConfig, ProtocolName
+    from resist.config.hydra_door import RESOLVED_CONFIG_FILE
 
-    OmegaConf.save(OmegaConf.structured(Config(num_workers=2)), tmp_path / RESOLVED_CONFIG_FILE)
+    cfg = Config(num_workers=2, protocol=ProtocolConfig(name=ProtocolName.local_sgd))
+    OmegaConf.save(OmegaConf.structured(cfg), tmp_path / RESOLVED_CONFIG_FILE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(RANK="0", WORLD_SIZE="3", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")
     result = subprocess.run(

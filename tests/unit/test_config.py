@@ -156,7 +156,8 @@ def test_image_size_is_native_for_cifar_and_imagenet():
 def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
     """What a worker trains with is exactly what was composed: every non-default value (enums, lists,
     nested dicts, nulls) survives ``resolved_config.yaml``."""
-    from resist.launch.worker import RESOLVED_CONFIG_FILE, load_config
+    from resist.config import load_run_config
+    from resist.config.hydra_door import RESOLVED_CONFIG_FILE
 
     cfg = _compose(
         "+experiment=cifar10_resist",
@@ -167,6 +168,6 @@ def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
         "dataset.root=/data/cifar10",
     )
     OmegaConf.save(OmegaConf.structured(cfg), tmp_path / RESOLVED_CONFIG_FILE)
-    again = load_config(tmp_path)
+    again = load_run_config(tmp_path)
     assert again == cfg and dataclasses.asdict(again) != dataclasses.asdict(Config())
     assert again.decomposition.min_depth == 4  # resolved from ${paper_min_depth:${num_workers}}

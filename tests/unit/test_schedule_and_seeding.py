@@ -7,7 +7,8 @@ import math
 import pytest
 
 from resist.config import OptimConfig, ScheduleName
-from resist.seeding import derive_seed, generator
+from resist.generators import generator
+from resist.seeding import derive_seed
 from resist.train.schedule import lr_at
 
 

@@ -1,0 +1,30 @@
+"""torch's DistributedDataParallel on a :class:`Comm`'s group, its gradient traffic billed."""
+
+from __future__ import annotations
+
+import warnings
+
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from resist.comm.comm import Comm
+from resist.comm.ledger import Purpose
+
+
+def data_parallel(model: nn.Module, comm: Comm) -> nn.Module:
+    """``model`` wrapped in DDP over ``comm``'s group: gradients are all-reduced in DDP's buckets
+    during backward, billed to ``train_sync`` through :meth:`Comm.ddp_comm_hook`.
+
+    DDP's own initial broadcast and its per-forward buffer broadcast are off: they would move bytes
+    outside the ledger. Initial weights and BatchNorm statistics are the caller's to move via ``comm``.
+    """
+    device_ids = [comm.device] if comm.device.type == "cuda" else None
+    with warnings.catch_warnings():
+        # broadcast_buffers=False is the only way to keep DDP from moving buffers itself (unbilled);
+        # its announced replacement, forward_sync_buffers=False, still syncs them at construction.
+        warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+        ddp = DistributedDataParallel(
+            model, device_ids=device_ids, process_group=comm.group, init_sync=False, broadcast_buffers=False
+        )
+    ddp.register_comm_hook(state=None, hook=comm.ddp_comm_hook(Purpose.train_sync))
+    return ddp

@@ -1,0 +1,175 @@
+"""The one door between Hydra/OmegaConf and the project: the only module of the package that
+imports them. It registers the schemas, turns a composed config into the typed :class:`Config`,
+saves and loads a run's ``resolved_config.yaml`` (workers load theirs through it, with the same
+checks), runs an entry point under ``@hydra.main``, and renders Hydra's and OmegaConf's errors as
+one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import hydra
+from hydra.core.config_store import ConfigStore
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, MissingConfigException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
+
+from resist.config import schema
+from resist.config.schema import (
+    BenchConfig,
+    Config,
+    ConfigError,
+    lr_per_256_images,
+    paper_min_depth,
+)
+from resist.config.validate import validate
+from resist.errors import UserError, exit_with
+
+RESOLVED_CONFIG_FILE = "resolved_config.yaml"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def register_schemas() -> None:
+    """Register the schemas ``conf/config.yaml`` (``base_config``) and ``conf/bench.yaml``
+    (``base_bench``) compose onto, and the config resolvers."""
+    OmegaConf.register_new_resolver("paper_min_depth", paper_min_depth, replace=True)
+    OmegaConf.register_new_resolver("lr_per_256_images", lr_per_256_images, replace=True)
+
+    ConfigStore.instance().store(name="base_config", node=Config)
+    ConfigStore.instance().store(name="base_bench", node=BenchConfig)
+
+
+def to_typed_config(cfg: DictConfig, schema: type[Config] = Config) -> Config:
+    """Convert a composed config to ``schema``, rejecting keys the schema does not have.
+
+    ``OmegaConf.to_object`` silently drops keys appended to a typed node (``+model.foo=1``);
+    they are reported here instead.
+    """
+    _reject_unknown_keys(cfg, schema, prefix="")
+    typed = OmegaConf.to_object(cfg)
+    assert isinstance(typed, schema)
+    return typed
+
+
+def _reject_unknown_keys(node: Any, schema: type, prefix: str) -> None:
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node:
+        full_key = f"{prefix}{key}"
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(
+                full_key,
+                f"is not a config key (known here: {known})",
+                f"remove '+{full_key}=...' or correct its spelling",
+            )
+        child = node[key] if not OmegaConf.is_missing(node, key) else None
+        child_type = _dataclass_type(fields[key].type)
+        if child_type is not None and isinstance(child, DictConfig):
+            _reject_unknown_keys(child, child_type, prefix=f"{full_key}.")
+
+
+def _dataclass_type(annotation: Any) -> type | None:
+    """The dataclass a field annotation names, or None (annotations are strings here)."""
+    candidate = getattr(schema, annotation, None) if isinstance(annotation, str) else annotation
+    return candidate if dataclasses.is_dataclass(candidate) else None
+
+
+def hydra_entry(config_name: str, schema: type[Config], job: Callable[[Any, dict[str, Any], Path], Any]):
+    """A ``@hydra.main`` function over ``conf/<config_name>.yaml``: each job (one per multirun
+    combination) calls ``job(config, resolved, output_dir)`` with the typed, validated config, its
+    resolved plain dict and Hydra's output directory for it."""
+    register_schemas()
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    def entry(cfg: DictConfig) -> Any:
+        try:
+            typed = to_typed_config(cfg, schema)
+            validate(typed)
+            resolved = OmegaConf.to_container(cfg, resolve=True)
+            assert isinstance(resolved, dict)
+            return job(typed, resolved, Path(HydraConfig.get().runtime.output_dir))
+        except UserError as exc:  # raised inside a Hydra job (a multirun's too): reported here, in one line
+            exit_with(str(exc))
+
+    return entry
+
+
+def plain(cfg: Config) -> dict[str, Any]:
+    """``cfg`` as plain YAML-ready data (enums as their names)."""
+    data = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
+    assert isinstance(data, dict)
+    return data
+
+
+def save_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
+    """Write a run's ``resolved_config.yaml``."""
+    OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_CONFIG_FILE)
+
+
+def load_resolved_config(run_dir: Path) -> dict[str, Any]:
+    """A run's ``resolved_config.yaml`` as plain data (what W&B records)."""
+    data = OmegaConf.to_container(OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE), resolve=True)
+    assert isinstance(data, dict)
+    return data
+
+
+def load_run_config(run_dir: Path) -> Config:
+    """The typed config of a prepared run directory, through the same checks as the command line:
+    the schema's types, no unknown key, and :func:`validate`."""
+    node = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE))
+    typed = to_typed_config(node)
+    validate(typed)
+    return typed
+
+
+# -- Hydra's and OmegaConf's errors, on one line ------------------------------------------------
+
+
+def one_line(exc: BaseException) -> str | None:
+    """The one-line message for a user error (ours, Hydra's or OmegaConf's), else None."""
+    if isinstance(exc, UserError):
+        return str(exc)
+    if isinstance(exc, MissingConfigException):
+        return _missing_option(str(exc))
+    if isinstance(exc, HydraException | OmegaConfBaseException):
+        return _omegaconf_message(exc)
+    return None
+
+
+def _missing_option(message: str) -> str:
+    """ "Could not find 'model/nope' ... Available options in 'model': <tab>a <tab>b" -> one line."""
+    wanted = re.search(r"Could not find '([^']+)'", message)
+    if wanted is None:
+        return " ".join(message.split())
+    group, _, name = wanted.group(1).rpartition("/")
+    listing = message.partition("Available options in")[2].splitlines()[1:]
+    choices = [line.strip() for line in itertools.takewhile(lambda line: line.startswith("\t"), listing)]
+    fix = f"use one of {', '.join(choices)}" if choices else f"see the files in conf/{group}/"
+    return f"{group}={name}: no such option in config group '{group}' (fix: {fix})"
+
+
+def _omegaconf_message(exc: BaseException) -> str:
+    """Find the OmegaConf cause (it names the key) and render key, problem and fix on one line."""
+    chain, cause = [], exc
+    while cause is not None:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    omega = next((e for e in chain if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None)), None)
+    if omega is None:
+        return " ".join(str(exc).split())
+    key, problem = omega.full_key, " ".join(str(omega.msg).splitlines()[0].split())
+    if isinstance(omega, ConfigKeyError | ConfigAttributeError):
+        fix = (
+            f"check the spelling of '{key}'; `python -m resist.run --cfg job` lists every key, and "
+            "`+key=value` cannot add keys to the typed config"
+        )
+    else:
+        fix = f"give {key} a value of the type the schema declares (see `python -m resist.run --cfg job`)"
+    return f"{key}: {problem} (fix: {fix})"

@@ -1,0 +1,326 @@
+"""The configuration schema: enums and dataclasses for every Hydra option (pure: stdlib only).
+
+Hydra composes ``conf/`` on top of these dataclasses (see :mod:`resist.config.hydra_door`), so an
+unknown key or a wrongly typed value fails during composition; cross-field rules live in
+:mod:`resist.config.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from resist.errors import UserError
+from resist.models.spec import BatchNormMode
+
+__all__ = [  # BatchNormMode is the model's; configs name it
+    "BatchNormMode",
+    "ConfigError",
+    "DatasetName",
+    "ShardingMode",
+    "ProtocolName",
+    "OptimizerStatePolicy",
+    "AmpMode",
+    "ScheduleName",
+    "EvalUnit",
+    "DeviceKind",
+    "LauncherName",
+    "WandbMode",
+    "ModelConfig",
+    "DatasetConfig",
+    "ProtocolConfig",
+    "DecompositionConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "LoggerConfig",
+    "LauncherConfig",
+    "Config",
+    "BenchSettings",
+    "BenchConfig",
+    "paper_min_depth",
+    "lr_per_256_images",
+]
+
+
+class ConfigError(UserError, ValueError):
+    """An invalid configuration value; ``str()`` is one line: key, problem, fix."""
+
+    def __init__(self, key: str, problem: str, fix: str) -> None:
+        self.key, self.problem, self.fix = key, problem, fix
+        super().__init__(f"{key}: {problem} (fix: {fix})")
+
+
+class DatasetName(str, Enum):
+    digits = "digits"
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    imagenet = "imagenet"
+    imagefolder = "imagefolder"
+    synthetic = "synthetic"
+
+
+class ShardingMode(str, Enum):
+    """``disjoint``: each worker reads its own equal-size shard of the training set per epoch;
+    ``full_shuffle``: each worker reads the whole training set with its own shuffle (the paper's code)."""
+
+    disjoint = "disjoint"
+    full_shuffle = "full_shuffle"
+
+
+class ProtocolName(str, Enum):
+    """How workers cooperate. ``none``: one worker, no communication; ``ddp``: data-parallel SGD
+    (gradients all-reduced every step); ``local_sgd``: every worker trains the whole model for
+    ``local_steps`` steps, then parameters are averaged; ``resist``: every worker trains its own
+    random sub-ResNet for ``local_steps`` steps, then shared layers are averaged and blocks move to
+    their next holders."""
+
+    none = "none"
+    ddp = "ddp"
+    local_sgd = "local_sgd"
+    resist = "resist"
+
+
+class OptimizerStatePolicy(str, Enum):
+    """At each synchronisation: ``reset`` the optimizer state (momentum; the paper's code builds a new
+    SGD every round) or ``keep`` it (local SGD: each worker its own; ResIST: momentum travels with its
+    block, billed)."""
+
+    reset = "reset"
+    keep = "keep"
+
+
+class AmpMode(str, Enum):
+    """Mixed precision for forward/backward: ``off``, ``bf16`` (autocast) or ``fp16`` (autocast +
+    gradient scaling; CUDA only)."""
+
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class ScheduleName(str, Enum):
+    """``step``: lr × gamma^k after each milestone fraction of training; ``cosine``: cosine decay to 0;
+    ``constant``: fixed lr."""
+
+    step = "step"
+    cosine = "cosine"
+    constant = "constant"
+
+
+class EvalUnit(str, Enum):
+    """Evaluation cadence unit; evaluation happens at the first synchronisation point at or after
+    each multiple of ``train.eval_every`` units."""
+
+    steps = "steps"
+    epochs = "epochs"
+    rounds = "rounds"
+
+
+class DeviceKind(str, Enum):
+    """``auto``: CUDA when available, else CPU."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class LauncherName(str, Enum):
+    """``local``: spawn the workers as processes of this machine (one per GPU on CUDA);
+    ``torchrun``: hand the prepared run to ``torchrun --standalone`` on this machine;
+    ``slurm``: submit one SLURM job with one task per worker (submitit)."""
+
+    local = "local"
+    torchrun = "torchrun"
+    slurm = "slurm"
+
+
+class WandbMode(str, Enum):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class ModelConfig:
+    """``arch`` names an entry of :data:`resist.models.spec.ARCHITECTURES`."""
+
+    arch: str = "preact_resnet_mini"
+    batchnorm: BatchNormMode = BatchNormMode.batch_stats
+
+
+@dataclass
+class DatasetConfig:
+    """Where the data lives and how it is read. ``root`` is relative to the working directory.
+
+    ``image_size`` (pixels, square) applies to digits (resized), imagefolder and synthetic; CIFAR is
+    32 and ImageNet 224 by definition. ``num_classes``, ``channels`` and ``num_*_samples`` describe
+    synthetic data only.
+    """
+
+    name: DatasetName = DatasetName.digits
+    root: str | None = None
+    download: bool = False
+    image_size: int | None = None
+    augment: bool = True
+    sharding: ShardingMode = ShardingMode.disjoint
+    loader_workers: int = 0
+    num_classes: int | None = None
+    channels: int = 3
+    num_train_samples: int = 50_000
+    num_test_samples: int = 10_000
+
+
+@dataclass
+class ProtocolConfig:
+    """``local_steps``: the paper's l, optimizer steps between synchronisations (local_sgd, resist; ddp
+    synchronises every step). ``paper_style`` (local_sgd): move the partitionable blocks through a
+    reduce to rank 0 and a broadcast from it, as the paper's code does, instead of one all-reduce.
+    ``warmup_epochs`` (resist): epochs of local SGD on the whole model before ResIST starts."""
+
+    name: ProtocolName = ProtocolName.none
+    local_steps: int = 50
+    optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
+    paper_style: bool = False
+    warmup_epochs: int = 0
+
+
+@dataclass
+class DecompositionConfig:
+    """ResIST's decomposition (``protocol=resist``). ``policy``: a name in
+    :data:`resist.decomposition.POLICIES`; ``stage``: 0-based index of the stage whose non-first blocks
+    are partitioned (None: derived from the model, the third of four); ``min_depth``: at least this
+    many partitioned blocks per sub-network (some blocks then have several holders)."""
+
+    policy: str = "paper"
+    stage: int | None = None
+    min_depth: int = 0
+
+
+@dataclass
+class OptimConfig:
+    """SGD. ``lr`` is the peak learning rate per worker; ``milestones`` are fractions of the total
+    steps after which the step schedule multiplies the lr by ``gamma``."""
+
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    schedule: ScheduleName = ScheduleName.step
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """``batch_size`` is per worker. ``max_steps`` caps the run (None: ``epochs`` full epochs).
+    ``amp``, ``channels_last`` and ``compile`` (``torch.compile`` of the trained module) are speed
+    options valid for every protocol."""
+
+    epochs: int = 30
+    max_steps: int | None = None
+    batch_size: int = 128
+    eval_batch_size: int = 100
+    eval_every: int = 1
+    eval_unit: EvalUnit = EvalUnit.epochs
+    log_every_steps: int = 10
+    amp: AmpMode = AmpMode.off
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass
+class LoggerConfig:
+    """Metrics always go to ``metrics.jsonl`` in the run directory; ``wandb=true`` adds W&B.
+
+    ``wandb_mode`` None leaves the choice to W&B (``WANDB_MODE`` in the environment, else online).
+    ``progress`` None: a progress bar only when stderr is a terminal.
+    """
+
+    wandb: bool = False
+    project: str = "resist"
+    entity: str | None = None
+    group: str | None = None
+    tags: list[str] = field(default_factory=list)
+    wandb_mode: WandbMode | None = None
+    progress: bool | None = None
+
+
+@dataclass
+class LauncherConfig:
+    """``master_port``: rendezvous port of the local launcher (None: a free port).
+    ``threads_per_worker``: CPU threads of each worker (None: ``SLURM_CPUS_PER_TASK`` in a SLURM
+    task, else this machine's cores divided among its workers). CPU results depend on it in the last
+    bits, so pin it to compare runs bit for bit across launchers or machines.
+
+    SLURM (``launcher=slurm``): one task per worker, ``gpus_per_node`` tasks per node on GPUs (else
+    ``tasks_per_node``, default all workers on one node), ``nodes = ceil(num_workers / tasks per
+    node)``; ``partition``, ``account``, ``qos``, ``constraint``, ``time_min``, ``mem_gb`` (per node),
+    ``cpus_per_task`` and ``sbatch_extra`` (more ``#SBATCH`` options, e.g. ``{exclusive: ""}``) go to
+    sbatch; ``dry_run`` prints the plan and the resolved config without submitting; ``wait`` blocks
+    until the job ends (the default returns once it is submitted).
+    """
+
+    name: LauncherName = LauncherName.local
+    master_port: int | None = None
+    threads_per_worker: int | None = None
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    time_min: int = 60
+    mem_gb: int | None = None
+    gpus_per_node: int = 0
+    tasks_per_node: int | None = None
+    cpus_per_task: int = 1
+    sbatch_extra: dict[str, str] = field(default_factory=dict)
+    dry_run: bool = False
+    wait: bool = False
+
+
+@dataclass
+class Config:
+    """The whole run. ``num_workers`` is the number of workers S (processes, one per device)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    dataset: DatasetConfig = field(default_factory=DatasetConfig)
+    protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
+    decomposition: DecompositionConfig = field(default_factory=DecompositionConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    name: str = "default"
+    num_workers: int = 1
+    seed: int = 0
+    device: DeviceKind = DeviceKind.auto
+
+
+@dataclass
+class BenchSettings:
+    """``python -m resist.bench``: the protocols to compare, one after another, each for
+    ``warmup_rounds`` unmeasured and ``rounds`` measured rounds of ``protocol.local_steps`` steps
+    (data-parallel runs the same number of steps)."""
+
+    protocols: list[ProtocolName] = field(
+        default_factory=lambda: [ProtocolName.ddp, ProtocolName.local_sgd, ProtocolName.resist]
+    )
+    warmup_rounds: int = 1
+    rounds: int = 3
+
+
+@dataclass
+class BenchConfig(Config):
+    bench: BenchSettings = field(default_factory=BenchSettings)
+
+
+def paper_min_depth(num_workers: int) -> int:
+    """The minimum depth the paper's runs imply (its Table 1: 4 blocks per sub-ResNet at S = 8), none
+    below 8 workers. Used in configs as ``${paper_min_depth:${num_workers}}``."""
+    return 4 if int(num_workers) >= 8 else 0
+
+
+def lr_per_256_images(lr: float, batch_size: int, num_workers: int) -> float:
+    """The linear scaling rule: ``lr`` per 256 images of the batch one optimizer step averages over
+    (``batch_size × num_workers``: pass 1 worker for protocols whose workers step on their own
+    batches). Used in configs as ``${lr_per_256_images:0.1,${train.batch_size},${num_workers}}``."""
+    return float(lr) * int(batch_size) * int(num_workers) / 256
