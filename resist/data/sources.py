@@ -38,7 +38,7 @@ CIFAR_STATS = {
 IMAGENET_STATS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 _PICKLE_DIRS = {DatasetName.cifar10: "cifar-10-batches-py", DatasetName.cifar100: "cifar-100-python"}
 _TORCHVISION_CIFAR = {DatasetName.cifar10: tv_datasets.CIFAR10, DatasetName.cifar100: tv_datasets.CIFAR100}
-_SHARED_CIFAR10_HINT = "offline: mkdir -p data/cifar10 && tar -xzf ../shared/data/cifar10-jpg.tar.gz -C data/cifar10"
+_SHARED_CIFAR10_HINT = "offline: extract a cifar10-jpg.tar.gz (CIFAR-10 as class folders) into data/cifar10"
 
 
 class DatasetError(UserError, FileNotFoundError):

@@ -27,7 +27,6 @@ from resist.protocols.resist import ResIST
 from tests.conftest import run_cli
 
 WORKERS = 3
-_INIT_LOCK = threading.Lock()
 
 
 def _initial_model():
@@ -66,9 +65,8 @@ def scenario(comm, initial):
     resist = ResIST(comm, cfg)
 
     def make_model(held_blocks=None, initialize=True):
-        with _INIT_LOCK:  # thread workers share torch's global RNG, which initialisation uses
-            spec = ARCHITECTURES["preact_resnet_mini_deep"]
-            return build_model(spec, 4, 1, held_blocks=held_blocks, init_seed=0 if initialize else None)
+        spec = ARCHITECTURES["preact_resnet_mini_deep"]
+        return build_model(spec, 4, 1, held_blocks=held_blocks, init_seed=0 if initialize else None)
 
     model = resist.setup(make_model, steps_per_epoch=100)
     for round_index in range(3):
