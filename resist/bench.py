@@ -19,12 +19,15 @@ from typing import Any
 
 from resist.cli import run_entry
 from resist.config import (
+    PROTOCOL_CONFIGS,
     BenchConfig,
     Config,
     EvalUnit,
+    ProtocolConfig,
     ProtocolName,
     ScheduleName,
     plain,
+    steps_per_round,
     validate,
 )
 from resist.config.hydra_door import hydra_entry
@@ -33,17 +36,32 @@ BENCH_FILE = "bench.json"
 SYNC_PURPOSES = ("train_sync", "handoff")
 
 
+def protocol_settings(settings: ProtocolConfig, protocol: ProtocolName) -> ProtocolConfig:
+    """``protocol``'s config in a benchmark whose ``protocol`` group is ``settings`` (pure): the same
+    local steps and optimizer-state policy where the protocol has them, ResIST's decomposition from
+    ``settings`` when it is a ResIST config."""
+    if type(settings) is PROTOCOL_CONFIGS[protocol]:
+        return copy.deepcopy(settings)
+    shared = {
+        key: getattr(settings, key)
+        for key in ("local_steps", "optimizer_state")
+        if hasattr(settings, key) and key in {f.name for f in dataclasses.fields(PROTOCOL_CONFIGS[protocol])}
+    }
+    return PROTOCOL_CONFIGS[protocol](**shared)
+
+
 def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
     """The training config of ``protocol``'s benchmark run (pure): ``(warmup + rounds) × local_steps``
     steps at a constant lr, a train record at every multiple of ``local_steps``, one final evaluation."""
     run = Config(**{f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(Config)})
     run.name = f"{cfg.name}-{protocol.value}"
-    run.protocol.name = protocol
+    run.protocol = protocol_settings(cfg.protocol, protocol)
     if protocol == ProtocolName.none:
         run.num_workers = 1
-    steps = (cfg.bench.warmup_rounds + cfg.bench.rounds) * cfg.protocol.local_steps
+    local_steps = steps_per_round(cfg.protocol)
+    steps = (cfg.bench.warmup_rounds + cfg.bench.rounds) * local_steps
     run.train.max_steps, run.train.epochs = steps, steps
-    run.train.log_every_steps = cfg.protocol.local_steps
+    run.train.log_every_steps = local_steps
     run.train.eval_every, run.train.eval_unit = steps, EvalUnit.steps
     run.optim.schedule = ScheduleName.constant
     return run
@@ -171,6 +189,9 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
     from resist.launch import launch
     from resist.logging.jsonl import read_jsonl
 
+    local_steps = steps_per_round(typed.protocol)
+    resist = runs.get(ProtocolName.resist)
+    min_depth = resist.protocol.decomposition.min_depth if resist is not None else 0  # type: ignore[attr-defined]
     results: dict[str, dict[str, Any]] = {}
     for protocol, run in runs.items():
         run_dir = bench_dir / protocol.value
@@ -179,17 +200,17 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         results[protocol.value] = summarize(
             read_jsonl(run_dir / "metrics.jsonl"),
             typed.model.arch,
-            typed.protocol.local_steps,
+            local_steps,
             typed.bench.warmup_rounds,
             typed.bench.rounds,
-            typed.decomposition.min_depth,
+            min_depth,
         )
     report = {"config": resolved, "protocols": results}
     (bench_dir / BENCH_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     params = next(iter(results.values()))["model_params"]
     print(
         f"\nmodel {typed.model.arch} ({params:,} parameters), {typed.num_workers} workers, batch "
-        f"{typed.train.batch_size}/worker, l = {typed.protocol.local_steps} local steps, {typed.bench.rounds} "
+        f"{typed.train.batch_size}/worker, l = {local_steps} local steps, {typed.bench.rounds} "
         f"measured rounds after {typed.bench.warmup_rounds} warm-up; MB = 10^6 bytes"
     )
     print(format_table(results))

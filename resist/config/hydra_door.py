@@ -23,9 +23,11 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBase
 
 from resist.config import schema
 from resist.config.schema import (
+    PROTOCOL_CONFIGS,
     BenchConfig,
     Config,
     ConfigError,
+    ProtocolName,
     lr_per_256_images,
     paper_min_depth,
 )
@@ -42,8 +44,11 @@ def register_schemas() -> None:
     OmegaConf.register_new_resolver("paper_min_depth", paper_min_depth, replace=True)
     OmegaConf.register_new_resolver("lr_per_256_images", lr_per_256_images, replace=True)
 
-    ConfigStore.instance().store(name="base_config", node=Config)
-    ConfigStore.instance().store(name="base_bench", node=BenchConfig)
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    store.store(name="base_bench", node=BenchConfig)
+    for name, schema_type in PROTOCOL_CONFIGS.items():  # conf/protocol/<name>.yaml composes onto these
+        store.store(group="protocol", name=f"schema_{name.value}", node=schema_type)
 
 
 def to_typed_config(cfg: DictConfig, schema: type[Config] = Config) -> Config:
@@ -70,9 +75,12 @@ def _reject_unknown_keys(node: Any, schema: type, prefix: str) -> None:
                 f"remove '+{full_key}=...' or correct its spelling",
             )
         child = node[key] if not OmegaConf.is_missing(node, key) else None
-        child_type = _dataclass_type(fields[key].type)
-        if child_type is not None and isinstance(child, DictConfig):
-            _reject_unknown_keys(child, child_type, prefix=f"{full_key}.")
+        if isinstance(child, DictConfig):  # its own type: a protocol's is a subclass of the field's
+            child_type = OmegaConf.get_type(child)
+            if not dataclasses.is_dataclass(child_type):
+                child_type = _dataclass_type(fields[key].type)
+            if child_type is not None:
+                _reject_unknown_keys(child, child_type, prefix=f"{full_key}.")
 
 
 def _dataclass_type(annotation: Any) -> type | None:
@@ -123,7 +131,12 @@ def load_resolved_config(run_dir: Path) -> dict[str, Any]:
 def load_run_config(run_dir: Path) -> Config:
     """The typed config of a prepared run directory, through the same checks as the command line:
     the schema's types, no unknown key, and :func:`validate`."""
-    node = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE))
+    saved = OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE)
+    try:  # the protocol node is typed by the protocol's own config, as composition types it
+        protocol = PROTOCOL_CONFIGS[ProtocolName(OmegaConf.select(saved, "protocol.name", default="none"))]()
+    except ValueError as exc:
+        raise ConfigError("protocol.name", str(exc), f"use one of {', '.join(p.value for p in ProtocolName)}") from None
+    node = OmegaConf.merge(OmegaConf.structured(Config(protocol=protocol)), saved)
     typed = to_typed_config(node)
     validate(typed)
     return typed
@@ -165,6 +178,14 @@ def _omegaconf_message(exc: BaseException) -> str:
     if omega is None:
         return " ".join(str(exc).split())
     key, problem = omega.full_key, " ".join(str(omega.msg).splitlines()[0].split())
+    protocol_type = getattr(omega, "object_type", None)
+    if isinstance(omega, ConfigKeyError | ConfigAttributeError) and protocol_type in PROTOCOL_CONFIGS.values():
+        name = protocol_type().name.value
+        keys = ", ".join(f.name for f in dataclasses.fields(protocol_type))
+        return (
+            f"{key}: protocol={name} has no such key (its keys: {keys}) "
+            f"(fix: remove {key}, or choose a protocol that has it)"
+        )
     if isinstance(omega, ConfigKeyError | ConfigAttributeError):
         fix = (
             f"check the spelling of '{key}'; `python -m resist.run --cfg job` lists every key, and "

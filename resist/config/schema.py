@@ -8,14 +8,24 @@ unknown key or a wrongly typed value fails during composition; cross-field rules
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
+from resist.config.enums import (
+    AmpMode,
+    DatasetName,
+    DeviceKind,
+    EvalUnit,
+    LauncherName,
+    OptimizerStatePolicy,
+    ProtocolName,
+    ScheduleName,
+    ShardingMode,
+    WandbMode,
+)
 from resist.errors import UserError
 from resist.models.spec import BatchNormMode
 
-__all__ = [  # BatchNormMode is the model's; configs name it
+__all__ = [  # the enums and BatchNormMode (the model's) are re-exported: configs name them
     "BatchNormMode",
-    "ConfigError",
     "DatasetName",
     "ShardingMode",
     "ProtocolName",
@@ -26,10 +36,15 @@ __all__ = [  # BatchNormMode is the model's; configs name it
     "DeviceKind",
     "LauncherName",
     "WandbMode",
+    "ConfigError",
     "ModelConfig",
     "DatasetConfig",
-    "ProtocolConfig",
     "DecompositionConfig",
+    "ProtocolConfig",
+    "DDPConfig",
+    "LocalSGDConfig",
+    "ResISTConfig",
+    "steps_per_round",
     "OptimConfig",
     "TrainConfig",
     "LoggerConfig",
@@ -39,6 +54,7 @@ __all__ = [  # BatchNormMode is the model's; configs name it
     "BenchConfig",
     "paper_min_depth",
     "lr_per_256_images",
+    "PROTOCOL_CONFIGS",
 ]
 
 
@@ -48,96 +64,6 @@ class ConfigError(UserError, ValueError):
     def __init__(self, key: str, problem: str, fix: str) -> None:
         self.key, self.problem, self.fix = key, problem, fix
         super().__init__(f"{key}: {problem} (fix: {fix})")
-
-
-class DatasetName(str, Enum):
-    digits = "digits"
-    cifar10 = "cifar10"
-    cifar100 = "cifar100"
-    imagenet = "imagenet"
-    imagefolder = "imagefolder"
-    synthetic = "synthetic"
-
-
-class ShardingMode(str, Enum):
-    """``disjoint``: each worker reads its own equal-size shard of the training set per epoch;
-    ``full_shuffle``: each worker reads the whole training set with its own shuffle (the paper's code)."""
-
-    disjoint = "disjoint"
-    full_shuffle = "full_shuffle"
-
-
-class ProtocolName(str, Enum):
-    """How workers cooperate. ``none``: one worker, no communication; ``ddp``: data-parallel SGD
-    (gradients all-reduced every step); ``local_sgd``: every worker trains the whole model for
-    ``local_steps`` steps, then parameters are averaged; ``resist``: every worker trains its own
-    random sub-ResNet for ``local_steps`` steps, then shared layers are averaged and blocks move to
-    their next holders."""
-
-    none = "none"
-    ddp = "ddp"
-    local_sgd = "local_sgd"
-    resist = "resist"
-
-
-class OptimizerStatePolicy(str, Enum):
-    """At each synchronisation: ``reset`` the optimizer state (momentum; the paper's code builds a new
-    SGD every round) or ``keep`` it (local SGD: each worker its own; ResIST: momentum travels with its
-    block, billed)."""
-
-    reset = "reset"
-    keep = "keep"
-
-
-class AmpMode(str, Enum):
-    """Mixed precision for forward/backward: ``off``, ``bf16`` (autocast) or ``fp16`` (autocast +
-    gradient scaling; CUDA only)."""
-
-    off = "off"
-    bf16 = "bf16"
-    fp16 = "fp16"
-
-
-class ScheduleName(str, Enum):
-    """``step``: lr × gamma^k after each milestone fraction of training; ``cosine``: cosine decay to 0;
-    ``constant``: fixed lr."""
-
-    step = "step"
-    cosine = "cosine"
-    constant = "constant"
-
-
-class EvalUnit(str, Enum):
-    """Evaluation cadence unit; evaluation happens at the first synchronisation point at or after
-    each multiple of ``train.eval_every`` units."""
-
-    steps = "steps"
-    epochs = "epochs"
-    rounds = "rounds"
-
-
-class DeviceKind(str, Enum):
-    """``auto``: CUDA when available, else CPU."""
-
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
-class LauncherName(str, Enum):
-    """``local``: spawn the workers as processes of this machine (one per GPU on CUDA);
-    ``torchrun``: hand the prepared run to ``torchrun --standalone`` on this machine;
-    ``slurm``: submit one SLURM job with one task per worker (submitit)."""
-
-    local = "local"
-    torchrun = "torchrun"
-    slurm = "slurm"
-
-
-class WandbMode(str, Enum):
-    online = "online"
-    offline = "offline"
-    disabled = "disabled"
 
 
 @dataclass
@@ -171,29 +97,72 @@ class DatasetConfig:
 
 
 @dataclass
-class ProtocolConfig:
-    """``local_steps``: the paper's l, optimizer steps between synchronisations (local_sgd, resist; ddp
-    synchronises every step). ``paper_style`` (local_sgd): move the partitionable blocks through a
-    reduce to rank 0 and a broadcast from it, as the paper's code does, instead of one all-reduce.
-    ``warmup_epochs`` (resist): epochs of local SGD on the whole model before ResIST starts."""
-
-    name: ProtocolName = ProtocolName.none
-    local_steps: int = 50
-    optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
-    paper_style: bool = False
-    warmup_epochs: int = 0
-
-
-@dataclass
 class DecompositionConfig:
-    """ResIST's decomposition (``protocol=resist``). ``policy``: a name in
-    :data:`resist.decomposition.POLICIES`; ``stage``: 0-based index of the stage whose non-first blocks
-    are partitioned (None: derived from the model, the third of four); ``min_depth``: at least this
-    many partitioned blocks per sub-network (some blocks then have several holders)."""
+    """ResIST's decomposition. ``policy``: a name in :data:`resist.decomposition.POLICIES`; ``stage``:
+    0-based index of the stage whose non-first blocks are partitioned (None: derived from the model,
+    the third of four); ``min_depth``: at least this many partitioned blocks per sub-network (some
+    blocks then have several holders)."""
 
     policy: str = "paper"
     stage: int | None = None
     min_depth: int = 0
+
+
+@dataclass
+class ProtocolConfig:
+    """How the workers cooperate: the base of every protocol's config, each with its own keys only (a
+    key of another protocol is an error when the config is composed), selected with
+    ``protocol=<name>``. Itself the config of ``protocol=none``: one worker, no communication."""
+
+    name: ProtocolName = ProtocolName.none
+
+
+@dataclass
+class DDPConfig(ProtocolConfig):
+    """``protocol=ddp``: data-parallel SGD, gradients all-reduced every step (a round is one step)."""
+
+    name: ProtocolName = ProtocolName.ddp
+
+
+@dataclass
+class LocalSGDConfig(ProtocolConfig):
+    """``protocol=local_sgd``. ``local_steps``: the paper's l, optimizer steps between
+    synchronisations. ``optimizer_state``: reset at each synchronisation, or keep each worker's own.
+    ``paper_style``: move the partitionable blocks of ``paper_style_stage`` (None: the model's default
+    partition stage) through a reduce to rank 0 and a broadcast from it, as the paper's code does,
+    instead of one all-reduce (the same average; for Table-1 comparisons)."""
+
+    name: ProtocolName = ProtocolName.local_sgd
+    local_steps: int = 50
+    optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
+    paper_style: bool = False
+    paper_style_stage: int | None = None
+
+
+@dataclass
+class ResISTConfig(ProtocolConfig):
+    """``protocol=resist``. ``local_steps``: the paper's l. ``optimizer_state``: reset each round (the
+    paper) or keep (momentum travels with its block, billed). ``warmup_epochs``: epochs of local SGD
+    on the whole model before ResIST starts. ``decomposition``: how blocks are partitioned."""
+
+    name: ProtocolName = ProtocolName.resist
+    local_steps: int = 50
+    optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
+    warmup_epochs: int = 0
+    decomposition: DecompositionConfig = field(default_factory=DecompositionConfig)
+
+
+PROTOCOL_CONFIGS: dict[ProtocolName, type[ProtocolConfig]] = {
+    ProtocolName.none: ProtocolConfig,
+    ProtocolName.ddp: DDPConfig,
+    ProtocolName.local_sgd: LocalSGDConfig,
+    ProtocolName.resist: ResISTConfig,
+}
+
+
+def steps_per_round(protocol: ProtocolConfig) -> int:
+    """Optimizer steps between synchronisations: ``local_steps`` where the protocol has it, else 1."""
+    return getattr(protocol, "local_steps", 1)
 
 
 @dataclass
@@ -284,7 +253,6 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     protocol: ProtocolConfig = field(default_factory=ProtocolConfig)
-    decomposition: DecompositionConfig = field(default_factory=DecompositionConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

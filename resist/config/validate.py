@@ -9,14 +9,17 @@ from __future__ import annotations
 import math
 
 from resist.config.schema import (
+    PROTOCOL_CONFIGS,
     BenchConfig,
     BenchSettings,
     Config,
     ConfigError,
     DatasetConfig,
     DatasetName,
+    LocalSGDConfig,
     OptimConfig,
     ProtocolName,
+    ResISTConfig,
     ScheduleName,
     TrainConfig,
 )
@@ -41,7 +44,7 @@ def validate(cfg: Config) -> None:
         _validate_bench(cfg.bench)
     _validate_workers(cfg)
     _validate_model(cfg)
-    _validate_decomposition(cfg)
+    _validate_protocol(cfg)
     _validate_dataset(cfg.dataset)
     _validate_optim(cfg.optim)
     _validate_train(cfg.train)
@@ -208,53 +211,74 @@ def _validate_bench(bench: BenchSettings) -> None:
     )
 
 
-def _validate_decomposition(cfg: Config) -> None:
-    d, spec = cfg.decomposition, ARCHITECTURES[cfg.model.arch]
+def _validate_protocol(cfg: Config) -> None:
+    protocol = cfg.protocol
     _require(
-        d.policy in POLICIES,
-        "decomposition.policy",
-        f"unknown policy '{d.policy}'",
-        f"use one of {', '.join(POLICIES)}",
+        type(protocol) is PROTOCOL_CONFIGS[protocol.name],
+        "protocol.name",
+        f"protocol.name={protocol.name.value} in a {type(protocol).__name__}",
+        f"select the protocol with protocol={protocol.name.value}, not protocol.name",
     )
-    stage = spec.default_partition_stage if d.stage is None else d.stage
+    if isinstance(protocol, LocalSGDConfig | ResISTConfig):
+        _require(
+            protocol.local_steps >= 1,
+            "protocol.local_steps",
+            f"must be >= 1, got {protocol.local_steps}",
+            "set e.g. protocol.local_steps=50",
+        )
+    if isinstance(protocol, LocalSGDConfig) and protocol.paper_style_stage is not None:
+        _partitioned_blocks(cfg, protocol.paper_style_stage, "protocol.paper_style_stage")
+    if isinstance(protocol, ResISTConfig):
+        _validate_decomposition(cfg, protocol)
+
+
+def _partitioned_blocks(cfg: Config, stage: int | None, key: str) -> tuple[int, ...]:
+    """The partitionable blocks of ``stage`` (None: the model's default) of the configured model."""
+    spec = ARCHITECTURES[cfg.model.arch]
+    stage = spec.default_partition_stage if stage is None else stage
     _require(
         0 <= stage < spec.num_stages,
-        "decomposition.stage",
+        key,
         f"{cfg.model.arch} has stages 0..{spec.num_stages - 1}, not {stage}",
-        "set decomposition.stage=null",
+        f"set {key}=null",
     )
-    blocks = spec.partitionable_blocks(stage)
+    blocks = tuple(spec.partitionable_blocks(stage))
     _require(
         len(blocks) >= 1,
-        "decomposition.stage",
+        key,
         f"stage {stage} of {cfg.model.arch} has no partitionable blocks (only its first block)",
         "choose a longer stage or a deeper model",
     )
+    return blocks
+
+
+def _validate_decomposition(cfg: Config, protocol: ResISTConfig) -> None:
+    d = protocol.decomposition
+    _require(
+        d.policy in POLICIES,
+        "protocol.decomposition.policy",
+        f"unknown policy '{d.policy}'",
+        f"use one of {', '.join(POLICIES)}",
+    )
+    blocks = _partitioned_blocks(cfg, d.stage, "protocol.decomposition.stage")
     _require(
         0 <= d.min_depth <= len(blocks),
-        "decomposition.min_depth",
-        f"must be in 0..{len(blocks)} (the partitionable blocks of stage {stage}), got {d.min_depth}",
-        f"set decomposition.min_depth to at most {len(blocks)}",
+        "protocol.decomposition.min_depth",
+        f"must be in 0..{len(blocks)} (the partitionable blocks of the stage), got {d.min_depth}",
+        f"set protocol.decomposition.min_depth to at most {len(blocks)}",
     )
-    if cfg.protocol.name == ProtocolName.resist:
-        smallest = min(site_sizes(len(blocks), cfg.num_workers, d.min_depth))
-        _require(
-            smallest >= 1,
-            "decomposition.min_depth",
-            f"{cfg.num_workers} workers share {len(blocks)} blocks, so some would hold none",
-            "set decomposition.min_depth=1 or more, or use fewer workers",
-        )
+    smallest = min(site_sizes(len(blocks), cfg.num_workers, d.min_depth))
     _require(
-        cfg.protocol.warmup_epochs >= 0,
+        smallest >= 1,
+        "protocol.decomposition.min_depth",
+        f"{cfg.num_workers} workers share {len(blocks)} blocks, so some would hold none",
+        "set protocol.decomposition.min_depth=1 or more, or use fewer workers",
+    )
+    _require(
+        protocol.warmup_epochs >= 0,
         "protocol.warmup_epochs",
-        f"must be >= 0, got {cfg.protocol.warmup_epochs}",
+        f"must be >= 0, got {protocol.warmup_epochs}",
         "set protocol.warmup_epochs=0",
-    )
-    _require(
-        cfg.protocol.warmup_epochs == 0 or cfg.protocol.name == ProtocolName.resist,
-        "protocol.warmup_epochs",
-        f"applies to protocol=resist only, not {cfg.protocol.name.value}",
-        "remove protocol.warmup_epochs",
     )
 
 
@@ -265,18 +289,6 @@ def _validate_workers(cfg: Config) -> None:
         "num_workers",
         f"protocol=none trains one worker, got num_workers={cfg.num_workers}",
         "set num_workers=1 or choose a multi-worker protocol (protocol=resist, local_sgd or ddp)",
-    )
-    _require(
-        cfg.protocol.local_steps >= 1,
-        "protocol.local_steps",
-        f"must be >= 1, got {cfg.protocol.local_steps}",
-        "set e.g. protocol.local_steps=50",
-    )
-    _require(
-        not cfg.protocol.paper_style or cfg.protocol.name == ProtocolName.local_sgd,
-        "protocol.paper_style",
-        f"applies to protocol=local_sgd only, not {cfg.protocol.name.value}",
-        "remove protocol.paper_style",
     )
     _require(
         cfg.launcher.threads_per_worker is None or cfg.launcher.threads_per_worker >= 1,

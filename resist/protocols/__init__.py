@@ -1,6 +1,10 @@
-"""Training protocols behind one interface (:class:`resist.protocols.base.Protocol`)."""
+"""Training protocols behind one interface (:class:`resist.protocols.base.Protocol`), built from a
+table keyed by the protocol's name."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 from resist.comm import Comm
 from resist.config import Config, ProtocolName
@@ -10,13 +14,15 @@ from resist.protocols.local_sgd import LocalSGD
 from resist.protocols.resist import ResIST
 from resist.protocols.single import SingleWorker
 
+# name -> (its config, the worker's Comm, the run's config) -> the protocol
+BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], Protocol]] = {
+    ProtocolName.none: lambda _, comm, __: SingleWorker(comm),
+    ProtocolName.ddp: lambda _, comm, __: DataParallel(comm),
+    ProtocolName.local_sgd: lambda protocol, comm, _: LocalSGD(comm, protocol),
+    ProtocolName.resist: lambda protocol, comm, cfg: ResIST(comm, protocol, arch=cfg.model.arch, seed=cfg.seed),
+}
+
 
 def build_protocol(cfg: Config, comm: Comm) -> Protocol:
-    """The protocol ``cfg.protocol.name`` selects, for the worker that owns ``comm``."""
-    if cfg.protocol.name == ProtocolName.ddp:
-        return DataParallel(comm)
-    if cfg.protocol.name == ProtocolName.local_sgd:
-        return LocalSGD(comm, cfg.protocol, cfg.decomposition.stage)
-    if cfg.protocol.name == ProtocolName.resist:
-        return ResIST(comm, cfg)
-    return SingleWorker(comm)
+    """The protocol ``cfg.protocol`` configures, for the worker that owns ``comm``."""
+    return BUILDERS[cfg.protocol.name](cfg.protocol, comm, cfg)

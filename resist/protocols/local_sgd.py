@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from resist.comm import Comm, Purpose
-from resist.config import OptimizerStatePolicy, ProtocolConfig
+from resist.config import LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import PreActResNet
 from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state, model_state_tensors
 
@@ -20,14 +20,12 @@ class LocalSGD(Protocol):
     name = "local_sgd"
     final_model = "the workers' replicas averaged after the last round"
 
-    def __init__(self, comm: Comm, cfg: ProtocolConfig, paper_style_stage: int | None = None) -> None:
-        """``paper_style_stage``: the stage whose partitionable blocks ``paper_style`` moves
-        (None: the model's default partition stage)."""
+    def __init__(self, comm: Comm, cfg: LocalSGDConfig) -> None:
         super().__init__(comm)
         self.steps_per_round = cfg.local_steps
         self.reset_optimizer = cfg.optimizer_state == OptimizerStatePolicy.reset
         self.paper_style = cfg.paper_style
-        self.paper_style_stage = paper_style_stage
+        self.paper_style_stage = cfg.paper_style_stage
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
         model = make_model()

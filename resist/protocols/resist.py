@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from resist.comm import Comm, Purpose
-from resist.config import Config, OptimizerStatePolicy
+from resist.config import OptimizerStatePolicy, ResISTConfig
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
 from resist.decomposition.plan import eval_gather_plan, hand_off_plan, receives_of, sends_of
 from resist.models.preact import PreActResNet
@@ -44,17 +44,19 @@ from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_stat
 class ResIST(Protocol):
     name = "resist"
 
-    def __init__(self, comm: Comm, cfg: Config) -> None:
+    def __init__(self, comm: Comm, cfg: ResISTConfig, *, arch: str, seed: int) -> None:
+        """ResIST for the worker that owns ``comm``, on the network ``arch`` names; partitions are
+        drawn from ``seed``."""
         super().__init__(comm)
-        self.steps_per_round = cfg.protocol.local_steps
-        spec = ARCHITECTURES[cfg.model.arch]
+        self.steps_per_round = cfg.local_steps
+        spec = ARCHITECTURES[arch]
         self.stage = spec.default_partition_stage if cfg.decomposition.stage is None else cfg.decomposition.stage
         self.partitioned = spec.partitionable_blocks(self.stage)
         self.stage_size = spec.blocks_per_stage[self.stage]
         self.policy = POLICIES[cfg.decomposition.policy]
-        self.min_depth, self.seed = cfg.decomposition.min_depth, cfg.seed
-        self.carry_optimizer_state = cfg.protocol.optimizer_state == OptimizerStatePolicy.keep
-        self.warmup_epochs = cfg.protocol.warmup_epochs
+        self.min_depth, self.seed = cfg.decomposition.min_depth, seed
+        self.carry_optimizer_state = cfg.optimizer_state == OptimizerStatePolicy.keep
+        self.warmup_epochs = cfg.warmup_epochs
         self.scale = eval_residual_scale(comm.size, self.min_depth, len(self.partitioned))
         self.final_model = (
             f"shared layers averaged over all {comm.size} workers; each partitioned block of stage {self.stage} "

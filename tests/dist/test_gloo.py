@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from resist.comm import Purpose
 from resist.comm.groups import init_process_comm, run_in_threads, shutdown_process_comm
-from resist.config import BatchNormMode, Config, ProtocolConfig, ProtocolName
+from resist.config import BatchNormMode, Config, DecompositionConfig, LocalSGDConfig, ResISTConfig
 from resist.launch import free_port
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
@@ -47,7 +47,7 @@ def scenario(comm, initial):
     comm.exchange([((r + 1) % WORKERS, [torch.full((3,), float(r))])], [((r - 1) % WORKERS, [inbox])],
                   Purpose.handoff)
     out["collectives"] = [*values, *shared, *reduced, inbox, *comm.all_gather(torch.tensor([r]), Purpose.metrics)]
-    for name, protocol in (("local_sgd", LocalSGD(comm, ProtocolConfig(name=ProtocolName.local_sgd))),
+    for name, protocol in (("local_sgd", LocalSGD(comm, LocalSGDConfig())),
                            ("ddp", DataParallel(comm))):
         model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
@@ -60,9 +60,9 @@ def scenario(comm, initial):
         protocol.end_round(optimizer)
         out[name] = [t.detach().clone() for t in protocol.eval_model().state_dict().values()]
     cfg = Config()
-    cfg.model.arch, cfg.num_workers, cfg.protocol.local_steps = "preact_resnet_mini_deep", WORKERS, 2
-    cfg.decomposition.min_depth = 3  # 9 slots for 8 blocks: one block has two holders
-    resist = ResIST(comm, cfg)
+    cfg.model.arch, cfg.num_workers = "preact_resnet_mini_deep", WORKERS
+    cfg.protocol = ResISTConfig(local_steps=2, decomposition=DecompositionConfig(min_depth=3))  # 9 slots, 8 blocks
+    resist = ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
 
     def make_model(held_blocks=None, initialize=True):
         spec = ARCHITECTURES["preact_resnet_mini_deep"]
@@ -178,10 +178,10 @@ def test_worker_in_a_world_of_the_wrong_size_stops_before_training(tmp_path):
 
     from omegaconf import OmegaConf
 
-    from resist.config import Config, ProtocolConfig, ProtocolName
+    from resist.config import Config, LocalSGDConfig
     from resist.config.hydra_door import RESOLVED_CONFIG_FILE
 
-    cfg = Config(num_workers=2, protocol=ProtocolConfig(name=ProtocolName.local_sgd))
+    cfg = Config(num_workers=2, protocol=LocalSGDConfig())
     OmegaConf.save(OmegaConf.structured(cfg), tmp_path / RESOLVED_CONFIG_FILE)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(RANK="0", WORLD_SIZE="3", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")

@@ -116,7 +116,7 @@ BAD_INPUTS = [
     (["optim.momentum=1.5"], "optim.momentum: "),
     (["dataset.name=foo"], "dataset.name: Invalid value 'foo'"),
     (["protocol=none"], "num_workers: protocol=none trains one worker, got num_workers=2"),
-    (["num_workers=8"], "decomposition.min_depth: 8 workers share 4 blocks"),
+    (["num_workers=8"], "protocol.decomposition.min_depth: 8 workers share 4 blocks"),
     (["optim.milestones=[0.8,0.5]"], "optim.milestones: "),
     (["dataset=imagefolder"], "dataset.root: dataset imagefolder needs a root directory"),
     (["train.batch_size=0"], "train.batch_size: "),
@@ -153,7 +153,7 @@ def test_cfg_job_and_help():
     assert composed["model"]["arch"] == "preact_resnet101" and composed["train"]["epochs"] == 160
     help_text = run_cli("--help")
     assert help_text.returncode == 0
-    for group in ("model:", "dataset:", "protocol:", "decomposition:", "optim:", "logger:", "launcher:"):
+    for group in ("model:", "dataset:", "protocol:", "optim:", "logger:", "launcher:"):
         assert group in help_text.stdout
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from resist.comm import Op, Purpose
 from resist.comm.groups import run_in_threads
-from resist.config import ProtocolConfig, ProtocolName
+from resist.config import DecompositionConfig, LocalSGDConfig, ResISTConfig
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
@@ -36,7 +36,7 @@ def _model():
 @pytest.mark.parametrize("workers", [2, 4, 8])
 def test_local_sgd_sync_bytes(workers):
     def worker(comm):
-        protocol = LocalSGD(comm, ProtocolConfig(name=ProtocolName.local_sgd))
+        protocol = LocalSGD(comm, LocalSGDConfig())
         model = protocol.setup(fixed(_model()), steps_per_epoch=100)
         protocol.end_round(torch.optim.SGD(model.parameters(), lr=0.1))
         return comm.ledger
@@ -52,7 +52,7 @@ def test_local_sgd_sync_bytes(workers):
 @pytest.mark.parametrize("workers", [2, 4])
 def test_paper_style_local_sgd_sync_bytes(workers):
     def worker(comm):
-        protocol = LocalSGD(comm, ProtocolConfig(name=ProtocolName.local_sgd, paper_style=True))
+        protocol = LocalSGD(comm, LocalSGDConfig(paper_style=True))
         model = protocol.setup(fixed(_model()), steps_per_epoch=100)
         protocol.end_round(torch.optim.SGD(model.parameters(), lr=0.1))
         return [
@@ -89,8 +89,8 @@ def _resist_config(workers: int, min_depth: int = 0):
     from resist.config import Config
 
     cfg = Config()
-    cfg.model.arch, cfg.num_workers, cfg.protocol.name = "preact_resnet101", workers, ProtocolName.resist
-    cfg.decomposition.min_depth = min_depth
+    cfg.model.arch, cfg.num_workers = "preact_resnet101", workers
+    cfg.protocol = ResISTConfig(decomposition=DecompositionConfig(min_depth=min_depth))
     return cfg
 
 
@@ -101,7 +101,8 @@ def test_resist_round_bytes(workers):
     from resist.protocols.resist import ResIST
 
     def worker(comm):
-        protocol = ResIST(comm, _resist_config(workers))
+        cfg = _resist_config(workers)
+        protocol = ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
         model = protocol.setup(
             lambda held_blocks=None, initialize=True: build_model(SPEC, 10, held_blocks=held_blocks),
             steps_per_epoch=100,

@@ -9,7 +9,16 @@ import torch
 
 from resist.comm import Purpose
 from resist.comm.groups import ThreadWorkerError, run_in_threads
-from resist.config import Config, DatasetName, EvalUnit, ProtocolName
+from resist.config import (
+    Config,
+    DatasetName,
+    DDPConfig,
+    DecompositionConfig,
+    EvalUnit,
+    LocalSGDConfig,
+    ProtocolName,
+    ResISTConfig,
+)
 from resist.train.loop import Worker, train
 from tests.unit.test_loop import ListSink
 
@@ -58,8 +67,12 @@ def _config(protocol: ProtocolName, workers: int, min_depth: int = 0) -> Config:
     cfg = Config()
     cfg.dataset.name, cfg.dataset.image_size = DatasetName.digits, 8
     cfg.model.arch = "preact_resnet_mini_deep"
-    cfg.protocol.name, cfg.protocol.local_steps, cfg.num_workers = protocol, 2, workers
-    cfg.decomposition.min_depth = min_depth
+    cfg.num_workers = workers
+    cfg.protocol = {
+        ProtocolName.resist: ResISTConfig(local_steps=2, decomposition=DecompositionConfig(min_depth=min_depth)),
+        ProtocolName.local_sgd: LocalSGDConfig(local_steps=2),
+        ProtocolName.ddp: DDPConfig(),
+    }[protocol]
     cfg.train.batch_size, cfg.train.max_steps, cfg.train.epochs = 16, 6, 1
     cfg.train.eval_every, cfg.train.eval_unit = 1, EvalUnit.rounds
     return cfg

@@ -11,7 +11,7 @@ from torch import nn
 
 from resist.comm import Purpose
 from resist.comm.groups import run_in_threads
-from resist.config import BatchNormMode, OptimizerStatePolicy, ProtocolConfig, ProtocolName
+from resist.config import BatchNormMode, LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
@@ -77,9 +77,7 @@ def _local_sgd_round(workers: int, paper_style: bool, policy: OptimizerStatePoli
     initial = _running_stats_model()
 
     def worker(comm):
-        cfg = ProtocolConfig(
-            name=ProtocolName.local_sgd, local_steps=local_steps, optimizer_state=policy, paper_style=paper_style
-        )
+        cfg = LocalSGDConfig(local_steps=local_steps, optimizer_state=policy, paper_style=paper_style)
         protocol = LocalSGD(comm, cfg)
         model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = _sgd(model.parameters())

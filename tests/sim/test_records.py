@@ -8,7 +8,7 @@ import torch
 
 from resist.comm import Purpose
 from resist.comm.groups import run_in_threads
-from resist.config import Config, DatasetName, EvalUnit, OptimizerStatePolicy, ProtocolName
+from resist.config import PROTOCOL_CONFIGS, Config, DatasetName, EvalUnit, OptimizerStatePolicy, ProtocolName
 from resist.models.checkpoint import FINAL_MODEL_FILE
 from resist.train.loop import Worker, train
 from tests.unit.test_loop import ListSink
@@ -20,9 +20,10 @@ def _config(protocol: ProtocolName, eval_every: int, **protocol_changes) -> Conf
     cfg = Config()
     cfg.dataset.name, cfg.dataset.image_size = DatasetName.digits, 8
     cfg.model.arch, cfg.num_workers, cfg.seed = "preact_resnet_mini_deep", WORKERS, 3
-    cfg.protocol.name, cfg.protocol.local_steps = protocol, 3
-    for key, value in protocol_changes.items():
-        setattr(cfg.protocol, key, value)
+    cfg.protocol = PROTOCOL_CONFIGS[protocol]()
+    for key, value in {"local_steps": 3, **protocol_changes}.items():
+        if hasattr(cfg.protocol, key):
+            setattr(cfg.protocol, key, value)
     cfg.train.batch_size, cfg.train.epochs, cfg.train.max_steps = 128, 2, 12  # 6 steps per epoch
     cfg.train.eval_every, cfg.train.eval_unit, cfg.train.log_every_steps = eval_every, EvalUnit.rounds, 3
     return cfg

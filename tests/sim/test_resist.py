@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from resist.comm import Op
 from resist.comm.groups import run_in_threads
-from resist.config import BatchNormMode, Config, OptimizerStatePolicy, ProtocolName
+from resist.config import BatchNormMode, Config, DecompositionConfig, OptimizerStatePolicy, ResISTConfig
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import model_state_tensors
@@ -22,9 +22,14 @@ STAGE, BLOCKS = 2, tuple(range(1, 9))
 def _config(workers: int, min_depth: int, policy: OptimizerStatePolicy = OptimizerStatePolicy.reset) -> Config:
     cfg = Config()
     cfg.model.arch, cfg.num_workers, cfg.seed = ARCH, workers, 5
-    cfg.protocol.name, cfg.protocol.local_steps, cfg.protocol.optimizer_state = ProtocolName.resist, 2, policy
-    cfg.decomposition.min_depth = min_depth
+    cfg.protocol = ResISTConfig(
+        local_steps=2, optimizer_state=policy, decomposition=DecompositionConfig(min_depth=min_depth)
+    )
     return cfg
+
+
+def _resist(comm, cfg: Config) -> ResIST:
+    return ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
 
 
 def model_factory(batchnorm: BatchNormMode = BatchNormMode.batch_stats):
@@ -64,7 +69,7 @@ def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(wo
     the workers that held it (a copy for one holder), and the next holders receive exactly it."""
 
     def worker(comm):
-        protocol = ResIST(comm, _config(workers, min_depth))
+        protocol = _resist(comm, _config(workers, min_depth))
         model = protocol.setup(model_factory(batchnorm), steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         before = protocol.current
@@ -130,7 +135,7 @@ def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(wo
 
 def test_momentum_travels_with_its_block():
     def worker(comm):
-        protocol = ResIST(comm, _config(2, 0, OptimizerStatePolicy.keep))
+        protocol = _resist(comm, _config(2, 0, OptimizerStatePolicy.keep))
         model = protocol.setup(make_model, steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         _train(model, optimizer, comm.rank, 0)
@@ -165,7 +170,7 @@ def test_kept_momentum_travels_even_when_a_worker_skipped_every_step():
     momentum buffers; its blocks still travel in the model's own layout, with zero momentum."""
 
     def worker(comm):
-        protocol = ResIST(comm, _config(2, 0, OptimizerStatePolicy.keep))
+        protocol = _resist(comm, _config(2, 0, OptimizerStatePolicy.keep))
         model = protocol.setup(make_model, steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         if comm.rank == 0:
@@ -189,7 +194,7 @@ def test_warmup_trains_the_whole_model_then_switches_to_sub_networks():
     def worker(comm):
         cfg = _config(2, 0)
         cfg.protocol.warmup_epochs = 1
-        protocol = ResIST(comm, cfg)
+        protocol = _resist(comm, cfg)
         model = protocol.setup(make_model, steps_per_epoch=3)  # 2 warm-up rounds of 2 steps
         held = [count_parameters(model)]
         replacements, averaged_whole, sub = [], None, None
@@ -228,7 +233,7 @@ def test_compiled_sub_networks_do_not_recompile_when_slots_change_blocks():
     counters.clear()
 
     def worker(comm):
-        protocol = ResIST(comm, _config(2, 0))
+        protocol = _resist(comm, _config(2, 0))
         model = protocol.setup(make_model, steps_per_epoch=100)
         compiled = torch.compile(model, backend="eager")
         for round_index in range(4):

@@ -52,7 +52,7 @@ def test_every_group_option_composes_and_validates(group, option):
     if option == "imagefolder":
         overrides.append("dataset.root=some/where")
     if group == "model" and len(ARCHITECTURES[option].partitionable_blocks(2)) < 2:
-        overrides.append("decomposition.min_depth=1")  # 2 ResIST workers, 1 partitionable block
+        overrides.append("protocol.decomposition.min_depth=1")  # 2 ResIST workers, 1 partitionable block
     if group == "model" and option.startswith("imagenet"):
         overrides.append("dataset.image_size=64")
     cfg = _compose(*overrides)
@@ -78,7 +78,11 @@ def test_paper_experiments_set_the_minimum_depth_for_eight_workers(workers, min_
     for dataset in ("cifar10", "cifar100"):
         cfg = _compose(f"+experiment={dataset}_resist", f"num_workers={workers}")
         validate(cfg)
-        assert (cfg.decomposition.min_depth, cfg.protocol.local_steps, cfg.train.epochs) == (min_depth, 50, 160)
+        assert (cfg.protocol.decomposition.min_depth, cfg.protocol.local_steps, cfg.train.epochs) == (
+            min_depth,
+            50,
+            160,
+        )
 
 
 def test_appended_key_on_a_typed_node_is_rejected_not_dropped():
@@ -117,14 +121,13 @@ def _valid(**changes) -> Config:
         ({"train__log_every_steps": 0}, "train.log_every_steps"),
         ({"num_workers": 0}, "num_workers"),
         ({"num_workers": 2, "protocol__name": ProtocolName.none}, "num_workers"),
-        ({"num_workers": 8}, "decomposition.min_depth"),  # 4 partitionable blocks for 8 workers
-        ({"decomposition__min_depth": 5}, "decomposition.min_depth"),
-        ({"decomposition__stage": 7}, "decomposition.stage"),
-        ({"decomposition__stage": 0}, "decomposition.stage"),  # stage 0 of the mini model has one block
-        ({"decomposition__policy": "nope"}, "decomposition.policy"),
+        ({"num_workers": 8}, "protocol.decomposition.min_depth"),  # 4 partitionable blocks for 8 workers
+        ({"protocol__decomposition__min_depth": 5}, "protocol.decomposition.min_depth"),
+        ({"protocol__decomposition__stage": 7}, "protocol.decomposition.stage"),
+        ({"protocol__decomposition__stage": 0}, "protocol.decomposition.stage"),  # stage 0 of the mini: 1 block
+        ({"protocol__decomposition__policy": "nope"}, "protocol.decomposition.policy"),
         ({"protocol__warmup_epochs": -1}, "protocol.warmup_epochs"),
-        ({"protocol__name": ProtocolName.ddp, "protocol__warmup_epochs": 1}, "protocol.warmup_epochs"),
-        ({"protocol__name": ProtocolName.ddp, "protocol__paper_style": True}, "protocol.paper_style"),
+        ({"protocol__name": ProtocolName.ddp}, "protocol.name"),  # a ResIST config renamed, not chosen
         ({"protocol__local_steps": 0}, "protocol.local_steps"),
         ({"launcher__master_port": 80}, "launcher.master_port"),
         ({"dataset__name": DatasetName.cifar10, "dataset__root": None, "dataset__image_size": None}, "dataset.root"),
@@ -170,4 +173,30 @@ def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
     OmegaConf.save(OmegaConf.structured(cfg), tmp_path / RESOLVED_CONFIG_FILE)
     again = load_run_config(tmp_path)
     assert again == cfg and dataclasses.asdict(again) != dataclasses.asdict(Config())
-    assert again.decomposition.min_depth == 4  # resolved from ${paper_min_depth:${num_workers}}
+    assert again.protocol.decomposition.min_depth == 4  # resolved from ${paper_min_depth:${num_workers}}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            ["protocol=ddp", "protocol.local_steps=3"],
+            "protocol.local_steps: protocol=ddp has no such key (its keys: name)",
+        ),
+        (
+            ["protocol=local_sgd", "protocol.warmup_epochs=1"],
+            "protocol.warmup_epochs: protocol=local_sgd has no such key (its keys: name, local_steps, optimizer_state, "
+            "paper_style, paper_style_stage)",
+        ),
+        (
+            ["protocol=none", "num_workers=1", "protocol.decomposition.min_depth=2"],
+            "protocol.decomposition: protocol=none has no such key (its keys: name)",
+        ),
+    ],
+)
+def test_a_key_of_another_protocol_is_a_one_line_error(overrides, message):
+    from resist.config.hydra_door import one_line
+
+    with pytest.raises(Exception) as info:
+        _compose(*overrides)
+    assert one_line(info.value) == f"{message} (fix: remove {message.split(':')[0]}, or choose a protocol that has it)"

@@ -1,0 +1,95 @@
+"""The configuration's vocabularies: str Enums (the form OmegaConf types accept). Pure."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class DatasetName(str, Enum):
+    digits = "digits"
+    cifar10 = "cifar10"
+    cifar100 = "cifar100"
+    imagenet = "imagenet"
+    imagefolder = "imagefolder"
+    synthetic = "synthetic"
+
+
+class ShardingMode(str, Enum):
+    """``disjoint``: each worker reads its own equal-size shard of the training set per epoch;
+    ``full_shuffle``: each worker reads the whole training set with its own shuffle (the paper's code)."""
+
+    disjoint = "disjoint"
+    full_shuffle = "full_shuffle"
+
+
+class ProtocolName(str, Enum):
+    """How workers cooperate. ``none``: one worker, no communication; ``ddp``: data-parallel SGD
+    (gradients all-reduced every step); ``local_sgd``: every worker trains the whole model for
+    ``local_steps`` steps, then parameters are averaged; ``resist``: every worker trains its own
+    random sub-ResNet for ``local_steps`` steps, then shared layers are averaged and blocks move to
+    their next holders."""
+
+    none = "none"
+    ddp = "ddp"
+    local_sgd = "local_sgd"
+    resist = "resist"
+
+
+class OptimizerStatePolicy(str, Enum):
+    """At each synchronisation: ``reset`` the optimizer state (momentum; the paper's code builds a new
+    SGD every round) or ``keep`` it (local SGD: each worker its own; ResIST: momentum travels with its
+    block, billed)."""
+
+    reset = "reset"
+    keep = "keep"
+
+
+class AmpMode(str, Enum):
+    """Mixed precision for forward/backward: ``off``, ``bf16`` (autocast) or ``fp16`` (autocast +
+    gradient scaling; CUDA only)."""
+
+    off = "off"
+    bf16 = "bf16"
+    fp16 = "fp16"
+
+
+class ScheduleName(str, Enum):
+    """``step``: lr × gamma^k after each milestone fraction of training; ``cosine``: cosine decay to 0;
+    ``constant``: fixed lr."""
+
+    step = "step"
+    cosine = "cosine"
+    constant = "constant"
+
+
+class EvalUnit(str, Enum):
+    """Evaluation cadence unit; evaluation happens at the first synchronisation point at or after
+    each multiple of ``train.eval_every`` units."""
+
+    steps = "steps"
+    epochs = "epochs"
+    rounds = "rounds"
+
+
+class DeviceKind(str, Enum):
+    """``auto``: CUDA when available, else CPU."""
+
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class LauncherName(str, Enum):
+    """``local``: spawn the workers as processes of this machine (one per GPU on CUDA);
+    ``torchrun``: hand the prepared run to ``torchrun --standalone`` on this machine;
+    ``slurm``: submit one SLURM job with one task per worker (submitit)."""
+
+    local = "local"
+    torchrun = "torchrun"
+    slurm = "slurm"
+
+
+class WandbMode(str, Enum):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
