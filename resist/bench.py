@@ -17,7 +17,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from resist.cli import run_entry
 from resist.config import (
     PROTOCOL_CONFIGS,
     BenchConfig,
@@ -30,9 +29,9 @@ from resist.config import (
     steps_per_round,
     validate,
 )
-from resist.config.hydra_door import hydra_entry
+from resist.config.hydra_door import run_main
+from resist.run_dir import RunDir
 
-BENCH_FILE = "bench.json"
 SYNC_PURPOSES = ("train_sync", "handoff")
 
 
@@ -198,7 +197,7 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         print(f"bench: {protocol.value} with {run.num_workers} worker(s), {run.train.max_steps} steps -> {run_dir}")
         launch(run, plain(run), run_dir)
         results[protocol.value] = summarize(
-            read_jsonl(run_dir / "metrics.jsonl"),
+            read_jsonl(RunDir(run_dir).metrics),
             typed.model.arch,
             local_steps,
             typed.bench.warmup_rounds,
@@ -206,7 +205,7 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
             min_depth,
         )
     report = {"config": resolved, "protocols": results}
-    (bench_dir / BENCH_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    RunDir(bench_dir).bench_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     params = next(iter(results.values()))["model_params"]
     print(
         f"\nmodel {typed.model.arch} ({params:,} parameters), {typed.num_workers} workers, batch "
@@ -214,11 +213,11 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         f"measured rounds after {typed.bench.warmup_rounds} warm-up; MB = 10^6 bytes"
     )
     print(format_table(results))
-    print(f"written: {bench_dir / BENCH_FILE}")
+    print(f"written: {RunDir(bench_dir).bench_report}")
 
 
 def main() -> None:
-    run_entry(hydra_entry("bench", BenchConfig, _run_bench))
+    run_main("bench", BenchConfig, _run_bench)
 
 
 if __name__ == "__main__":

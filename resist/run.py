@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from resist.cli import run_entry
 from resist.config import Config
-from resist.config.hydra_door import hydra_entry
+from resist.config.hydra_door import run_main
+from resist.run_dir import RunDir
 
 
 def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | None:
@@ -34,7 +34,7 @@ def bytes_report(run_dir: Path) -> str:
     from resist.comm.cost import Op, ring_all_reduce_bytes_per_worker, wire_bytes
     from resist.logging.jsonl import read_jsonl
 
-    records = read_jsonl(run_dir / "metrics.jsonl")
+    records = read_jsonl(RunDir(run_dir).metrics)
     start, summary = records[0], records[-1]
     workers, params, rounds = start["num_workers"], start["model/params"], start["num_rounds"]
     reference = rounds * workers * ring_all_reduce_bytes_per_worker(params, workers)
@@ -52,7 +52,7 @@ def bytes_report(run_dir: Path) -> str:
 
 
 def main() -> None:
-    run_entry(hydra_entry("config", Config, _run_job))
+    run_main("config", Config, _run_job)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ goes through it, and each is recorded in its :class:`Ledger`.
 
 A ``Comm`` wraps a torch.distributed ``ProcessGroup`` — the default group of a process started by
 the local launcher, torchrun or SLURM (NCCL on GPUs, gloo on CPU), or a gloo group of a thread
-worker in the in-process backend (:mod:`resist.comm.groups`). Operations take lists of tensors and
+worker in the in-process backend (:mod:`resist.comm.backends`). Operations take lists of tensors and
 move them as one flat bucket (per dtype), in place.
 """
 
@@ -65,18 +65,28 @@ class Comm:
                 )
 
     def _bill(
-        self, op: Op, purpose: Purpose, payload: int, group_size: int, peer: int | None, is_root: bool, seconds: float
+        self,
+        op: Op,
+        purpose: Purpose,
+        *,
+        payload: int,
+        seconds: float,
+        group_size: int | None = None,
+        peer: int | None = None,
+        is_root: bool = False,
     ) -> None:
+        """Record one operation: ``payload`` bytes, in a group of ``group_size`` (default: all ranks)."""
+        size = self.size if group_size is None else group_size
         self.ledger.record(
             LedgerEntry(
-                op,
-                purpose,
-                payload,
-                wire_bytes(op, payload, group_size, is_root),
-                group_size,
-                peer,
-                self.ledger.round,
-                seconds,
+                op=op,
+                purpose=purpose,
+                payload_bytes=payload,
+                wire_bytes=wire_bytes(op, payload, size, is_root),
+                group_size=size,
+                peer=peer,
+                round=self.ledger.round,
+                seconds=seconds,
             )
         )
 
@@ -122,7 +132,7 @@ class Comm:
             lambda flat: self.group.allreduce([flat], opts),
             (lambda flat: flat.div_(self.size)) if average else None,
         )
-        self._bill(Op.all_reduce, purpose, payload_bytes(tensors), self.size, None, False, seconds)
+        self._bill(Op.all_reduce, purpose, payload=payload_bytes(tensors), seconds=seconds)
 
     def broadcast(self, tensors: Sequence[torch.Tensor], src: int, purpose: Purpose) -> None:
         """Overwrite ``tensors`` on every rank with rank ``src``'s values."""
@@ -131,7 +141,9 @@ class Comm:
         opts = dist.BroadcastOptions()
         opts.rootRank = src
         seconds = self._flat_collective(tensors, lambda flat: self.group.broadcast([flat], opts))
-        self._bill(Op.broadcast, purpose, payload_bytes(tensors), self.size, src, self.rank == src, seconds)
+        self._bill(
+            Op.broadcast, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=src, is_root=self.rank == src
+        )
 
     def reduce(self, tensors: Sequence[torch.Tensor], dst: int, purpose: Purpose, average: bool = True) -> None:
         """Sum (or average) ``tensors`` onto rank ``dst``; other ranks' tensors are left as they were."""
@@ -148,7 +160,9 @@ class Comm:
             copies = [_flat_copy(bucket) for bucket in _buckets(tensors)]
             self._wait([self.group.reduce([flat], opts) for flat in copies])
             seconds = time.perf_counter() - start
-        self._bill(Op.reduce, purpose, payload_bytes(tensors), self.size, dst, self.rank == dst, seconds)
+        self._bill(
+            Op.reduce, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=dst, is_root=self.rank == dst
+        )
 
     def all_gather(self, tensor: torch.Tensor, purpose: Purpose) -> list[torch.Tensor]:
         """Every rank's ``tensor`` (same shape and dtype on all ranks), in rank order."""
@@ -156,7 +170,7 @@ class Comm:
         self._check_device("all_gather", [tensor])
         outputs = [torch.empty_like(tensor) for _ in range(self.size)]
         self._wait([self.group.allgather([outputs], [tensor.contiguous()])])
-        self._bill(Op.all_gather, purpose, payload_bytes([tensor]), self.size, None, False, time.perf_counter() - start)
+        self._bill(Op.all_gather, purpose, payload=payload_bytes([tensor]), seconds=time.perf_counter() - start)
         return outputs
 
     def exchange(
@@ -190,9 +204,9 @@ class Comm:
                 tensor.detach().copy_(result)
         seconds = time.perf_counter() - start
         for peer, tensors in sends:
-            self._bill(Op.send, purpose, payload_bytes(tensors), 2, peer, False, seconds)
+            self._bill(Op.send, purpose, payload=payload_bytes(tensors), seconds=seconds, group_size=2, peer=peer)
         for peer, _ in recvs:
-            self._bill(Op.recv, purpose, 0, 2, peer, False, seconds)
+            self._bill(Op.recv, purpose, payload=0, seconds=seconds, group_size=2, peer=peer)
 
     def barrier(self) -> None:
         """Wait for every rank (moves no payload; not billed)."""
@@ -210,9 +224,7 @@ class Comm:
             future = default_hooks.allreduce_hook(self.group, bucket)
 
             def billed(fut: torch.futures.Future[torch.Tensor]) -> torch.Tensor:
-                self._bill(
-                    Op.all_reduce, purpose, payload_bytes([buffer]), self.size, None, False, time.perf_counter() - start
-                )
+                self._bill(Op.all_reduce, purpose, payload=payload_bytes([buffer]), seconds=time.perf_counter() - start)
                 return fut.value()
 
             return future.then(billed)

@@ -10,6 +10,11 @@ from torch.nn.parallel import DistributedDataParallel
 from resist.comm.comm import Comm
 from resist.comm.ledger import Purpose
 
+# broadcast_buffers=False is the only way to keep DDP from moving buffers itself (unbilled); its
+# announced replacement, forward_sync_buffers=False, still syncs them at construction. (A module-level
+# filter: warnings.catch_warnings is not thread-safe, and thread workers build DDP concurrently.)
+warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
+
 
 def data_parallel(model: nn.Module, comm: Comm) -> nn.Module:
     """``model`` wrapped in DDP over ``comm``'s group: gradients are all-reduced in DDP's buckets
@@ -19,12 +24,8 @@ def data_parallel(model: nn.Module, comm: Comm) -> nn.Module:
     outside the ledger. Initial weights and BatchNorm statistics are the caller's to move via ``comm``.
     """
     device_ids = [comm.device] if comm.device.type == "cuda" else None
-    with warnings.catch_warnings():
-        # broadcast_buffers=False is the only way to keep DDP from moving buffers itself (unbilled);
-        # its announced replacement, forward_sync_buffers=False, still syncs them at construction.
-        warnings.filterwarnings("ignore", message="`broadcast_buffers` is deprecated", category=FutureWarning)
-        ddp = DistributedDataParallel(
-            model, device_ids=device_ids, process_group=comm.group, init_sync=False, broadcast_buffers=False
-        )
+    ddp = DistributedDataParallel(
+        model, device_ids=device_ids, process_group=comm.group, init_sync=False, broadcast_buffers=False
+    )
     ddp.register_comm_hook(state=None, hook=comm.ddp_comm_hook(Purpose.train_sync))
     return ddp

@@ -26,7 +26,7 @@ class Purpose(str, Enum):
     metrics = "metrics"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LedgerEntry:
     op: Op
     purpose: Purpose

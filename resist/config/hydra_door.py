@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,9 +34,9 @@ from resist.config.schema import (
     paper_min_depth,
 )
 from resist.config.validate import validate
-from resist.errors import UserError, exit_with
+from resist.errors import UserError, WorkerFailedError, exit_with
+from resist.run_dir import RunDir
 
-RESOLVED_CONFIG_FILE = "resolved_config.yaml"
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
@@ -109,6 +111,31 @@ def hydra_entry(config_name: str, schema: type[Config], job: Callable[[Any, dict
     return entry
 
 
+def run_entry(entry: Callable[[], Any]) -> None:
+    """Call a ``@hydra.main`` function, rendering user errors and worker failures as
+    :func:`run_main` says."""
+    user_wants_traceback = "HYDRA_FULL_ERROR" in os.environ
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # let errors reach us instead of Hydra's multi-line report
+    try:
+        entry()
+    except WorkerFailedError as exc:
+        print(exc.details, file=sys.stderr)
+        exit_with(str(exc), status=1)
+    except Exception as exc:
+        message = None if user_wants_traceback else one_line(exc)
+        if message is None:
+            raise
+        exit_with(message)
+
+
+def run_main(config_name: str, schema: type[Config], job: Callable[[Any, dict[str, Any], Path], Any]) -> None:
+    """The command-line entry over ``conf/<config_name>.yaml``: :func:`hydra_entry` run by
+    :func:`run_entry`. User errors (config, data, devices) print ``resist: error: <key>: <problem>
+    (fix: <fix>)`` and exit with status 2 before training starts; a failed worker prints its traceback,
+    then one line naming it, and exits with status 1. ``HYDRA_FULL_ERROR=1`` keeps full tracebacks."""
+    run_entry(hydra_entry(config_name, schema, job))
+
+
 def plain(cfg: Config) -> dict[str, Any]:
     """``cfg`` as plain YAML-ready data (enums as their names)."""
     data = OmegaConf.to_container(OmegaConf.structured(cfg), enum_to_str=True)
@@ -118,12 +145,12 @@ def plain(cfg: Config) -> dict[str, Any]:
 
 def save_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
     """Write a run's ``resolved_config.yaml``."""
-    OmegaConf.save(OmegaConf.create(resolved), run_dir / RESOLVED_CONFIG_FILE)
+    OmegaConf.save(OmegaConf.create(resolved), RunDir(run_dir).resolved_config)
 
 
 def load_resolved_config(run_dir: Path) -> dict[str, Any]:
     """A run's ``resolved_config.yaml`` as plain data (what W&B records)."""
-    data = OmegaConf.to_container(OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE), resolve=True)
+    data = OmegaConf.to_container(OmegaConf.load(RunDir(run_dir).resolved_config), resolve=True)
     assert isinstance(data, dict)
     return data
 
@@ -131,7 +158,7 @@ def load_resolved_config(run_dir: Path) -> dict[str, Any]:
 def load_run_config(run_dir: Path) -> Config:
     """The typed config of a prepared run directory, through the same checks as the command line:
     the schema's types, no unknown key, and :func:`validate`."""
-    saved = OmegaConf.load(run_dir / RESOLVED_CONFIG_FILE)
+    saved = OmegaConf.load(RunDir(run_dir).resolved_config)
     try:  # the protocol node is typed by the protocol's own config, as composition types it
         protocol = PROTOCOL_CONFIGS[ProtocolName(OmegaConf.select(saved, "protocol.name", default="none"))]()
     except ValueError as exc:

@@ -22,6 +22,7 @@ class BatchStream:
     def __init__(
         self,
         dataset: Dataset,
+        *,
         batch_size: int,
         num_workers: int,
         rank: int,

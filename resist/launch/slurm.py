@@ -13,6 +13,7 @@ from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnvError, parse_dist_env
 from resist.launch.slurm_plan import slurm_plan
 from resist.launch.worker import run_worker
+from resist.run_dir import RunDir
 
 log = logging.getLogger("resist")
 
@@ -53,12 +54,12 @@ def submit(cfg: Config, run_dir: Path) -> Any:
     import submitit
 
     plan = slurm_plan(cfg)
-    executor = submitit.AutoExecutor(folder=run_dir / "slurm" / "%j", cluster="slurm")
+    executor = submitit.AutoExecutor(folder=RunDir(run_dir).slurm / "%j", cluster="slurm")
     executor.update_parameters(**plan)  # submitit validates the parameters here
     if cfg.launcher.dry_run:
         print("sbatch plan (submitit parameters): " + json.dumps(plan, sort_keys=True))
         print(_sbatch_script(executor))
-        print((run_dir / "resolved_config.yaml").read_text(encoding="utf-8"), end="")
+        print(RunDir(run_dir).resolved_config.read_text(encoding="utf-8"), end="")
         return None
     job = executor.submit(SlurmWorkerTask(run_dir))
     print(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from resist.comm.groups import init_process_comm, shutdown_process_comm
+from resist.comm.backends import init_process_comm, shutdown_process_comm
 from resist.config import Config, DeviceKind
 from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
@@ -17,10 +17,9 @@ from resist.launch.env import DistEnv, cpu_threads_per_worker
 from resist.logging import FanOut, MetricSink, Record
 from resist.logging.console import ConsoleSink
 from resist.logging.jsonl import JsonlSink
+from resist.run_dir import RunDir
 
 log = logging.getLogger("resist")
-
-METRICS_FILE = "metrics.jsonl"
 
 
 class DeviceError(UserError):
@@ -66,7 +65,7 @@ def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
 
 
 def _sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
-    sinks: list[MetricSink] = [JsonlSink(run_dir / METRICS_FILE), ConsoleSink(cfg.logger.progress)]
+    sinks: list[MetricSink] = [JsonlSink(RunDir(run_dir).metrics), ConsoleSink(cfg.logger.progress)]
     if cfg.logger.wandb:
         from resist.logging.wandb_sink import WandbSink
 
@@ -77,7 +76,7 @@ def _sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
 
 def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1) -> Record:
     """Train as the worker ``env`` describes; rank 0 writes the run's records. Returns the summary."""
-    from resist.train.loop import Worker, train
+    from resist.train.loop import train
 
     check_world(cfg, env)
     device = worker_device(cfg.device, env.local_rank)
@@ -90,7 +89,7 @@ def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1)
     try:
         if env.rank == 0:
             log.info("run %s: %d worker(s) on %s; run directory %s", run_name(cfg), env.world_size, device, run_dir)
-        summary = train(cfg, Worker(comm), sink, checkpoint_dir=run_dir)
+        summary = train(cfg, comm, sink, checkpoint_dir=run_dir)
     finally:
         sink.close()
     # Only after a success: a failing worker keeps its connections until its process ends, after the

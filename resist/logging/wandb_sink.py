@@ -8,8 +8,7 @@ from typing import Any
 
 from resist.config import LoggerConfig
 from resist.logging import Record
-
-RUN_ID_FILE = "wandb_run_id"
+from resist.run_dir import RunDir
 
 
 class WandbSink:
@@ -21,7 +20,7 @@ class WandbSink:
     def __init__(self, cfg: LoggerConfig, run_dir: Path, run_name: str, job_type: str, config: dict[str, Any]):
         import wandb
 
-        id_file = run_dir / RUN_ID_FILE
+        id_file = RunDir(run_dir).wandb_run_id
         if not id_file.exists():  # saved first, so a requeued job continues the same W&B run
             id_file.write_text(uuid.uuid4().hex[:16] + "\n", encoding="utf-8")
         self.run = wandb.init(

@@ -11,8 +11,6 @@ from torch import nn
 from resist.models.preact import PreActBasicBlock, PreActBottleneck, PreActResNet, build_model
 from resist.models.spec import ARCHITECTURES, BatchNormMode
 
-FINAL_MODEL_FILE = "final_model.pt"
-
 
 def folded_state_dict(model: PreActResNet) -> dict[str, torch.Tensor]:
     """``model``'s state dict with every block's residual scale folded into the last convolution of
@@ -49,8 +47,8 @@ def load_inference_model(path: Path, device: str = "cpu") -> PreActResNet:
     model = build_model(
         ARCHITECTURES[checkpoint["arch"]],
         checkpoint["num_classes"],
-        checkpoint["in_channels"],
-        BatchNormMode(checkpoint["batchnorm"]),
+        in_channels=checkpoint["in_channels"],
+        batchnorm=BatchNormMode(checkpoint["batchnorm"]),
         device=device,
     )
     model.load_state_dict(checkpoint["state_dict"])

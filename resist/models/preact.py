@@ -233,6 +233,7 @@ def count_parameters(module: nn.Module) -> int:
 def build_model(
     spec: ArchSpec,
     num_classes: int,
+    *,
     in_channels: int = 3,
     batchnorm: BatchNormMode = BatchNormMode.batch_stats,
     held_blocks: Mapping[int, Sequence[int]] | None = None,

@@ -8,14 +8,14 @@ from typing import Any
 
 from resist.comm import Comm
 from resist.config import Config, ProtocolName
-from resist.protocols.base import Protocol
+from resist.protocols.base import TrainingProtocol
 from resist.protocols.ddp import DataParallel
 from resist.protocols.local_sgd import LocalSGD
 from resist.protocols.resist import ResIST
 from resist.protocols.single import SingleWorker
 
 # name -> (its config, the worker's Comm, the run's config) -> the protocol
-BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], Protocol]] = {
+BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], TrainingProtocol]] = {
     ProtocolName.none: lambda _, comm, __: SingleWorker(comm),
     ProtocolName.ddp: lambda _, comm, __: DataParallel(comm),
     ProtocolName.local_sgd: lambda protocol, comm, _: LocalSGD(comm, protocol),
@@ -23,6 +23,6 @@ BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], Protocol]] = {
 }
 
 
-def build_protocol(cfg: Config, comm: Comm) -> Protocol:
+def build_protocol(cfg: Config, comm: Comm) -> TrainingProtocol:
     """The protocol ``cfg.protocol`` configures, for the worker that owns ``comm``."""
     return BUILDERS[cfg.protocol.name](cfg.protocol, comm, cfg)

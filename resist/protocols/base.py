@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from typing import Any
-from typing import Protocol as TypingProtocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -20,7 +19,7 @@ from resist.comm import Comm, Purpose
 from resist.models.preact import PreActResNet
 
 
-class ModelFactory(TypingProtocol):
+class ModelFactory(Protocol):
     """Builds the run's network on the worker's device: all blocks (``held_blocks`` None) or the
     given blocks of some stages; ``initialize`` False skips the (seeded) initialisation."""
 
@@ -29,7 +28,7 @@ class ModelFactory(TypingProtocol):
     ) -> PreActResNet: ...
 
 
-class Protocol(ABC):
+class TrainingProtocol(ABC):
     name: str
     steps_per_round: int = 1
     final_model: str = ""
@@ -54,7 +53,7 @@ class Protocol(ABC):
         """The synchronised model to evaluate (called at round ends, on every worker)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Protocol state to checkpoint beyond the model and optimizer (none by default)."""
+        """State to checkpoint beyond the model and optimizer (none by default)."""
         return {}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

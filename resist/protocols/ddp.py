@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from resist.comm import Purpose, data_parallel
-from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state
+from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state
 
 
-class DataParallel(Protocol):
+class DataParallel(TrainingProtocol):
     """Every step is a round: gradients are averaged in DDP's buckets during backward.
 
     Initial weights are broadcast through ``Comm`` (so DDP's own initial sync is off), and

@@ -9,10 +9,10 @@ from torch import nn
 from resist.comm import Comm, Purpose
 from resist.config import LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import PreActResNet
-from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state, model_state_tensors
+from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state, model_state_tensors
 
 
-class LocalSGD(Protocol):
+class LocalSGD(TrainingProtocol):
     """``paper_style`` reproduces the paper code's communication pattern: the shared part is
     all-reduced, the partitionable blocks (the non-first blocks of the default partition stage)
     are reduced to rank 0 and broadcast back from it. The resulting average is the same."""

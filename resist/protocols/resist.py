@@ -38,10 +38,10 @@ from resist.decomposition import POLICIES, Assignment, eval_residual_scale
 from resist.decomposition.plan import eval_gather_plan, hand_off_plan, receives_of, sends_of
 from resist.models.preact import PreActResNet
 from resist.models.spec import ARCHITECTURES
-from resist.protocols.base import ModelFactory, Protocol, broadcast_initial_state, model_state_tensors
+from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state, model_state_tensors
 
 
-class ResIST(Protocol):
+class ResIST(TrainingProtocol):
     name = "resist"
 
     def __init__(self, comm: Comm, cfg: ResISTConfig, *, arch: str, seed: int) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from resist.protocols.base import ModelFactory, Protocol
+from resist.protocols.base import ModelFactory, TrainingProtocol
 
 
-class SingleWorker(Protocol):
+class SingleWorker(TrainingProtocol):
     name = "none"
     final_model = "the single worker's model"
 

@@ -16,10 +16,11 @@ from resist.config import AmpMode, Config, EvalUnit
 from resist.data import sources
 from resist.data.batches import BatchStream
 from resist.logging import MetricSink, Record
-from resist.models.checkpoint import FINAL_MODEL_FILE, save_inference_checkpoint
+from resist.models.checkpoint import save_inference_checkpoint
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols import build_protocol
+from resist.run_dir import RunDir
 from resist.seeding import derive_seed
 from resist.train.evaluate import evaluate
 from resist.train.memory import held_bytes, peak_memory_bytes
@@ -75,17 +76,6 @@ class StepPlan:
         return self._due(steps_done, self.eval_every_steps)
 
 
-@dataclass(frozen=True)
-class Worker:
-    """This process's (or thread's) place in the run: its ``Comm`` knows rank, size and device."""
-
-    comm: Comm
-
-    @property
-    def rank(self) -> int:
-        return self.comm.rank
-
-
 def _autocast(cfg: Config, device: torch.device) -> contextlib.AbstractContextManager:
     if cfg.train.amp == AmpMode.off:
         return contextlib.nullcontext()
@@ -111,16 +101,17 @@ def platform_facts() -> dict[str, Any]:
     }
 
 
-def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | None = None) -> Record:
-    """Train as ``worker``; rank 0 sends records to ``sink`` and saves the final global model to
-    ``checkpoint_dir/final_model.pt`` (an ordinary state dict of the plain network). Returns the summary.
+def train(cfg: Config, comm: Comm, sink: MetricSink, checkpoint_dir: Path | None = None) -> Record:
+    """Train as the worker that owns ``comm`` (its rank, the number of workers and its device); rank 0
+    sends records to ``sink`` and saves the final global model to ``checkpoint_dir``'s
+    ``final_model.pt`` (an ordinary state dict of the plain network). Returns the summary.
 
     Randomness is derived from ``cfg.seed``, never drawn from torch's global generator: model
     initialisation (then rank 0's weights are broadcast), data order (per the sharding mode) and
     augmentation (per sample). So evaluation, which builds models too, cannot change training.
     Deterministic on CPU for a given torch build, thread count and CPU.
     """
-    comm, device = worker.comm, worker.comm.device
+    device = comm.device
     data = sources.load(cfg.dataset, cfg.seed)
     spec, init_seed = ARCHITECTURES[cfg.model.arch], derive_seed(cfg.seed, "init")
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
@@ -129,30 +120,30 @@ def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | 
         model = build_model(
             spec,
             data.num_classes,
-            data.in_channels,
-            cfg.model.batchnorm,
-            held_blocks,
-            device,
-            init_seed if initialize else None,
+            in_channels=data.in_channels,
+            batchnorm=cfg.model.batchnorm,
+            held_blocks=held_blocks,
+            device=device,
+            init_seed=init_seed if initialize else None,
         )
         return model.to(memory_format=memory_format)
 
     protocol = build_protocol(cfg, comm)
     stream = BatchStream(
         data.train,
-        cfg.train.batch_size,
-        comm.size,
-        comm.rank,
-        cfg.seed,
-        cfg.dataset.sharding,
-        cfg.dataset.loader_workers,
-        device,
+        batch_size=cfg.train.batch_size,
+        num_workers=comm.size,
+        rank=comm.rank,
+        seed=cfg.seed,
+        mode=cfg.dataset.sharding,
+        loader_workers=cfg.dataset.loader_workers,
+        device=device,
     )
     plan = StepPlan.from_config(cfg, stream.steps_per_epoch, protocol.steps_per_round)
     module, optimizer = _trainable(protocol.setup(make_model, stream.steps_per_epoch), cfg)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == AmpMode.fp16)
     reporter = Reporter(comm, sink)
-    global_params = count_parameters(build_model(spec, data.num_classes, data.in_channels, device="meta"))
+    global_params = count_parameters(build_model(spec, data.num_classes, in_channels=data.in_channels, device="meta"))
     reporter.start(
         {
             "total_steps": plan.total_steps,
@@ -211,7 +202,7 @@ def train(cfg: Config, worker: Worker, sink: MetricSink, checkpoint_dir: Path | 
         round_start = synchronized_clock(device)
     if checkpoint_dir is not None and comm.rank == 0 and evaluated is not None:
         save_inference_checkpoint(
-            evaluated, checkpoint_dir / FINAL_MODEL_FILE, num_classes=data.num_classes, in_channels=data.in_channels
+            evaluated, RunDir(checkpoint_dir).final_model, num_classes=data.num_classes, in_channels=data.in_channels
         )
     return reporter.summary(
         plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=protocol.final_model

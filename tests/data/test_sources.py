@@ -12,7 +12,9 @@ from PIL import Image
 
 from resist.config import DatasetConfig, DatasetName
 from resist.data import sources
-from resist.data.sources import DatasetError, check_available, cifar_layout
+from resist.data.cifar import CIFAR_STATS
+from resist.data.cifar import check as cifar_layout
+from resist.data.sources import DatasetError, check_available
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 
@@ -46,7 +48,7 @@ def test_cifar10_transforms(cifar10):
     assert mean.abs().max() < 0.15  # normalised with CIFAR-10 statistics
     # Augmentation: a random 32x32 window of the image padded by 4 (zeros before normalisation),
     # flipped or not, drawn from the key's seed alone.
-    mean, std = sources.CIFAR_STATS[DatasetName.cifar10]
+    mean, std = CIFAR_STATS[DatasetName.cifar10]
     padded = torch.nn.functional.pad(cifar10.train.base.images[0].float() / 255, (4, 4, 4, 4))
     padded = (padded - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
     windows = [padded[:, i : i + 32, j : j + 32] for i in range(9) for j in range(9)]

@@ -21,7 +21,7 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ddp / local_sgd: wire bytes per l steps 2.000" in result.stdout
     report = json.loads((tmp_path / "bench.json").read_text())
-    parameters = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, 3, device="meta"))
+    parameters = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, device="meta"))
     full_model = parameters * 4
     ddp, local = report["protocols"]["ddp"], report["protocols"]["local_sgd"]
     assert (ddp["steps_per_round"], local["steps_per_round"]) == (1, 2)
@@ -35,7 +35,7 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
         assert figures["peak_memory_bytes_per_worker"] > 0
     assert ddp["wire_bytes_per_local_steps_per_worker"] == 2 * local["wire_bytes_per_local_steps_per_worker"]
     resist = report["protocols"]["resist"]
-    block = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, 3, device="meta").block(2, 1)) * 4
+    block = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, device="meta").block(2, 1)) * 4
     assert resist["param_bytes_per_worker"] == full_model - 2 * block  # 4 partitioned blocks, 2 per worker
     assert resist["table1_bytes_per_round"] == 2 * 2 * (full_model - 2 * block)
     assert resist["wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]

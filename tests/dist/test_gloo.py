@@ -15,7 +15,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from resist.comm import Purpose
-from resist.comm.groups import init_process_comm, run_in_threads, shutdown_process_comm
+from resist.comm.backends import init_process_comm, run_in_threads, shutdown_process_comm
 from resist.config import BatchNormMode, Config, DecompositionConfig, LocalSGDConfig, ResISTConfig
 from resist.launch import free_port
 from resist.models.preact import build_model
@@ -66,7 +66,7 @@ def scenario(comm, initial):
 
     def make_model(held_blocks=None, initialize=True):
         spec = ARCHITECTURES["preact_resnet_mini_deep"]
-        return build_model(spec, 4, 1, held_blocks=held_blocks, init_seed=0 if initialize else None)
+        return build_model(spec, 4, in_channels=1, held_blocks=held_blocks, init_seed=0 if initialize else None)
 
     model = resist.setup(make_model, steps_per_epoch=100)
     for round_index in range(3):
@@ -179,10 +179,10 @@ def test_worker_in_a_world_of_the_wrong_size_stops_before_training(tmp_path):
     from omegaconf import OmegaConf
 
     from resist.config import Config, LocalSGDConfig
-    from resist.config.hydra_door import RESOLVED_CONFIG_FILE
+    from resist.run_dir import RunDir
 
     cfg = Config(num_workers=2, protocol=LocalSGDConfig())
-    OmegaConf.save(OmegaConf.structured(cfg), tmp_path / RESOLVED_CONFIG_FILE)
+    OmegaConf.save(OmegaConf.structured(cfg), RunDir(tmp_path).resolved_config)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
     env.update(RANK="0", WORLD_SIZE="3", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29511")
     result = subprocess.run(

@@ -163,7 +163,7 @@ def test_imagenet_path_end_to_end_on_real_jpegs(imagenette_folder, tmp_path):
     summary = _records(tmp_path)[-1]
     assert summary["step"] == 2
     # The saved model scores exactly what the run reported (same weights, batches and code).
-    from resist.comm.groups import run_in_threads
+    from resist.comm.backends import run_in_threads
     from resist.config import DatasetConfig, DatasetName
     from resist.data import sources
     from resist.models.checkpoint import load_inference_model

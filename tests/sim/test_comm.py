@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from resist.comm import Op, Purpose
-from resist.comm.groups import ThreadWorkerError, run_in_threads
+from resist.comm.backends import ThreadWorkerError, run_in_threads
 
 
 def _entries(comm):

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from resist.comm.groups import run_in_threads
+from resist.comm.backends import run_in_threads
 from resist.config import register_schemas, to_typed_config, validate
-from resist.train.loop import Worker, train
+from resist.train.loop import train
 from tests.unit.test_loop import ListSink
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
@@ -26,7 +26,7 @@ def test_every_experiment_trains_two_steps(experiment):
     validate(cfg)
     assert cfg.name == experiment and cfg.train.max_steps == 2 and cfg.device.value == "cpu"
     sink = ListSink()
-    run_in_threads(cfg.num_workers, lambda comm: train(cfg, Worker(comm), sink), timeout_s=300)
+    run_in_threads(cfg.num_workers, lambda comm: train(cfg, comm, sink), timeout_s=300)
     summary = sink.records[-1]
     assert summary["event"] == "summary" and summary["step"] == 2 and "test/acc1" in summary
     assert sink.records[0]["protocol"] == cfg.protocol.name.value and sink.records[0]["num_workers"] == cfg.num_workers

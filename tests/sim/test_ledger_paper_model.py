@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from resist.comm import Op, Purpose
-from resist.comm.groups import run_in_threads
+from resist.comm.backends import run_in_threads
 from resist.config import DecompositionConfig, LocalSGDConfig, ResISTConfig
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES

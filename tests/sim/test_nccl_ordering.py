@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from resist.comm import Purpose
-from resist.comm.groups import ThreadWorkerError, run_in_threads
+from resist.comm.backends import ThreadWorkerError, run_in_threads
 from resist.config import (
     Config,
     DatasetName,
@@ -19,7 +19,7 @@ from resist.config import (
     ProtocolName,
     ResISTConfig,
 )
-from resist.train.loop import Worker, train
+from resist.train.loop import train
 from tests.unit.test_loop import ListSink
 
 MB = 1 << 20
@@ -90,7 +90,7 @@ def _config(protocol: ProtocolName, workers: int, min_depth: int = 0) -> Config:
 def test_every_protocol_completes_under_nccl_ordering(protocol, workers, min_depth):
     cfg = _config(protocol, workers, min_depth)
     sink = ListSink()
-    run_in_threads(workers, lambda comm: train(cfg, Worker(comm), sink), timeout_s=20, nccl_model=True)
+    run_in_threads(workers, lambda comm: train(cfg, comm, sink), timeout_s=20, nccl_model=True)
     events = [r["event"] for r in sink.records]
     assert events.count("eval") == sink.records[0]["num_rounds"] and events[-1] == "summary"
     if protocol == ProtocolName.resist:

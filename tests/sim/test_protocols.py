@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resist.comm import Purpose
-from resist.comm.groups import run_in_threads
+from resist.comm.backends import run_in_threads
 from resist.config import BatchNormMode, LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES

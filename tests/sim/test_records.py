@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from resist.comm import Purpose
-from resist.comm.groups import run_in_threads
+from resist.comm.backends import run_in_threads
 from resist.config import PROTOCOL_CONFIGS, Config, DatasetName, EvalUnit, OptimizerStatePolicy, ProtocolName
-from resist.models.checkpoint import FINAL_MODEL_FILE
-from resist.train.loop import Worker, train
+from resist.run_dir import RunDir
+from resist.train.loop import train
 from tests.unit.test_loop import ListSink
 
 WORKERS = 2
@@ -31,7 +31,7 @@ def _config(protocol: ProtocolName, eval_every: int, **protocol_changes) -> Conf
 
 def _run(cfg: Config, run_dir=None):
     sink = ListSink()
-    ledgers = run_in_threads(WORKERS, lambda comm: train(cfg, Worker(comm), sink, run_dir) and comm.ledger)
+    ledgers = run_in_threads(WORKERS, lambda comm: train(cfg, comm, sink, run_dir) and comm.ledger)
     return sink.records, ledgers
 
 
@@ -72,7 +72,7 @@ def test_the_evaluation_cadence_does_not_change_training(tmp_path, protocol, cha
         run_dir = tmp_path / f"every{eval_every}"
         run_dir.mkdir()
         records, _ = _run(_config(protocol, eval_every, **changes), run_dir)
-        finals.append(torch.load(run_dir / FINAL_MODEL_FILE)["state_dict"])
+        finals.append(torch.load(RunDir(run_dir).final_model)["state_dict"])
         losses.append([r["train/loss"] for r in records if r["event"] == "train"])
     assert losses[0] == losses[1]
     assert finals[0].keys() == finals[1].keys()

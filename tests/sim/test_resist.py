@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from resist.comm import Op
-from resist.comm.groups import run_in_threads
+from resist.comm.backends import run_in_threads
 from resist.config import BatchNormMode, Config, DecompositionConfig, OptimizerStatePolicy, ResISTConfig
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
@@ -35,7 +35,9 @@ def _resist(comm, cfg: Config) -> ResIST:
 def model_factory(batchnorm: BatchNormMode = BatchNormMode.batch_stats):
     def make_model(held_blocks=None, initialize=True):
         seed = 0 if initialize else None
-        return build_model(ARCHITECTURES[ARCH], 3, 1, batchnorm, held_blocks, init_seed=seed).double()
+        return build_model(
+            ARCHITECTURES[ARCH], 3, in_channels=1, batchnorm=batchnorm, held_blocks=held_blocks, init_seed=seed
+        ).double()
 
     return make_model
 

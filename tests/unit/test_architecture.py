@@ -16,7 +16,7 @@ PACKAGE = REPO / "resist"
 # The package's rooms (top-level modules and subpackages), lowest layer first. A room may import
 # rooms of its own layer or below, never above, and the rooms' import graph has no cycle.
 LAYERS = [
-    {"errors", "seeding"},
+    {"errors", "seeding", "run_dir"},
     {"generators"},
     {"models", "decomposition"},
     {"config"},
@@ -24,7 +24,6 @@ LAYERS = [
     {"protocols"},
     {"train"},
     {"launch"},
-    {"cli"},
     {"run", "bench", "worker"},
 ]
 LAYER = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}

@@ -160,7 +160,7 @@ def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
     """What a worker trains with is exactly what was composed: every non-default value (enums, lists,
     nested dicts, nulls) survives ``resolved_config.yaml``."""
     from resist.config import load_run_config
-    from resist.config.hydra_door import RESOLVED_CONFIG_FILE
+    from resist.run_dir import RunDir
 
     cfg = _compose(
         "+experiment=cifar10_resist",
@@ -170,7 +170,7 @@ def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
         "logger.tags=[a,b]",
         "dataset.root=/data/cifar10",
     )
-    OmegaConf.save(OmegaConf.structured(cfg), tmp_path / RESOLVED_CONFIG_FILE)
+    OmegaConf.save(OmegaConf.structured(cfg), RunDir(tmp_path).resolved_config)
     again = load_run_config(tmp_path)
     assert again == cfg and dataclasses.asdict(again) != dataclasses.asdict(Config())
     assert again.protocol.decomposition.min_depth == 4  # resolved from ${paper_min_depth:${num_workers}}

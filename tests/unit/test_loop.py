@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resist.comm.groups import run_in_threads
+from resist.comm.backends import run_in_threads
 from resist.config import Config, DatasetName, EvalUnit
-from resist.train.loop import StepPlan, Worker, train
+from resist.train.loop import StepPlan, train
 
 
 class ListSink:
@@ -61,7 +61,7 @@ def test_step_plan_with_rounds():
 
 def _train(cfg: Config) -> list[dict]:
     sink = ListSink()
-    run_in_threads(1, lambda comm: train(cfg, Worker(comm), sink))
+    run_in_threads(1, lambda comm: train(cfg, comm, sink))
     return sink.records
 
 

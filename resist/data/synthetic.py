@@ -1,0 +1,19 @@
+"""Seeded synthetic images: any shape and class count, no files (benchmarks, +debug=fast)."""
+
+from __future__ import annotations
+
+from resist.config import DatasetConfig, image_size
+from resist.data.datasets import DataSplits, SeededAugmentation, SyntheticImages
+
+
+def read(cfg: DatasetConfig, seed: int) -> DataSplits:
+    size = image_size(cfg)
+    shape = (cfg.channels, size, size)
+    assert cfg.num_classes is not None  # validated
+    return DataSplits(
+        train=SeededAugmentation(SyntheticImages(cfg.num_train_samples, shape, cfg.num_classes, seed, "train")),
+        test=SyntheticImages(cfg.num_test_samples, shape, cfg.num_classes, seed, "test"),
+        num_classes=cfg.num_classes,
+        in_channels=cfg.channels,
+        description=f"synthetic: {cfg.num_train_samples} train / {cfg.num_test_samples} test, shape {shape}",
+    )
