@@ -67,7 +67,7 @@ def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
 
 
 def summarize(
-    records: list[dict[str, Any]], model_arch: str, local_steps: int, warmup_rounds: int, rounds: int, min_depth: int
+    records: list[dict[str, Any]], *, model_arch: str, local_steps: int, warmup_rounds: int, rounds: int, min_depth: int
 ) -> dict[str, Any]:
     """Per-worker, per-round figures of one protocol's run from its records (pure)."""
     start = records[0]
@@ -198,11 +198,11 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         launch(run, plain(run), run_dir)
         results[protocol.value] = summarize(
             read_jsonl(RunDir(run_dir).metrics),
-            typed.model.arch,
-            local_steps,
-            typed.bench.warmup_rounds,
-            typed.bench.rounds,
-            min_depth,
+            model_arch=typed.model.arch,
+            local_steps=local_steps,
+            warmup_rounds=typed.bench.warmup_rounds,
+            rounds=typed.bench.rounds,
+            min_depth=min_depth,
         )
     report = {"config": resolved, "protocols": results}
     RunDir(bench_dir).bench_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -31,7 +31,7 @@ def backend_for(device: torch.device) -> str:
 
 
 def init_process_comm(
-    rank: int, world_size: int, master_addr: str, master_port: int, device: torch.device, timeout_s: float = 1800
+    *, rank: int, world_size: int, master_addr: str, master_port: int, device: torch.device, timeout_s: float = 1800
 ) -> Comm:
     """Join the job's default process group (TCP rendezvous at ``master_addr:master_port``)."""
     dist.init_process_group(
@@ -42,7 +42,7 @@ def init_process_comm(
         timeout=datetime.timedelta(seconds=timeout_s),
         device_id=device if device.type == "cuda" else None,
     )
-    return Comm(dist.group.WORLD, rank, world_size, device)
+    return Comm(dist.group.WORLD, rank=rank, size=world_size, device=device)
 
 
 def shutdown_process_comm() -> None:
@@ -50,10 +50,13 @@ def shutdown_process_comm() -> None:
         dist.destroy_process_group()
 
 
-def _thread_group(store: dist.Store, rank: int, size: int, timeout_s: float) -> dist.ProcessGroup:
-    """A gloo ProcessGroup for one thread worker, built the way torch builds its own groups."""
-    timeout = datetime.timedelta(seconds=timeout_s)
-    backend = dist.ProcessGroupGloo(store, rank, size, timeout)
+def _process_group_over(backend: dist.Backend, store: dist.Store, *, rank: int, size: int) -> dist.ProcessGroup:
+    """A full ProcessGroup over a thread worker's gloo backend, for DDP, which accepts nothing else.
+
+    Private shim, checked against torch 2.14.1: torch builds its own groups this way
+    (``ProcessGroup._set_default_backend`` and ``_register_backend``). Everything else a thread
+    worker does goes to the public ``ProcessGroupGloo`` backend directly.
+    """
     group = dist.ProcessGroup(store, rank, size)
     group._set_default_backend(dist.ProcessGroup.BackendType.GLOO)
     group._register_backend(torch.device("cpu"), dist.ProcessGroup.BackendType.GLOO, backend)
@@ -61,7 +64,7 @@ def _thread_group(store: dist.Store, rank: int, size: int, timeout_s: float) -> 
 
 
 @contextlib.contextmanager
-def _registered(group: dist.ProcessGroup, size: int) -> Iterator[None]:
+def _registered(group: dist.ProcessGroup | dist.Backend, size: int) -> Iterator[None]:
     """Make a thread worker's group known to torch.distributed's rank translation while it runs.
 
     ``dist.P2POp`` (hence ``batch_isend_irecv``) maps group ranks to global ranks through the
@@ -83,7 +86,7 @@ class ThreadWorkerError(RuntimeError):
 
 
 def run_in_threads(
-    num_workers: int, fn: Callable[[Comm], T], timeout_s: float = 120, nccl_model: bool = False
+    num_workers: int, fn: Callable[[Comm], T], *, timeout_s: float = 120, nccl_model: bool = False
 ) -> list[T]:
     """Run ``fn(comm)`` on ``num_workers`` CPU thread workers joined by gloo; return their results in
     rank order. The first failure is re-raised as :class:`ThreadWorkerError` naming its rank (the
@@ -98,11 +101,14 @@ def run_in_threads(
 
     def work(rank: int) -> None:
         try:
-            group = _thread_group(store, rank, num_workers, timeout_s)
+            gloo = dist.ProcessGroupGloo(store, rank, num_workers, datetime.timedelta(seconds=timeout_s))
             if fabric is not None:
-                group = NcclModelGroup(rank, num_workers, fabric, group)
+                group = process_group = NcclModelGroup(rank, num_workers, fabric=fabric, gloo=gloo)
+            else:
+                group, process_group = gloo, _process_group_over(gloo, store, rank=rank, size=num_workers)
+            comm = Comm(group, rank=rank, size=num_workers, device=torch.device("cpu"), process_group=process_group)
             with _registered(group, num_workers):
-                results[rank] = fn(Comm(group, rank, num_workers, torch.device("cpu")))
+                results[rank] = fn(comm)
         except BaseException as error:  # noqa: BLE001 - reported to the caller with the rank
             errors[rank] = error
 

@@ -49,8 +49,20 @@ class Comm:
     ``round`` is set by the training loop; entries are tagged with it.
     """
 
-    def __init__(self, group: dist.ProcessGroup, rank: int, size: int, device: torch.device) -> None:
+    def __init__(
+        self,
+        group: dist.ProcessGroup | dist.Backend,
+        *,
+        rank: int,
+        size: int,
+        device: torch.device,
+        process_group: dist.ProcessGroup | None = None,
+    ) -> None:
+        """``group``: what the operations run on (a ProcessGroup, or a backend such as
+        ``ProcessGroupGloo``: both expose the collectives and send/receive). ``process_group``: the
+        full ProcessGroup over the same ranks, for APIs that need one (DDP); default ``group``."""
         self.group, self.rank, self.size, self.device = group, rank, size, device
+        self.process_group = group if process_group is None else process_group
         self.ledger = Ledger()
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -82,7 +94,7 @@ class Comm:
                 op=op,
                 purpose=purpose,
                 payload_bytes=payload,
-                wire_bytes=wire_bytes(op, payload, size, is_root),
+                wire_bytes=wire_bytes(op, payload, size, is_root=is_root),
                 group_size=size,
                 peer=peer,
                 round=self.ledger.round,
@@ -145,7 +157,7 @@ class Comm:
             Op.broadcast, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=src, is_root=self.rank == src
         )
 
-    def reduce(self, tensors: Sequence[torch.Tensor], dst: int, purpose: Purpose, average: bool = True) -> None:
+    def reduce(self, tensors: Sequence[torch.Tensor], *, dst: int, purpose: Purpose, average: bool = True) -> None:
         """Sum (or average) ``tensors`` onto rank ``dst``; other ranks' tensors are left as they were."""
         if not tensors:
             return

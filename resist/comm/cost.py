@@ -27,7 +27,7 @@ class Op(str, Enum):
     recv = "recv"
 
 
-def wire_bytes(op: Op, payload_bytes: int, group_size: int, is_root: bool = False) -> float:
+def wire_bytes(op: Op, payload_bytes: int, group_size: int, *, is_root: bool = False) -> float:
     """Modeled bytes one rank sends for ``op`` on ``payload_bytes`` in a group of ``group_size``.
 
     ``is_root`` marks the root of a broadcast or reduce. A group of one sends nothing.

@@ -25,7 +25,7 @@ def data_parallel(model: nn.Module, comm: Comm) -> nn.Module:
     """
     device_ids = [comm.device] if comm.device.type == "cuda" else None
     ddp = DistributedDataParallel(
-        model, device_ids=device_ids, process_group=comm.group, init_sync=False, broadcast_buffers=False
+        model, device_ids=device_ids, process_group=comm.process_group, init_sync=False, broadcast_buffers=False
     )
     ddp.register_comm_hook(state=None, hook=comm.ddp_comm_hook(Purpose.train_sync))
     return ddp

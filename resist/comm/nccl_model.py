@@ -139,7 +139,7 @@ class _CoalescingBackend:
 class NcclModelGroup(dist.ProcessGroup):
     """One rank's group: point-to-point through the :class:`Fabric`, collectives through ``gloo``."""
 
-    def __init__(self, rank: int, size: int, fabric: Fabric, gloo: dist.ProcessGroup) -> None:
+    def __init__(self, rank: int, size: int, *, fabric: Fabric, gloo: dist.Backend) -> None:
         super().__init__(rank, size)
         self.fabric, self.gloo = fabric, gloo
         self._batch: list[_Transfer] | None = None

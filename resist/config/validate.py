@@ -50,7 +50,7 @@ def validate(cfg: Config) -> None:
     _validate_train(cfg.train)
 
 
-def _require(condition: bool, key: str, problem: str, fix: str) -> None:
+def _require(condition: bool, key: str, *, problem: str, fix: str) -> None:
     if not condition:
         raise ConfigError(key, problem, fix)
 
@@ -60,8 +60,8 @@ def _validate_model(cfg: Config) -> None:
     _require(
         arch in ARCHITECTURES,
         "model.arch",
-        f"unknown architecture '{arch}'",
-        f"use one of {', '.join(ARCHITECTURES)} (or model=<name>)",
+        problem=f"unknown architecture '{arch}'",
+        fix=f"use one of {', '.join(ARCHITECTURES)} (or model=<name>)",
     )
     if cfg.dataset.name in _NATIVE_IMAGE_SIZE:
         return
@@ -69,8 +69,8 @@ def _validate_model(cfg: Config) -> None:
     _require(
         size >= _MIN_IMAGE_SIZE[stem],
         "dataset.image_size",
-        f"{size}px is too small for the {stem.value} stem of {arch}",
-        f"set dataset.image_size>={_MIN_IMAGE_SIZE[stem]}",
+        problem=f"{size}px is too small for the {stem.value} stem of {arch}",
+        fix=f"set dataset.image_size>={_MIN_IMAGE_SIZE[stem]}",
     )
 
 
@@ -79,15 +79,15 @@ def _validate_dataset(dataset: DatasetConfig) -> None:
         _require(
             dataset.name not in _NATIVE_IMAGE_SIZE,
             "dataset.image_size",
-            f"{dataset.name.value} images have a fixed size",
-            "remove dataset.image_size",
+            problem=f"{dataset.name.value} images have a fixed size",
+            fix="remove dataset.image_size",
         )
-        _require(dataset.image_size >= 1, "dataset.image_size", "must be >= 1", "set a positive size")
+        _require(dataset.image_size >= 1, "dataset.image_size", problem="must be >= 1", fix="set a positive size")
     _require(
         dataset.loader_workers >= 0,
         "dataset.loader_workers",
-        "must be >= 0",
-        "set dataset.loader_workers=0 (load in the training process) or more",
+        problem="must be >= 0",
+        fix="set dataset.loader_workers=0 (load in the training process) or more",
     )
     needs_root = dataset.name in (
         DatasetName.cifar10,
@@ -98,29 +98,29 @@ def _validate_dataset(dataset: DatasetConfig) -> None:
     _require(
         not needs_root or bool(dataset.root),
         "dataset.root",
-        f"dataset {dataset.name.value} needs a root directory",
-        "set dataset.root=/path/to/data",
+        problem=f"dataset {dataset.name.value} needs a root directory",
+        fix="set dataset.root=/path/to/data",
     )
     if dataset.name == DatasetName.synthetic:
         _require(
             dataset.num_classes is not None and dataset.num_classes >= 2,
             "dataset.num_classes",
-            "synthetic data needs at least 2 classes",
-            "set dataset.num_classes=10",
+            problem="synthetic data needs at least 2 classes",
+            fix="set dataset.num_classes=10",
         )
-        _require(dataset.channels >= 1, "dataset.channels", "must be >= 1", "set dataset.channels=3")
+        _require(dataset.channels >= 1, "dataset.channels", problem="must be >= 1", fix="set dataset.channels=3")
         _require(
             dataset.num_train_samples >= 1 and dataset.num_test_samples >= 1,
             "dataset.num_train_samples",
-            "synthetic splits must not be empty",
-            "set dataset.num_train_samples and dataset.num_test_samples >= 1",
+            problem="synthetic splits must not be empty",
+            fix="set dataset.num_train_samples and dataset.num_test_samples >= 1",
         )
     else:
         _require(
             dataset.num_classes is None,
             "dataset.num_classes",
-            f"the number of classes of {dataset.name.value} comes from the data",
-            "remove dataset.num_classes",
+            problem=f"the number of classes of {dataset.name.value} comes from the data",
+            fix="remove dataset.num_classes",
         )
 
 
@@ -128,71 +128,76 @@ def _validate_optim(optim: OptimConfig) -> None:
     _require(
         math.isfinite(optim.lr) and optim.lr > 0,
         "optim.lr",
-        f"must be a positive number, got {optim.lr}",
-        "set e.g. optim.lr=0.05",
+        problem=f"must be a positive number, got {optim.lr}",
+        fix="set e.g. optim.lr=0.05",
     )
     _require(
         0 <= optim.momentum < 1,
         "optim.momentum",
-        f"must be in [0, 1), got {optim.momentum}",
-        "set e.g. optim.momentum=0.9",
+        problem=f"must be in [0, 1), got {optim.momentum}",
+        fix="set e.g. optim.momentum=0.9",
     )
     _require(
         optim.weight_decay >= 0,
         "optim.weight_decay",
-        f"must be >= 0, got {optim.weight_decay}",
-        "set e.g. optim.weight_decay=5e-4",
+        problem=f"must be >= 0, got {optim.weight_decay}",
+        fix="set e.g. optim.weight_decay=5e-4",
     )
     _require(
         not optim.nesterov or optim.momentum > 0,
         "optim.nesterov",
-        "Nesterov needs momentum > 0",
-        "set optim.momentum=0.9 or optim.nesterov=false",
+        problem="Nesterov needs momentum > 0",
+        fix="set optim.momentum=0.9 or optim.nesterov=false",
     )
     if optim.schedule == ScheduleName.step:
         ms = optim.milestones
         _require(
             all(0 < m < 1 for m in ms) and all(a < b for a, b in zip(ms, ms[1:], strict=False)),
             "optim.milestones",
-            f"must be increasing fractions of training in (0, 1), got {ms}",
-            "set e.g. optim.milestones=[0.5,0.75]",
+            problem=f"must be increasing fractions of training in (0, 1), got {ms}",
+            fix="set e.g. optim.milestones=[0.5,0.75]",
         )
         _require(
-            0 < optim.gamma <= 1, "optim.gamma", f"must be in (0, 1], got {optim.gamma}", "set e.g. optim.gamma=0.1"
+            0 < optim.gamma <= 1,
+            "optim.gamma",
+            problem=f"must be in (0, 1], got {optim.gamma}",
+            fix="set e.g. optim.gamma=0.1",
         )
 
 
 def _validate_train(train: TrainConfig) -> None:
-    _require(train.epochs >= 1, "train.epochs", f"must be >= 1, got {train.epochs}", "set train.epochs=1 or more")
+    _require(
+        train.epochs >= 1, "train.epochs", problem=f"must be >= 1, got {train.epochs}", fix="set train.epochs=1 or more"
+    )
     _require(
         train.max_steps is None or train.max_steps >= 1,
         "train.max_steps",
-        f"must be >= 1 or null, got {train.max_steps}",
-        "set train.max_steps=null to train all epochs",
+        problem=f"must be >= 1 or null, got {train.max_steps}",
+        fix="set train.max_steps=null to train all epochs",
     )
     _require(
         train.batch_size >= 1,
         "train.batch_size",
-        f"must be >= 1, got {train.batch_size}",
-        "set e.g. train.batch_size=128",
+        problem=f"must be >= 1, got {train.batch_size}",
+        fix="set e.g. train.batch_size=128",
     )
     _require(
         train.eval_batch_size >= 1,
         "train.eval_batch_size",
-        f"must be >= 1, got {train.eval_batch_size}",
-        "set e.g. train.eval_batch_size=100",
+        problem=f"must be >= 1, got {train.eval_batch_size}",
+        fix="set e.g. train.eval_batch_size=100",
     )
     _require(
         train.eval_every >= 1,
         "train.eval_every",
-        f"must be >= 1, got {train.eval_every}",
-        "set train.eval_every=1 (every train.eval_unit)",
+        problem=f"must be >= 1, got {train.eval_every}",
+        fix="set train.eval_every=1 (every train.eval_unit)",
     )
     _require(
         train.log_every_steps >= 1,
         "train.log_every_steps",
-        f"must be >= 1, got {train.log_every_steps}",
-        "set e.g. train.log_every_steps=10",
+        problem=f"must be >= 1, got {train.log_every_steps}",
+        fix="set e.g. train.log_every_steps=10",
     )
 
 
@@ -200,14 +205,14 @@ def _validate_bench(bench: BenchSettings) -> None:
     _require(
         bool(bench.protocols) and len(set(bench.protocols)) == len(bench.protocols),
         "bench.protocols",
-        f"must name distinct protocols, got {[p.value for p in bench.protocols]}",
-        "set e.g. bench.protocols=[ddp,local_sgd]",
+        problem=f"must name distinct protocols, got {[p.value for p in bench.protocols]}",
+        fix="set e.g. bench.protocols=[ddp,local_sgd]",
     )
     _require(
         bench.rounds >= 1 and bench.warmup_rounds >= 0,
         "bench.rounds",
-        f"need rounds >= 1 and warmup_rounds >= 0, got {bench.rounds} and {bench.warmup_rounds}",
-        "set e.g. bench.rounds=3 bench.warmup_rounds=1",
+        problem=f"need rounds >= 1 and warmup_rounds >= 0, got {bench.rounds} and {bench.warmup_rounds}",
+        fix="set e.g. bench.rounds=3 bench.warmup_rounds=1",
     )
 
 
@@ -216,15 +221,15 @@ def _validate_protocol(cfg: Config) -> None:
     _require(
         type(protocol) is PROTOCOL_CONFIGS[protocol.name],
         "protocol.name",
-        f"protocol.name={protocol.name.value} in a {type(protocol).__name__}",
-        f"select the protocol with protocol={protocol.name.value}, not protocol.name",
+        problem=f"protocol.name={protocol.name.value} in a {type(protocol).__name__}",
+        fix=f"select the protocol with protocol={protocol.name.value}, not protocol.name",
     )
     if isinstance(protocol, LocalSGDConfig | ResISTConfig):
         _require(
             protocol.local_steps >= 1,
             "protocol.local_steps",
-            f"must be >= 1, got {protocol.local_steps}",
-            "set e.g. protocol.local_steps=50",
+            problem=f"must be >= 1, got {protocol.local_steps}",
+            fix="set e.g. protocol.local_steps=50",
         )
     if isinstance(protocol, LocalSGDConfig) and protocol.paper_style_stage is not None:
         _partitioned_blocks(cfg, protocol.paper_style_stage, "protocol.paper_style_stage")
@@ -239,15 +244,15 @@ def _partitioned_blocks(cfg: Config, stage: int | None, key: str) -> tuple[int, 
     _require(
         0 <= stage < spec.num_stages,
         key,
-        f"{cfg.model.arch} has stages 0..{spec.num_stages - 1}, not {stage}",
-        f"set {key}=null",
+        problem=f"{cfg.model.arch} has stages 0..{spec.num_stages - 1}, not {stage}",
+        fix=f"set {key}=null",
     )
     blocks = tuple(spec.partitionable_blocks(stage))
     _require(
         len(blocks) >= 1,
         key,
-        f"stage {stage} of {cfg.model.arch} has no partitionable blocks (only its first block)",
-        "choose a longer stage or a deeper model",
+        problem=f"stage {stage} of {cfg.model.arch} has no partitionable blocks (only its first block)",
+        fix="choose a longer stage or a deeper model",
     )
     return blocks
 
@@ -257,48 +262,50 @@ def _validate_decomposition(cfg: Config, protocol: ResISTConfig) -> None:
     _require(
         d.policy in POLICIES,
         "protocol.decomposition.policy",
-        f"unknown policy '{d.policy}'",
-        f"use one of {', '.join(POLICIES)}",
+        problem=f"unknown policy '{d.policy}'",
+        fix=f"use one of {', '.join(POLICIES)}",
     )
     blocks = _partitioned_blocks(cfg, d.stage, "protocol.decomposition.stage")
     _require(
         0 <= d.min_depth <= len(blocks),
         "protocol.decomposition.min_depth",
-        f"must be in 0..{len(blocks)} (the partitionable blocks of the stage), got {d.min_depth}",
-        f"set protocol.decomposition.min_depth to at most {len(blocks)}",
+        problem=f"must be in 0..{len(blocks)} (the partitionable blocks of the stage), got {d.min_depth}",
+        fix=f"set protocol.decomposition.min_depth to at most {len(blocks)}",
     )
     smallest = min(site_sizes(len(blocks), cfg.num_workers, d.min_depth))
     _require(
         smallest >= 1,
         "protocol.decomposition.min_depth",
-        f"{cfg.num_workers} workers share {len(blocks)} blocks, so some would hold none",
-        "set protocol.decomposition.min_depth=1 or more, or use fewer workers",
+        problem=f"{cfg.num_workers} workers share {len(blocks)} blocks, so some would hold none",
+        fix="set protocol.decomposition.min_depth=1 or more, or use fewer workers",
     )
     _require(
         protocol.warmup_epochs >= 0,
         "protocol.warmup_epochs",
-        f"must be >= 0, got {protocol.warmup_epochs}",
-        "set protocol.warmup_epochs=0",
+        problem=f"must be >= 0, got {protocol.warmup_epochs}",
+        fix="set protocol.warmup_epochs=0",
     )
 
 
 def _validate_workers(cfg: Config) -> None:
-    _require(cfg.num_workers >= 1, "num_workers", f"must be >= 1, got {cfg.num_workers}", "set num_workers=1")
+    _require(
+        cfg.num_workers >= 1, "num_workers", problem=f"must be >= 1, got {cfg.num_workers}", fix="set num_workers=1"
+    )
     _require(
         cfg.protocol.name != ProtocolName.none or cfg.num_workers == 1,
         "num_workers",
-        f"protocol=none trains one worker, got num_workers={cfg.num_workers}",
-        "set num_workers=1 or choose a multi-worker protocol (protocol=resist, local_sgd or ddp)",
+        problem=f"protocol=none trains one worker, got num_workers={cfg.num_workers}",
+        fix="set num_workers=1 or choose a multi-worker protocol (protocol=resist, local_sgd or ddp)",
     )
     _require(
         cfg.launcher.threads_per_worker is None or cfg.launcher.threads_per_worker >= 1,
         "launcher.threads_per_worker",
-        f"must be >= 1 or null, got {cfg.launcher.threads_per_worker}",
-        "set launcher.threads_per_worker=null to derive it from the cores",
+        problem=f"must be >= 1 or null, got {cfg.launcher.threads_per_worker}",
+        fix="set launcher.threads_per_worker=null to derive it from the cores",
     )
     _require(
         cfg.launcher.master_port is None or 1024 <= cfg.launcher.master_port <= 65535,
         "launcher.master_port",
-        f"must be a port in 1024..65535, got {cfg.launcher.master_port}",
-        "set launcher.master_port=null",
+        problem=f"must be a port in 1024..65535, got {cfg.launcher.master_port}",
+        fix="set launcher.master_port=null",
     )

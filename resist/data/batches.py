@@ -33,7 +33,7 @@ class BatchStream:
     ) -> None:
         self.batch_size = batch_size
         self.device = device or torch.device("cpu")
-        self.sampler = ShardSampler(len(dataset), num_workers, rank, seed, mode)  # type: ignore[arg-type]
+        self.sampler = ShardSampler(len(dataset), num_workers=num_workers, rank=rank, seed=seed, mode=mode)  # type: ignore[arg-type]
         self.steps_per_epoch = math.ceil(shard_size(len(dataset), num_workers, mode) / batch_size)  # type: ignore[arg-type]
         self.loader = DataLoader(
             dataset,

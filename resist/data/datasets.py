@@ -74,7 +74,9 @@ class SeededAugmentation(Dataset):
 class SyntheticImages(Dataset):
     """Seeded random images and labels; sample ``i`` is a pure function of (seed, split, i)."""
 
-    def __init__(self, num_samples: int, shape: tuple[int, int, int], num_classes: int, seed: int, split: str):
+    def __init__(
+        self, num_samples: int, *, shape: tuple[int, int, int], num_classes: int, seed: int, split: str
+    ) -> None:
         self.num_samples, self.shape, self.num_classes = num_samples, shape, num_classes
         self.base_seed = derive_seed(seed, "synthetic", split)
 

@@ -21,7 +21,7 @@ def shard_size(num_samples: int, num_workers: int, mode: ShardingMode) -> int:
 
 
 def epoch_indices(
-    num_samples: int, num_workers: int, rank: int, seed: int, epoch: int, mode: ShardingMode
+    num_samples: int, *, num_workers: int, rank: int, seed: int, epoch: int, mode: ShardingMode
 ) -> list[int]:
     """Sample indices worker ``rank`` reads in ``epoch``, in order.
 
@@ -38,7 +38,7 @@ def epoch_indices(
     return permutation[rank * size : (rank + 1) * size].tolist()
 
 
-def augmentation_seeds(num_samples: int, seed: int, epoch: int, rank: int) -> list[int]:
+def augmentation_seeds(num_samples: int, *, seed: int, epoch: int, rank: int) -> list[int]:
     """One seed per position of worker ``rank``'s ``epoch``: its samples' random augmentation is
     drawn from them, so it depends on (seed, epoch, rank, position) alone — not on global RNG
     state, on what else the worker did, or on the data loader's processes."""
@@ -50,7 +50,7 @@ class ShardSampler(Sampler[tuple[int, int]]):
     with their :func:`augmentation_seeds`, optionally skipping its first samples (so a resumed run
     continues mid-epoch exactly where it stopped). A training split is indexed with these keys."""
 
-    def __init__(self, num_samples: int, num_workers: int, rank: int, seed: int, mode: ShardingMode) -> None:
+    def __init__(self, num_samples: int, *, num_workers: int, rank: int, seed: int, mode: ShardingMode) -> None:
         self.num_samples, self.num_workers, self.rank, self.seed, self.mode = (
             num_samples,
             num_workers,
@@ -69,12 +69,19 @@ class ShardSampler(Sampler[tuple[int, int]]):
         self.epoch, self.start = epoch, start
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        indices = epoch_indices(self.num_samples, self.num_workers, self.rank, self.seed, self.epoch, self.mode)
-        seeds = augmentation_seeds(len(indices), self.seed, self.epoch, self.rank)
+        indices = epoch_indices(
+            self.num_samples,
+            num_workers=self.num_workers,
+            rank=self.rank,
+            seed=self.seed,
+            epoch=self.epoch,
+            mode=self.mode,
+        )
+        seeds = augmentation_seeds(len(indices), seed=self.seed, epoch=self.epoch, rank=self.rank)
         return iter(list(zip(indices, seeds, strict=True))[self.start :])
 
 
-def eval_shard(num_samples: int, batch_size: int, rank: int, num_workers: int) -> range:
+def eval_shard(num_samples: int, *, batch_size: int, rank: int, num_workers: int) -> range:
     """The contiguous slice of the test set worker ``rank`` evaluates: whole batches of
     ``batch_size`` dealt as evenly as possible, so the batches (and with batch-statistics
     BatchNorm, the results) are exactly those of a single evaluator."""

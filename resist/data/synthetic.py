@@ -11,8 +11,10 @@ def read(cfg: DatasetConfig, seed: int) -> DataSplits:
     shape = (cfg.channels, size, size)
     assert cfg.num_classes is not None  # validated
     return DataSplits(
-        train=SeededAugmentation(SyntheticImages(cfg.num_train_samples, shape, cfg.num_classes, seed, "train")),
-        test=SyntheticImages(cfg.num_test_samples, shape, cfg.num_classes, seed, "test"),
+        train=SeededAugmentation(
+            SyntheticImages(cfg.num_train_samples, shape=shape, num_classes=cfg.num_classes, seed=seed, split="train")
+        ),
+        test=SyntheticImages(cfg.num_test_samples, shape=shape, num_classes=cfg.num_classes, seed=seed, split="test"),
         num_classes=cfg.num_classes,
         in_channels=cfg.channels,
         description=f"synthetic: {cfg.num_train_samples} train / {cfg.num_test_samples} test, shape {shape}",

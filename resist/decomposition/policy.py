@@ -48,7 +48,7 @@ def site_sizes(num_blocks: int, num_workers: int, min_depth: int) -> list[int]:
 
 
 def paper_assignment(
-    blocks: Sequence[int], num_workers: int, min_depth: int, seed: int, round_index: int
+    blocks: Sequence[int], *, num_workers: int, min_depth: int, seed: int, round_index: int
 ) -> Assignment:
     """The paper's sampler: a stream of fresh random permutations of ``blocks`` is dealt in contiguous
     chunks of :func:`site_sizes`; a worker skips a block it already holds (possible only once the
@@ -79,5 +79,5 @@ def eval_residual_scale(num_workers: int, min_depth: int, num_blocks: int) -> fl
     return max(1.0 / num_workers, min_depth / num_blocks)
 
 
-Policy = Callable[[Sequence[int], int, int, int, int], Assignment]
+Policy = Callable[..., Assignment]  # (blocks, *, num_workers, min_depth, seed, round_index)
 POLICIES: dict[str, Policy] = {"paper": paper_assignment}

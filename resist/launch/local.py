@@ -12,8 +12,11 @@ from resist.launch.env import DistEnv
 from resist.launch.worker import run_worker
 
 
-def _process_entry(rank: int, cfg: Config, run_dir: Path, port: int) -> None:
-    run_worker(cfg, run_dir, DistEnv(rank, cfg.num_workers, rank, "127.0.0.1", port, "local"), cfg.num_workers)
+def _process_entry(
+    rank: int, cfg: Config, run_dir: Path, port: int
+) -> None:  # torch.multiprocessing calls fn(rank, *args)
+    env = DistEnv(rank, cfg.num_workers, rank, "127.0.0.1", port, "local")
+    run_worker(cfg, run_dir, env, local_workers=cfg.num_workers)
 
 
 def spawn_workers(cfg: Config, run_dir: Path, port: int) -> None:

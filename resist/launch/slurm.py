@@ -31,7 +31,7 @@ class SlurmWorkerTask:
             raise DistEnvError("SLURM_PROCID: not inside a SLURM task (fix: submit with launcher=slurm)")
         cfg = load_run_config(self.run_dir)
         local_workers = int(os.environ.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
-        summary = run_worker(cfg, self.run_dir, env, local_workers)
+        summary = run_worker(cfg, self.run_dir, env, local_workers=local_workers)
         return summary if env.rank == 0 else None
 
 

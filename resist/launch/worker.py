@@ -70,11 +70,13 @@ def _sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
         from resist.logging.wandb_sink import WandbSink
 
         resolved = load_resolved_config(run_dir)
-        sinks.append(WandbSink(cfg.logger, run_dir, run_name(cfg), cfg.protocol.name.value, resolved))
+        sinks.append(
+            WandbSink(cfg.logger, run_dir, run_name=run_name(cfg), job_type=cfg.protocol.name.value, config=resolved)
+        )
     return sinks
 
 
-def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1) -> Record:
+def run_worker(cfg: Config, run_dir: Path, env: DistEnv, *, local_workers: int = 1) -> Record:
     """Train as the worker ``env`` describes; rank 0 writes the run's records. Returns the summary."""
     from resist.train.loop import train
 
@@ -84,7 +86,13 @@ def run_worker(cfg: Config, run_dir: Path, env: DistEnv, local_workers: int = 1)
         torch.cuda.set_device(device)
     threads = cfg.launcher.threads_per_worker
     torch.set_num_threads(threads or cpu_threads_per_worker(os.environ, os.cpu_count() or 1, local_workers))
-    comm = init_process_comm(env.rank, env.world_size, env.master_addr, env.master_port, device)
+    comm = init_process_comm(
+        rank=env.rank,
+        world_size=env.world_size,
+        master_addr=env.master_addr,
+        master_port=env.master_port,
+        device=device,
+    )
     sink = FanOut(_sinks(cfg, run_dir) if env.rank == 0 else [])
     try:
         if env.rank == 0:

@@ -17,7 +17,9 @@ class WandbSink:
     ``WANDB_MODE=offline`` or ``logger.wandb_mode=offline``; files go to ``<run_dir>/wandb``. The run
     id is kept in ``<run_dir>/wandb_run_id`` and reused (``resume="allow"``) when the run restarts."""
 
-    def __init__(self, cfg: LoggerConfig, run_dir: Path, run_name: str, job_type: str, config: dict[str, Any]):
+    def __init__(
+        self, cfg: LoggerConfig, run_dir: Path, *, run_name: str, job_type: str, config: dict[str, Any]
+    ) -> None:
         import wandb
 
         id_file = RunDir(run_dir).wandb_run_id

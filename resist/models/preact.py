@@ -23,7 +23,7 @@ def _norm(channels: int, mode: BatchNormMode) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, track_running_stats=mode == BatchNormMode.running_stats)
 
 
-def _conv(in_channels: int, out_channels: int, kernel: int, stride: int = 1) -> nn.Conv2d:
+def _conv(in_channels: int, out_channels: int, *, kernel: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_channels, out_channels, kernel, stride=stride, padding=kernel // 2, bias=False)
 
 
@@ -38,7 +38,9 @@ class PreActBlock(nn.Module):
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
         self.shortcut = (
-            _conv(in_channels, out_channels, 1, stride) if stride != 1 or in_channels != out_channels else None
+            _conv(in_channels, out_channels, kernel=1, stride=stride)
+            if stride != 1 or in_channels != out_channels
+            else None
         )
         self.residual_scale = 1.0
 
@@ -58,12 +60,12 @@ class PreActBlock(nn.Module):
 class PreActBasicBlock(PreActBlock):
     """BN-ReLU-conv3×3(stride)-BN-ReLU-conv3×3; expansion 1."""
 
-    def __init__(self, in_channels: int, width: int, stride: int, bn: BatchNormMode) -> None:
+    def __init__(self, in_channels: int, width: int, *, stride: int, bn: BatchNormMode) -> None:
         super().__init__(in_channels, width, stride)
         self.bn1 = _norm(in_channels, bn)
-        self.conv1 = _conv(in_channels, width, 3, stride)
+        self.conv1 = _conv(in_channels, width, kernel=3, stride=stride)
         self.bn2 = _norm(width, bn)
-        self.conv2 = _conv(width, width, 3)
+        self.conv2 = _conv(width, width, kernel=3)
 
     def branch(self, activated: torch.Tensor) -> torch.Tensor:
         return self.conv2(F.relu(self.bn2(self.conv1(activated))))
@@ -72,14 +74,14 @@ class PreActBasicBlock(PreActBlock):
 class PreActBottleneck(PreActBlock):
     """BN-ReLU-conv1×1-BN-ReLU-conv3×3(stride)-BN-ReLU-conv1×1(4× width); expansion 4."""
 
-    def __init__(self, in_channels: int, width: int, stride: int, bn: BatchNormMode) -> None:
+    def __init__(self, in_channels: int, width: int, *, stride: int, bn: BatchNormMode) -> None:
         super().__init__(in_channels, width * 4, stride)
         self.bn1 = _norm(in_channels, bn)
-        self.conv1 = _conv(in_channels, width, 1)
+        self.conv1 = _conv(in_channels, width, kernel=1)
         self.bn2 = _norm(width, bn)
-        self.conv2 = _conv(width, width, 3, stride)
+        self.conv2 = _conv(width, width, kernel=3, stride=stride)
         self.bn3 = _norm(width, bn)
-        self.conv3 = _conv(width, width * 4, 1)
+        self.conv3 = _conv(width, width * 4, kernel=1)
 
     def branch(self, activated: torch.Tensor) -> torch.Tensor:
         out = self.conv2(F.relu(self.bn2(self.conv1(activated))))
@@ -136,6 +138,7 @@ class PreActResNet(nn.Module):
         self,
         spec: ArchSpec,
         num_classes: int,
+        *,
         in_channels: int = 3,
         batchnorm: BatchNormMode = BatchNormMode.batch_stats,
         held_blocks: Mapping[int, Iterable[int]] | None = None,
@@ -153,7 +156,7 @@ class PreActResNet(nn.Module):
             for index in range(num_blocks):
                 stride = STAGE_STRIDES[stage] if index == 0 else 1
                 if index in wanted:
-                    blocks.append(block_type(channels, width, stride, batchnorm))
+                    blocks.append(block_type(channels, width, stride=stride, bn=batchnorm))
                 channels = width * spec.expansion
             stages.append(Stage(blocks, wanted))
         self.stages = nn.ModuleList(stages)
@@ -201,9 +204,9 @@ class PreActResNet(nn.Module):
 
 def _stem(spec: ArchSpec, in_channels: int, bn: BatchNormMode) -> nn.Module:
     if spec.stem == Stem.cifar:
-        return _conv(in_channels, spec.stem_channels, 3)
+        return _conv(in_channels, spec.stem_channels, kernel=3)
     return nn.Sequential(
-        _conv(in_channels, spec.stem_channels, 7, stride=2),
+        _conv(in_channels, spec.stem_channels, kernel=7, stride=2),
         _norm(spec.stem_channels, bn),
         nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
@@ -249,7 +252,7 @@ def build_model(
     statistics are reset.
     """
     with torch.device("meta"):
-        model = PreActResNet(spec, num_classes, in_channels, batchnorm, held_blocks)
+        model = PreActResNet(spec, num_classes, in_channels=in_channels, batchnorm=batchnorm, held_blocks=held_blocks)
     if str(device) == "meta":
         return model
     model = model.to_empty(device="cpu")

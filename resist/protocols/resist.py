@@ -68,7 +68,13 @@ class ResIST(TrainingProtocol):
     # -- set-up and the switch from the warm-up --------------------------------------------------
 
     def assignment(self, round_index: int) -> Assignment:
-        return self.policy(self.partitioned, self.comm.size, self.min_depth, self.seed, round_index)
+        return self.policy(
+            self.partitioned,
+            num_workers=self.comm.size,
+            min_depth=self.min_depth,
+            seed=self.seed,
+            round_index=round_index,
+        )
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
         self.make_model = make_model

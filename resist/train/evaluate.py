@@ -13,7 +13,7 @@ from resist.data.sharding import eval_shard
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, dataset: Dataset, batch_size: int, comm: Comm, loader_workers: int = 0
+    model: nn.Module, dataset: Dataset, *, batch_size: int, comm: Comm, loader_workers: int = 0
 ) -> dict[str, float]:
     """``test/loss`` (mean per sample), ``test/acc1`` and ``test/acc5`` (fractions in [0, 1]) of
     ``model`` on all of ``dataset``.
@@ -24,7 +24,7 @@ def evaluate(
     eval mode and restored to its previous mode afterwards.
     """
     device = comm.device
-    shard = eval_shard(len(dataset), batch_size, comm.rank, comm.size)  # type: ignore[arg-type]
+    shard = eval_shard(len(dataset), batch_size=batch_size, rank=comm.rank, num_workers=comm.size)  # type: ignore[arg-type]
     loader = DataLoader(
         Subset(dataset, shard),
         batch_size=batch_size,

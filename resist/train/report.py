@@ -98,6 +98,7 @@ class Reporter:
     def report(
         self,
         step: int,
+        *,
         epoch: float,
         lr: float,
         peak_bytes: int,

@@ -86,7 +86,9 @@ def scenario(comm, initial):
 
 
 def _process(rank: int, port: int, initial, result_dir: Path) -> None:
-    comm = init_process_comm(rank, WORKERS, "127.0.0.1", port, torch.device("cpu"))
+    comm = init_process_comm(
+        rank=rank, world_size=WORKERS, master_addr="127.0.0.1", master_port=port, device=torch.device("cpu")
+    )
     try:
         (result_dir / f"{rank}.pkl").write_bytes(pickle.dumps(scenario(comm, initial)))
     finally:

@@ -30,7 +30,7 @@ def _shared_parameters(arch: str, num_classes: int, in_channels: int) -> int:
     from resist.models.spec import ARCHITECTURES
 
     spec = ARCHITECTURES[arch]
-    model = build_model(spec, num_classes, in_channels, device="meta")
+    model = build_model(spec, num_classes, in_channels=in_channels, device="meta")
     stage = spec.default_partition_stage
     partitioned = sum(count_parameters(model.block(stage, b)) for b in spec.partitionable_blocks(stage))
     return count_parameters(model) - partitioned
@@ -171,7 +171,7 @@ def test_imagenet_path_end_to_end_on_real_jpegs(imagenette_folder, tmp_path):
 
     model = load_inference_model(tmp_path / "final_model.pt")
     cfg = DatasetConfig(name=DatasetName.imagefolder, root=str(imagenette_folder), image_size=64)
-    (again,) = run_in_threads(1, lambda comm: evaluate(model, sources.load(cfg, seed=0).test, 5, comm))
+    (again,) = run_in_threads(1, lambda comm: evaluate(model, sources.load(cfg, seed=0).test, batch_size=5, comm=comm))
     assert again == {key: summary[key] for key in again}
 
 

@@ -88,7 +88,7 @@ def test_a_tensor_off_the_ranks_device_is_refused_before_anything_moves():
     from resist.comm import Comm
 
     def scenario(comm):
-        on_gpu = Comm(comm.group, comm.rank, comm.size, torch.device("cuda", comm.rank))
+        on_gpu = Comm(comm.group, rank=comm.rank, size=comm.size, device=torch.device("cuda", comm.rank))
         with pytest.raises(ValueError, match=rf"Comm.collective: a tensor on cpu given to rank {comm.rank}, whose"):
             on_gpu.all_reduce([torch.ones(2)], Purpose.train_sync)
         with pytest.raises(ValueError, match="Comm.exchange: a tensor on cpu"):

@@ -144,7 +144,7 @@ def test_paper_table1_convention_for_resist(workers, min_depth, gigabytes):
     from resist.comm.cost import table1_bytes_per_round
     from resist.decomposition import paper_assignment
 
-    assignment = paper_assignment(range(1, 23), workers, min_depth, seed=0, round_index=0)
+    assignment = paper_assignment(range(1, 23), num_workers=workers, min_depth=min_depth, seed=0, round_index=0)
     assert assignment.num_slots == {2: 22, 4: 24, 8: 32}[workers]
     held = [
         count_parameters(build_model(SPEC, 100, held_blocks={2: [0, *blocks]}, device="meta")) * 4

@@ -123,3 +123,22 @@ print(loaded)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# Callbacks whose positional signature their caller fixes (torch.multiprocessing: fn(rank, *args)).
+FIXED_SIGNATURES = {"_process_entry"}
+
+
+def test_functions_with_more_than_three_parameters_take_them_by_keyword():
+    offenders = []
+    for path in _sources():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef) and node.name not in FIXED_SIGNATURES:
+                positional = [a.arg for a in [*node.args.posonlyargs, *node.args.args] if a.arg not in ("self", "cls")]
+                if len(positional) > 3:
+                    offenders.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}({', '.join(positional)})")
+    assert offenders == []
+
+
+def test_no_file_is_longer_than_350_lines():
+    assert [str(p.relative_to(REPO)) for p in _sources() if len(p.read_text(encoding="utf-8").splitlines()) > 350] == []

@@ -13,7 +13,7 @@ BLOCKS = tuple(range(1, 23))  # the 22 partitionable blocks of PreActResNet-101'
 def test_chunk_sizes_of_the_paper(workers, sizes):
     assert site_sizes(22, workers, 0) == sizes
     for round_index in range(5):
-        assignment = paper_assignment(BLOCKS, workers, 0, seed=0, round_index=round_index)
+        assignment = paper_assignment(BLOCKS, num_workers=workers, min_depth=0, seed=0, round_index=round_index)
         assert [len(held) for held in assignment.blocks] == sizes
         assert sorted(b for held in assignment.blocks for b in held) == list(BLOCKS)  # a partition
 
@@ -23,7 +23,7 @@ def test_chunk_sizes_of_the_paper(workers, sizes):
 )
 def test_minimum_depth_shares_blocks(workers, min_depth, slots):
     for round_index in range(10):
-        assignment = paper_assignment(BLOCKS, workers, min_depth, seed=1, round_index=round_index)
+        assignment = paper_assignment(BLOCKS, num_workers=workers, min_depth=min_depth, seed=1, round_index=round_index)
         assert assignment.num_slots == slots
         assert all(len(held) >= min_depth and len(held) == len(set(held)) for held in assignment.blocks)
         assert all(held == tuple(sorted(held)) for held in assignment.blocks)
@@ -33,11 +33,11 @@ def test_minimum_depth_shares_blocks(workers, min_depth, slots):
 
 
 def test_deterministic_per_seed_and_round_and_different_across_rounds():
-    a = paper_assignment(BLOCKS, 4, 0, seed=7, round_index=3)
-    assert a == paper_assignment(BLOCKS, 4, 0, seed=7, round_index=3)
-    others = {paper_assignment(BLOCKS, 4, 0, seed=7, round_index=r) for r in range(20)}
+    a = paper_assignment(BLOCKS, num_workers=4, min_depth=0, seed=7, round_index=3)
+    assert a == paper_assignment(BLOCKS, num_workers=4, min_depth=0, seed=7, round_index=3)
+    others = {paper_assignment(BLOCKS, num_workers=4, min_depth=0, seed=7, round_index=r) for r in range(20)}
     assert len(others) == 20
-    assert a != paper_assignment(BLOCKS, 4, 0, seed=8, round_index=3)
+    assert a != paper_assignment(BLOCKS, num_workers=4, min_depth=0, seed=8, round_index=3)
 
 
 def test_holders():

@@ -7,7 +7,8 @@ import torch
 
 from resist.comm.backends import run_in_threads
 from resist.config import Config, DatasetName, EvalUnit
-from resist.train.loop import StepPlan, train
+from resist.train.loop import train
+from resist.train.plan import StepPlan
 
 
 class ListSink:

@@ -16,8 +16,8 @@ CASES = [(2, 0), (3, 0), (4, 0), (4, 6), (8, 0), (8, 4), (5, 9)]
 def _pairs(workers: int, min_depth: int):
     for round_index in range(12):
         yield (
-            paper_assignment(BLOCKS, workers, min_depth, seed=7, round_index=round_index),
-            paper_assignment(BLOCKS, workers, min_depth, seed=7, round_index=round_index + 1),
+            paper_assignment(BLOCKS, num_workers=workers, min_depth=min_depth, seed=7, round_index=round_index),
+            paper_assignment(BLOCKS, num_workers=workers, min_depth=min_depth, seed=7, round_index=round_index + 1),
         )
 
 
@@ -68,7 +68,7 @@ def test_without_minimum_depth_a_block_moves_once_from_its_old_holder_to_its_new
 
 @pytest.mark.parametrize(("workers", "min_depth"), CASES)
 def test_the_last_round_moves_only_copies_of_shared_blocks(workers, min_depth):
-    current = paper_assignment(BLOCKS, workers, min_depth, seed=1, round_index=3)
+    current = paper_assignment(BLOCKS, num_workers=workers, min_depth=min_depth, seed=1, round_index=3)
     plan = hand_off_plan(current, current, BLOCKS)
     shared = [b for b in BLOCKS if len(current.holders(b)) > 1]
     assert sum(len(blocks) for blocks in plan.deliver.values()) == sum(len(current.holders(b)) - 1 for b in shared)
@@ -78,7 +78,7 @@ def test_the_last_round_moves_only_copies_of_shared_blocks(workers, min_depth):
 
 @pytest.mark.parametrize(("workers", "min_depth"), CASES)
 def test_evaluation_gives_every_worker_every_block_once(workers, min_depth):
-    current = paper_assignment(BLOCKS, workers, min_depth, seed=2, round_index=0)
+    current = paper_assignment(BLOCKS, num_workers=workers, min_depth=min_depth, seed=2, round_index=0)
     plan = eval_gather_plan(current, BLOCKS)
     for rank in range(workers):
         received = _received(plan, rank)

@@ -1,0 +1,113 @@
+"""Building a run on one worker: its data, protocol and trainable module, batch stream, step plan
+and reporter, ready for the loop (:mod:`resist.train.loop`) to train."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from resist.comm import Comm
+from resist.config import Config
+from resist.data import sources
+from resist.data.batches import BatchStream
+from resist.data.sources import DataSplits
+from resist.logging import MetricSink
+from resist.models.preact import build_model, count_parameters
+from resist.models.spec import ARCHITECTURES
+from resist.protocols import build_protocol
+from resist.protocols.base import TrainingProtocol
+from resist.seeding import derive_seed
+from resist.train.plan import StepPlan
+from resist.train.report import Reporter
+
+
+@dataclass
+class Run:
+    """Everything one worker trains with. ``module`` and ``optimizer`` change when the protocol
+    replaces the module (ResIST leaving its warm-up)."""
+
+    cfg: Config
+    comm: Comm
+    data: DataSplits
+    protocol: TrainingProtocol
+    stream: BatchStream
+    plan: StepPlan
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    reporter: Reporter
+
+
+def platform_facts() -> dict[str, Any]:
+    """What a CPU result depends on beyond the config: the torch build, this worker's threads and
+    the CPU instruction set its kernels use (float sums differ across them in the last bits)."""
+    return {
+        "platform/torch": torch.__version__,
+        "platform/threads_per_worker": torch.get_num_threads(),
+        "platform/cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    }
+
+
+def build_run(cfg: Config, comm: Comm, sink: MetricSink) -> Run:
+    """Build the run for the worker that owns ``comm`` and write its ``start`` record (rank 0, to
+    ``sink``). Initial weights come from a seed derived from ``cfg.seed``; the protocol shares rank 0's."""
+    device = comm.device
+    data = sources.load(cfg.dataset, cfg.seed)
+    spec, init_seed = ARCHITECTURES[cfg.model.arch], derive_seed(cfg.seed, "init")
+    memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+
+    def make_model(held_blocks=None, initialize=True):  # the protocol decides which blocks this worker holds
+        model = build_model(
+            spec,
+            data.num_classes,
+            in_channels=data.in_channels,
+            batchnorm=cfg.model.batchnorm,
+            held_blocks=held_blocks,
+            device=device,
+            init_seed=init_seed if initialize else None,
+        )
+        return model.to(memory_format=memory_format)
+
+    protocol = build_protocol(cfg, comm)
+    stream = BatchStream(
+        data.train,
+        batch_size=cfg.train.batch_size,
+        num_workers=comm.size,
+        rank=comm.rank,
+        seed=cfg.seed,
+        mode=cfg.dataset.sharding,
+        loader_workers=cfg.dataset.loader_workers,
+        device=device,
+    )
+    plan = StepPlan.from_config(cfg, stream.steps_per_epoch, protocol.steps_per_round)
+    module, optimizer = trainable(protocol.setup(make_model, stream.steps_per_epoch), cfg)
+    reporter = Reporter(comm, sink)
+    global_params = count_parameters(build_model(spec, data.num_classes, in_channels=data.in_channels, device="meta"))
+    reporter.start(
+        {
+            "total_steps": plan.total_steps,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "steps_per_round": plan.steps_per_round,
+            "num_rounds": plan.num_rounds,
+            "num_workers": comm.size,
+            "protocol": protocol.name,
+            "model/params": global_params,
+            "data": data.description,
+            **platform_facts(),
+        }
+    )
+    return Run(cfg, comm, data, protocol, stream, plan, module, optimizer, reporter)
+
+
+def trainable(module: torch.nn.Module, cfg: Config) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The module to run (compiled when asked) and a fresh SGD optimizer over its parameters."""
+    optimizer = torch.optim.SGD(
+        module.parameters(),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
+        nesterov=cfg.optim.nesterov,
+    )
+    module.train()
+    return (torch.compile(module) if cfg.train.compile else module), optimizer

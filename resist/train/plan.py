@@ -1,0 +1,55 @@
+"""The run's schedule in optimizer steps (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from resist.config import Config, EvalUnit
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """The run's schedule in optimizer steps: its length, its rounds, when it logs and evaluates.
+
+    A round is ``steps_per_round`` steps (the last may be shorter); logging and evaluation happen at
+    round ends, at the first one at or after each multiple of their interval, and at the end.
+    """
+
+    steps_per_epoch: int
+    total_steps: int
+    steps_per_round: int
+    eval_every_steps: int
+    log_every_steps: int
+
+    @classmethod
+    def from_config(cls, cfg: Config, steps_per_epoch: int, steps_per_round: int) -> StepPlan:
+        total = cfg.train.epochs * steps_per_epoch
+        if cfg.train.max_steps is not None:
+            total = min(total, cfg.train.max_steps)
+        unit = {EvalUnit.steps: 1, EvalUnit.epochs: steps_per_epoch, EvalUnit.rounds: steps_per_round}
+        return cls(
+            steps_per_epoch,
+            total,
+            steps_per_round,
+            cfg.train.eval_every * unit[cfg.train.eval_unit],
+            cfg.train.log_every_steps,
+        )
+
+    @property
+    def num_rounds(self) -> int:
+        return -(-self.total_steps // self.steps_per_round)
+
+    def ends_round(self, steps_done: int) -> bool:
+        return steps_done % self.steps_per_round == 0 or steps_done == self.total_steps
+
+    def _due(self, steps_done: int, every: int) -> bool:
+        previous_round_end = (steps_done - 1) // self.steps_per_round * self.steps_per_round
+        return steps_done // every > previous_round_end // every or steps_done == self.total_steps
+
+    def logs_after(self, steps_done: int) -> bool:
+        """Whether the round ending after ``steps_done`` steps writes a train record."""
+        return self._due(steps_done, self.log_every_steps)
+
+    def evaluates_after(self, steps_done: int) -> bool:
+        """Whether the round ending after ``steps_done`` steps evaluates."""
+        return self._due(steps_done, self.eval_every_steps)
