@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from resist.comm import Comm
-from resist.config import Config
+from resist.config import Config, OptimConfig
 from resist.data import sources
 from resist.data.batches import BatchStream
 from resist.data.sources import DataSplits
@@ -80,8 +80,12 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink) -> Run:
         loader_workers=cfg.dataset.loader_workers,
         device=device,
     )
-    plan = StepPlan.from_config(cfg, stream.steps_per_epoch, protocol.steps_per_round)
-    module, optimizer = trainable(protocol.setup(make_model, stream.steps_per_epoch), cfg)
+    plan = StepPlan.from_config(
+        cfg.train, steps_per_epoch=stream.steps_per_epoch, steps_per_round=protocol.steps_per_round
+    )
+    module, optimizer = trainable(
+        protocol.setup(make_model, stream.steps_per_epoch), cfg.optim, compile=cfg.train.compile
+    )
     reporter = Reporter(comm, sink)
     global_params = count_parameters(build_model(spec, data.num_classes, in_channels=data.in_channels, device="meta"))
     reporter.start(
@@ -100,14 +104,17 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink) -> Run:
     return Run(cfg, comm, data, protocol, stream, plan, module, optimizer, reporter)
 
 
-def trainable(module: torch.nn.Module, cfg: Config) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """The module to run (compiled when asked) and a fresh SGD optimizer over its parameters."""
+def trainable(
+    module: torch.nn.Module, optim: OptimConfig, *, compile: bool
+) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    """The module to run (``torch.compile``-d when ``compile``) and a fresh SGD optimizer over its
+    parameters."""
     optimizer = torch.optim.SGD(
         module.parameters(),
-        lr=cfg.optim.lr,
-        momentum=cfg.optim.momentum,
-        weight_decay=cfg.optim.weight_decay,
-        nesterov=cfg.optim.nesterov,
+        lr=optim.lr,
+        momentum=optim.momentum,
+        weight_decay=optim.weight_decay,
+        nesterov=optim.nesterov,
     )
     module.train()
-    return (torch.compile(module) if cfg.train.compile else module), optimizer
+    return (torch.compile(module) if compile else module), optimizer

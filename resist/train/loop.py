@@ -20,10 +20,10 @@ from resist.train.memory import held_bytes, peak_memory_bytes
 from resist.train.schedule import lr_at
 
 
-def _autocast(cfg: Config, device: torch.device) -> contextlib.AbstractContextManager:
-    if cfg.train.amp == AmpMode.off:
+def _autocast(amp: AmpMode, device: torch.device) -> contextlib.AbstractContextManager:
+    if amp == AmpMode.off:
         return contextlib.nullcontext()
-    dtype = torch.bfloat16 if cfg.train.amp == AmpMode.bf16 else torch.float16
+    dtype = torch.bfloat16 if amp == AmpMode.bf16 else torch.float16
     return torch.autocast(device.type, dtype=dtype)
 
 
@@ -68,7 +68,7 @@ def run_loop(run: Run, checkpoint_dir: Path | None = None) -> Record:
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        with _autocast(cfg, device):
+        with _autocast(cfg.train.amp, device):
             logits = module(images)
             loss = F.cross_entropy(logits, labels)
         scaler.scale(loss).backward()
@@ -82,7 +82,7 @@ def run_loop(run: Run, checkpoint_dir: Path | None = None) -> Record:
         sync_start = synchronized_clock(device)
         replacement = protocol.end_round(optimizer, last_round=steps_done == plan.total_steps)
         if replacement is not None:  # e.g. ResIST leaving its local-SGD warm-up
-            module, optimizer = trainable(replacement, cfg)
+            module, optimizer = trainable(replacement, cfg.optim, compile=cfg.train.compile)
         sync_end = synchronized_clock(device)
         reporter.add_seconds(compute_s=sync_start - round_start, sync_s=sync_end - sync_start)
         epoch = steps_done / plan.steps_per_epoch

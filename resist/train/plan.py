@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from resist.config import Config, EvalUnit
+from resist.config import EvalUnit, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -22,17 +22,17 @@ class StepPlan:
     log_every_steps: int
 
     @classmethod
-    def from_config(cls, cfg: Config, steps_per_epoch: int, steps_per_round: int) -> StepPlan:
-        total = cfg.train.epochs * steps_per_epoch
-        if cfg.train.max_steps is not None:
-            total = min(total, cfg.train.max_steps)
+    def from_config(cls, train: TrainConfig, *, steps_per_epoch: int, steps_per_round: int) -> StepPlan:
+        total = train.epochs * steps_per_epoch
+        if train.max_steps is not None:
+            total = min(total, train.max_steps)
         unit = {EvalUnit.steps: 1, EvalUnit.epochs: steps_per_epoch, EvalUnit.rounds: steps_per_round}
         return cls(
-            steps_per_epoch,
-            total,
-            steps_per_round,
-            cfg.train.eval_every * unit[cfg.train.eval_unit],
-            cfg.train.log_every_steps,
+            steps_per_epoch=steps_per_epoch,
+            total_steps=total,
+            steps_per_round=steps_per_round,
+            eval_every_steps=train.eval_every * unit[train.eval_unit],
+            log_every_steps=train.log_every_steps,
         )
 
     @property

@@ -37,11 +37,11 @@ def _points(plan: StepPlan, due) -> list[int]:
 
 def test_step_plan_in_epochs_and_steps():
     cfg = _config(epochs=4, eval_every=2, eval_unit=EvalUnit.epochs)
-    plan = StepPlan.from_config(cfg, steps_per_epoch=23, steps_per_round=1)
+    plan = StepPlan.from_config(cfg.train, steps_per_epoch=23, steps_per_round=1)
     assert (plan.total_steps, plan.eval_every_steps, plan.num_rounds) == (92, 46, 92)
     assert _points(plan, plan.evaluates_after) == [46, 92]
     cfg = _config(epochs=4, max_steps=50, eval_every=20, eval_unit=EvalUnit.steps)
-    plan = StepPlan.from_config(cfg, steps_per_epoch=23, steps_per_round=1)
+    plan = StepPlan.from_config(cfg.train, steps_per_epoch=23, steps_per_round=1)
     assert _points(plan, plan.evaluates_after) == [20, 40, 50]
 
 
@@ -49,13 +49,13 @@ def test_step_plan_with_rounds():
     """Rounds of 50 steps, 391 steps per epoch (the paper's CIFAR setup): evaluation at the first round
     end at or after each epoch, logging at round ends only, and a short last round."""
     cfg = _config(epochs=2, eval_every=1, eval_unit=EvalUnit.epochs, log_every_steps=10)
-    plan = StepPlan.from_config(cfg, steps_per_epoch=391, steps_per_round=50)
+    plan = StepPlan.from_config(cfg.train, steps_per_epoch=391, steps_per_round=50)
     assert (plan.total_steps, plan.num_rounds) == (782, 16)
     assert [s for s in range(1, 783) if plan.ends_round(s)] == [*range(50, 782, 50), 782]
     assert _points(plan, plan.evaluates_after) == [400, 782]
     assert _points(plan, plan.logs_after) == [*range(50, 782, 50), 782]
     cfg = _config(epochs=2, eval_every=3, eval_unit=EvalUnit.rounds, log_every_steps=120)
-    plan = StepPlan.from_config(cfg, steps_per_epoch=391, steps_per_round=50)
+    plan = StepPlan.from_config(cfg.train, steps_per_epoch=391, steps_per_round=50)
     assert _points(plan, plan.evaluates_after) == [150, 300, 450, 600, 750, 782]
     assert _points(plan, plan.logs_after) == [150, 250, 400, 500, 600, 750, 782]
 
