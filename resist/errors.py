@@ -24,10 +24,11 @@ def exit_with(message: str, status: int = 2) -> NoReturn:
 class WorkerFailedError(RuntimeError):
     """A worker of a multi-worker run raised; ``details`` holds what it printed (its traceback)."""
 
-    def __init__(self, rank: int, details: str) -> None:
+    def __init__(self, rank: int, details: str, note: str = "") -> None:
         last = details.strip().splitlines()[-1] if details.strip() else "no message"
-        super().__init__(f"worker {rank} failed: {last}" if rank >= 0 else last)
-        self.rank, self.details = rank, details
+        message = f"worker {rank} failed: {last}" if rank >= 0 else last
+        super().__init__(f"{message}; {note}" if note else message)
+        self.rank, self.details, self.note = rank, details, note
 
     def __reduce__(self):  # picklable (submitit returns exceptions from SLURM jobs pickled)
-        return (type(self), (self.rank, self.details))
+        return (type(self), (self.rank, self.details, self.note))

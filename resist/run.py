@@ -19,11 +19,17 @@ def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | 
 
     summary = launch(typed, resolved, run_dir)
     accuracy = summary.get("test/acc1")
+    lines = []
     if accuracy is not None:
-        print(f"final test accuracy: {accuracy:.2%} ({summary['step']} steps, {summary['time/elapsed_s']:.1f} s)")
+        lines.append(
+            f"final test accuracy: {accuracy:.2%} ({summary['step']} steps, {summary['time/elapsed_s']:.1f} s)"
+        )
     if typed.num_workers > 1 and summary:  # (a submitted or dry-run SLURM job has no summary yet)
-        print(bytes_report(run_dir))
-    print(f"run directory: {run_dir}")
+        lines.append(bytes_report(run_dir))
+    lines.append(f"run directory: {run_dir}")
+    print("\n".join(lines))
+    with RunDir(run_dir).run_log.open("a", encoding="utf-8") as log:  # run.log holds what the console showed
+        log.write("".join(line + "\n" for line in lines))
     return accuracy
 
 
@@ -36,7 +42,8 @@ def bytes_report(run_dir: Path) -> str:
 
     records = read_jsonl(RunDir(run_dir).metrics)
     start, summary = records[0], records[-1]
-    workers, params, rounds = start["num_workers"], start["model/params"], start["num_rounds"]
+    workers, params = start["num_workers"], start["model/params"]
+    rounds = -(-summary["step"] // start["steps_per_round"])  # (a resume may have extended the run)
     reference = rounds * workers * ring_all_reduce_bytes_per_worker(params, workers)
     reference += wire_bytes(Op.broadcast, params * 4, workers, is_root=True)
     training = sum(summary[f"comm/cum_wire_bytes/{purpose}"] for purpose in ("init", "train_sync", "handoff"))

@@ -23,9 +23,20 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     @property
+    def run_log(self) -> Path:
+        """``run.log``: the log lines the console showed (Hydra's job log in the launching process,
+        and rank 0's lines: progress, evaluations), appended to by both."""
+        return self.path / "run.log"
+
+    @property
     def final_model(self) -> Path:
         """The final global model, an ordinary checkpoint of the plain network."""
         return self.path / "final_model.pt"
+
+    @property
+    def checkpoints(self) -> Path:
+        """Whole-run checkpoints (:mod:`resist.checkpoints`), one folder per saved step."""
+        return self.path / "checkpoints"
 
     @property
     def wandb_run_id(self) -> Path:

@@ -17,13 +17,15 @@ from resist.comm.cost import Op
 
 class Purpose(str, Enum):
     """Why bytes moved: ``init`` (initial weights), ``train_sync`` (gradient/parameter averaging),
-    ``handoff`` (ResIST blocks to their next holder), ``eval`` (evaluation), ``metrics`` (reporting)."""
+    ``handoff`` (ResIST blocks to their next holder), ``eval`` (evaluation), ``metrics`` (reporting),
+    ``control`` (the workers agreeing to stop at a round end, in jobs that can be preempted)."""
 
     init = "init"
     train_sync = "train_sync"
     handoff = "handoff"
     eval = "eval"
     metrics = "metrics"
+    control = "control"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,20 @@ class DatasetName(str, Enum):
     synthetic = "synthetic"
 
 
+class AugmentPolicy(str, Enum):
+    """Training-set augmentation (evaluation is never augmented). ``none``; ``crop_flip`` (small
+    images, as for CIFAR): a random crop of the image zero-padded by 1/8 of its side (4 px at 32) and
+    a random horizontal flip; ``resized_crop_flip`` (ImageNet-sized images): RandomResizedCrop and a
+    random horizontal flip; ``auto``: ``crop_flip`` below 96 px image size, else
+    ``resized_crop_flip``. Digits are never flipped (a mirrored digit is another symbol); synthetic
+    data is never augmented."""
+
+    auto = "auto"
+    none = "none"
+    crop_flip = "crop_flip"
+    resized_crop_flip = "resized_crop_flip"
+
+
 class ShardingMode(str, Enum):
     """``disjoint``: each worker reads its own equal-size shard of the training set per epoch;
     ``full_shuffle``: each worker reads the whole training set with its own shuffle (the paper's code)."""

@@ -12,6 +12,7 @@ import itertools
 import os
 import re
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from resist.config import schema
+from resist.config.resume import check_resume_overrides
 from resist.config.schema import (
     PROTOCOL_CONFIGS,
     BenchConfig,
@@ -45,12 +47,49 @@ def register_schemas() -> None:
     (``base_bench``) compose onto, and the config resolvers."""
     OmegaConf.register_new_resolver("paper_min_depth", paper_min_depth, replace=True)
     OmegaConf.register_new_resolver("lr_per_256_images", lr_per_256_images, replace=True)
+    OmegaConf.register_new_resolver("resume_dir", _resume_dir, replace=True)
+    OmegaConf.register_new_resolver("resume_output_subdir", _resume_output_subdir, replace=True)
 
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     store.store(name="base_bench", node=BenchConfig)
     for name, schema_type in PROTOCOL_CONFIGS.items():  # conf/protocol/<name>.yaml composes onto these
         store.store(group="protocol", name=f"schema_{name.value}", node=schema_type)
+
+
+class ResumeError(UserError):
+    pass
+
+
+def _resume_dir(resume: str | None, new_run_dir: str) -> str:
+    """``hydra.run.dir``: the run being resumed (it must hold a run), else a new directory."""
+    if resume is None:
+        return new_run_dir
+    if not RunDir(Path(resume)).resolved_config.is_file():
+        raise ResumeError(
+            f"resume: {resume} is not a run directory (it has no {RunDir(Path(resume)).resolved_config.name}) "
+            "(fix: give the directory a run printed as 'run directory: ...', e.g. resume=runs/default/<time>)"
+        )
+    return resume
+
+
+def _resume_output_subdir(resume: str | None) -> str:
+    """Hydra's own files: ``.hydra``, or for a resume a new ``.hydra/resume-<time>`` (the run's are kept)."""
+    return ".hydra" if resume is None else f".hydra/resume-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
+
+
+def resumed_config(composed: DictConfig, overrides: list[str], schema: type[Config] = Config) -> DictConfig:
+    """The config a ``resume=<run dir>`` command continues with: the run's saved config, with the
+    command line's ``overrides`` applied where they cannot change its trajectory (others are refused
+    with a :class:`ConfigError` naming them)."""
+    keys = check_resume_overrides(overrides)
+    saved = OmegaConf.load(RunDir(Path(composed.resume)).resolved_config)
+    for key in keys:
+        value = OmegaConf.select(composed, key)
+        plain_value = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig) else value
+        OmegaConf.update(saved, key, plain_value, merge=False)
+    saved.resume = composed.resume
+    return _typed_node(saved, schema)
 
 
 def to_typed_config(cfg: DictConfig, schema: type[Config] = Config) -> Config:
@@ -100,10 +139,13 @@ def hydra_entry(config_name: str, schema: type[Config], job: Callable[[Any, dict
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def entry(cfg: DictConfig) -> Any:
         try:
+            if cfg.get("resume") is not None:
+                cfg = resumed_config(cfg, list(HydraConfig.get().overrides.task), schema)
             typed = to_typed_config(cfg, schema)
             validate(typed)
             resolved = OmegaConf.to_container(cfg, resolve=True)
             assert isinstance(resolved, dict)
+            resolved["resume"] = None  # what the run is; the resume is this command's
             return job(typed, resolved, Path(HydraConfig.get().runtime.output_dir))
         except UserError as exc:  # raised inside a Hydra job (a multirun's too): reported here, in one line
             exit_with(str(exc))
@@ -158,15 +200,21 @@ def load_resolved_config(run_dir: Path) -> dict[str, Any]:
 def load_run_config(run_dir: Path) -> Config:
     """The typed config of a prepared run directory, through the same checks as the command line:
     the schema's types, no unknown key, and :func:`validate`."""
-    saved = OmegaConf.load(RunDir(run_dir).resolved_config)
-    try:  # the protocol node is typed by the protocol's own config, as composition types it
+    typed = to_typed_config(_typed_node(OmegaConf.load(RunDir(run_dir).resolved_config)))
+    validate(typed)
+    return typed
+
+
+def _typed_node(saved: Any, schema: type[Config] = Config) -> DictConfig:
+    """A saved (plain) config merged onto ``schema``, its protocol node typed by the protocol's own
+    config as composition types it."""
+    try:
         protocol = PROTOCOL_CONFIGS[ProtocolName(OmegaConf.select(saved, "protocol.name", default="none"))]()
     except ValueError as exc:
         raise ConfigError("protocol.name", str(exc), f"use one of {', '.join(p.value for p in ProtocolName)}") from None
-    node = OmegaConf.merge(OmegaConf.structured(Config(protocol=protocol)), saved)
-    typed = to_typed_config(node)
-    validate(typed)
-    return typed
+    node = OmegaConf.merge(OmegaConf.structured(schema(protocol=protocol)), saved)
+    assert isinstance(node, DictConfig)
+    return node
 
 
 # -- Hydra's and OmegaConf's errors, on one line ------------------------------------------------
@@ -174,8 +222,11 @@ def load_run_config(run_dir: Path) -> Config:
 
 def one_line(exc: BaseException) -> str | None:
     """The one-line message for a user error (ours, Hydra's or OmegaConf's), else None."""
-    if isinstance(exc, UserError):
-        return str(exc)
+    cause: BaseException | None = exc
+    while cause is not None:  # ours, possibly raised inside a resolver and wrapped by OmegaConf
+        if isinstance(cause, UserError):
+            return str(cause)
+        cause = cause.__cause__ or cause.__context__
     if isinstance(exc, MissingConfigException):
         return _missing_option(str(exc))
     if isinstance(exc, HydraException | OmegaConfBaseException):

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from resist.config.enums import (
     AmpMode,
+    AugmentPolicy,
     DatasetName,
     DeviceKind,
     EvalUnit,
@@ -28,6 +29,7 @@ __all__ = [  # the enums and BatchNormMode (the model's) are re-exported: config
     "BatchNormMode",
     "DatasetName",
     "ShardingMode",
+    "AugmentPolicy",
     "ProtocolName",
     "OptimizerStatePolicy",
     "AmpMode",
@@ -49,6 +51,7 @@ __all__ = [  # the enums and BatchNormMode (the model's) are re-exported: config
     "TrainConfig",
     "LoggerConfig",
     "LauncherConfig",
+    "CheckpointConfig",
     "Config",
     "BenchSettings",
     "BenchConfig",
@@ -81,13 +84,19 @@ class DatasetConfig:
     ``image_size`` (pixels, square) applies to digits (resized), imagefolder and synthetic; CIFAR is
     32 and ImageNet 224 by definition. ``num_classes``, ``channels`` and ``num_*_samples`` describe
     synthetic data only.
+
+    ``augment`` (:class:`AugmentPolicy`) is the training-set augmentation: ``none``, ``crop_flip``
+    (random crop of the image padded by 1/8 of its side + horizontal flip, for small images as
+    CIFAR), ``resized_crop_flip`` (RandomResizedCrop + horizontal flip, ImageNet-style) or ``auto``
+    (the default): ``crop_flip`` below 96 px image size, else ``resized_crop_flip``. Digits are never
+    flipped; synthetic data is never augmented (the policy is ignored).
     """
 
     name: DatasetName = DatasetName.digits
     root: str | None = None
     download: bool = False
     image_size: int | None = None
-    augment: bool = True
+    augment: AugmentPolicy = AugmentPolicy.auto
     sharding: ShardingMode = ShardingMode.disjoint
     loader_workers: int = 0
     num_classes: int | None = None
@@ -202,7 +211,10 @@ class LoggerConfig:
     """Metrics always go to ``metrics.jsonl`` in the run directory; ``wandb=true`` adds W&B.
 
     ``wandb_mode`` None leaves the choice to W&B (``WANDB_MODE`` in the environment, else online).
-    ``progress`` None: a progress bar only when stderr is a terminal.
+    ``progress`` None: a progress bar only when stderr is a terminal. Without a bar (not a terminal,
+    or ``progress=false``), rank 0 logs a progress line (step, epoch, loss, images/s, ETA) at the
+    first step and then at most once every ``progress_every_s`` seconds (0: every step), to stderr
+    and ``run.log``, next to one line per evaluation.
     """
 
     wandb: bool = False
@@ -212,6 +224,19 @@ class LoggerConfig:
     tags: list[str] = field(default_factory=list)
     wandb_mode: WandbMode | None = None
     progress: bool | None = None
+    progress_every_s: float = 60.0
+
+
+@dataclass
+class CheckpointConfig:
+    """Whole-run checkpoints in ``<run dir>/checkpoints/``: after every ``every_rounds`` rounds (at a
+    round end, where the protocols have synchronised; 0: only at the end of the run and when a stop
+    is requested, e.g. SLURM preemption) and at the end; the newest ``keep`` are kept. Each worker
+    writes its own shard (its model, optimizer, data position, RNGs and ledger), so a resume never
+    needs more memory per worker than training does."""
+
+    every_rounds: int = 10
+    keep: int = 2
 
 
 @dataclass
@@ -227,6 +252,11 @@ class LauncherConfig:
     ``cpus_per_task`` and ``sbatch_extra`` (more ``#SBATCH`` options, e.g. ``{exclusive: ""}``) go to
     sbatch; ``dry_run`` prints the plan and the resolved config without submitting; ``wait`` blocks
     until the job ends (the default returns once it is submitted).
+
+    ``collective_timeout_s``: how long a worker waits in one collective or transfer before it fails
+    (a peer that hangs rather than dies); every launcher also stops all workers as soon as one fails.
+    ``signal_delay_s``: SLURM sends SIGUSR2 this many seconds before the time limit (and on
+    preemption); the job then checkpoints at the next round end and is requeued.
     """
 
     name: LauncherName = LauncherName.local
@@ -244,6 +274,8 @@ class LauncherConfig:
     sbatch_extra: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
     wait: bool = False
+    collective_timeout_s: float = 60.0
+    signal_delay_s: int = 120
 
 
 @dataclass
@@ -257,10 +289,13 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     launcher: LauncherConfig = field(default_factory=LauncherConfig)
+    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
     name: str = "default"
     num_workers: int = 1
     seed: int = 0
     device: DeviceKind = DeviceKind.auto
+    resume: str | None = None
+    """A run directory to continue from its newest checkpoint, with its saved config."""
 
 
 @dataclass

@@ -48,6 +48,29 @@ def validate(cfg: Config) -> None:
     _validate_dataset(cfg.dataset)
     _validate_optim(cfg.optim)
     _validate_train(cfg.train)
+    _validate_checkpoint(cfg)
+
+
+def _validate_checkpoint(cfg: Config) -> None:
+    _require(
+        cfg.checkpoint.every_rounds >= 0,
+        "checkpoint.every_rounds",
+        problem=f"must be >= 0, got {cfg.checkpoint.every_rounds}",
+        fix="set checkpoint.every_rounds=10 (0: only at the end and when stopped)",
+    )
+    _require(
+        cfg.checkpoint.keep >= 1,
+        "checkpoint.keep",
+        problem=f"must be >= 1 (a resume needs a checkpoint), got {cfg.checkpoint.keep}",
+        fix="set checkpoint.keep=2",
+    )
+    _require(
+        cfg.launcher.collective_timeout_s > 0 and cfg.launcher.signal_delay_s > 0,
+        "launcher",
+        problem="collective_timeout_s and signal_delay_s must be > 0, got "
+        f"{cfg.launcher.collective_timeout_s} and {cfg.launcher.signal_delay_s}",
+        fix="set launcher.collective_timeout_s=60 launcher.signal_delay_s=120",
+    )
 
 
 def _require(condition: bool, key: str, *, problem: str, fix: str) -> None:

@@ -7,10 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torchvision import datasets as tv_datasets
-from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset, pil_loader
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 from torchvision.transforms import v2
 
 from resist.config import DatasetConfig, DatasetName
+from resist.data import augment, imagefiles
 from resist.data.datasets import DatasetError, DataSplits, SeededAugmentation, TensorImages, mixed_order
 
 CIFAR_STATS = {
@@ -20,6 +21,7 @@ CIFAR_STATS = {
 }
 _PICKLE_DIRS = {DatasetName.cifar10: "cifar-10-batches-py", DatasetName.cifar100: "cifar-100-python"}
 _TORCHVISION_CIFAR = {DatasetName.cifar10: tv_datasets.CIFAR10, DatasetName.cifar100: tv_datasets.CIFAR100}
+_FOLDER_SPLITS = ("train", "test")
 _SHARED_CIFAR10_HINT = "offline: extract a cifar10-jpg.tar.gz (CIFAR-10 as class folders) into data/cifar10"
 
 
@@ -39,7 +41,19 @@ def check(cfg: DatasetConfig) -> str:
     )
 
 
+def preflight(cfg: DatasetConfig) -> None:
+    """:func:`check`, and for the folder layout the splits' class folders and the first bytes of
+    every image file (no decoding): the launcher's check before workers start."""
+    if check(cfg) == "folder":
+        root = Path(cfg.root or "")
+        splits = [imagefiles.scan(root / name) for name in _FOLDER_SPLITS]
+        _check_class_count(cfg, len(imagefiles.check_splits(splits)))
+        imagefiles.check_files(splits)
+
+
 def read(cfg: DatasetConfig, seed: int) -> DataSplits:
+    """The training split augmented by ``dataset.augment`` (``auto``, at 32 px: crop_flip, the
+    pad-4 random crop + flip), both splits normalised with the paper's statistics."""
     layout = check(cfg)
     if layout == "pickle":
         tv_class = _TORCHVISION_CIFAR[cfg.name]
@@ -58,38 +72,55 @@ def read(cfg: DatasetConfig, seed: int) -> DataSplits:
         where = f"torchvision pickle layout at {Path(cfg.root or '') / _PICKLE_DIRS[cfg.name]}"
     else:
         root = Path(cfg.root or "")
-        classes, train = _decode_folder(root / "train")
-        test_classes, test = _decode_folder(root / "test")
-        if test_classes != classes:
-            raise DatasetError(
-                f"dataset.root: {root}/train and {root}/test hold different classes "
-                "(fix: give both splits the same class folders)"
-            )
+        listed = [_list_folder(root / name) for name in _FOLDER_SPLITS]
+        classes = imagefiles.check_splits([split for split, _ in listed])
+        train, test = (_decode_folder(samples) for _, samples in listed)
         where = f"ImageFolder layout at {root}"
-    expected = 10 if cfg.name == DatasetName.cifar10 else 100
-    if len(classes) != expected:
-        raise DatasetError(
-            f"dataset.root: found {len(classes)} classes at {cfg.root}, {cfg.name.value} has "
-            f"{expected} (fix: point dataset.root at a complete {cfg.name.value})"
-        )
+    _check_class_count(cfg, len(classes))
     mean, std = CIFAR_STATS[cfg.name]
     finish = [v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
-    augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if cfg.augment else []
+    policy = augment.resolve(cfg)
+    random = augment.random_transforms(policy, 32)
     return DataSplits(
-        train=SeededAugmentation(TensorImages(*train), v2.Compose(augment + finish), random=cfg.augment),
+        train=SeededAugmentation(TensorImages(*train), v2.Compose(random + finish), random=bool(random)),
         test=TensorImages(*test, v2.Compose(finish)),
-        num_classes=expected,
+        num_classes=len(classes),
         in_channels=3,
-        description=f"{cfg.name.value} ({where}): {len(train[1])} train / {len(test[1])} test",
+        description=f"{cfg.name.value} ({where}): {len(train[1])} train / {len(test[1])} test, augment {policy.value}",
     )
 
 
-def _decode_folder(split_dir: Path) -> tuple[list[str], tuple[torch.Tensor, torch.Tensor]]:
-    """Decode an ImageFolder split of equally sized images into one uint8 tensor (N, 3, H, W), in
-    :func:`mixed_order`."""
-    classes, class_to_idx = find_classes(str(split_dir))
-    samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS)
-    images = np.stack([np.asarray(pil_loader(path)) for path, _ in samples])
+def _check_class_count(cfg: DatasetConfig, found: int) -> None:
+    expected = 10 if cfg.name == DatasetName.cifar10 else 100
+    if found != expected:
+        raise DatasetError(
+            f"dataset.root: found {found} classes at {cfg.root}, {cfg.name.value} has "
+            f"{expected} (fix: point dataset.root at a complete {cfg.name.value})"
+        )
+
+
+def _list_folder(split_dir: Path) -> tuple[imagefiles.Split, list[tuple[str, int]]]:
+    """An ImageFolder split's classes and ``(path, label)`` samples, without opening any file."""
+    try:
+        classes, class_to_idx = find_classes(str(split_dir))
+    except FileNotFoundError as exc:  # no class folder at all
+        raise imagefiles.no_images(split_dir) from exc
+    samples = make_dataset(str(split_dir), class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+    return imagefiles.from_samples(split_dir, classes, samples), samples
+
+
+def _decode_folder(samples: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Decode an ImageFolder split of 32×32 images into one uint8 tensor (N, 3, 32, 32), in
+    :func:`mixed_order`; raises DatasetError naming a file that does not decode or has another size."""
+    images = []
+    for path, _ in samples:
+        image = np.asarray(imagefiles.load_image(path))
+        if image.shape != (32, 32, 3):
+            raise DatasetError(
+                f"dataset.root: {path} is {image.shape[1]}×{image.shape[0]} px, CIFAR images are 32×32 "
+                "(fix: resize or remove it, or use dataset=imagefolder for other sizes)"
+            )
+        images.append(image)
     order = mixed_order(len(samples))
-    tensor = torch.from_numpy(images).permute(0, 3, 1, 2)[order].contiguous()
-    return classes, (tensor, torch.tensor([label for _, label in samples])[order])
+    tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)[order].contiguous()
+    return tensor, torch.tensor([label for _, label in samples])[order]

@@ -19,6 +19,15 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 class DatasetError(UserError, FileNotFoundError):
     """A dataset that is missing or not laid out as expected; ``str()`` is one line."""
 
+    def __init__(self, message: str) -> None:
+        # torch's DataLoader re-raises a loader process's error as ``DatasetError("Caught DatasetError in
+        # DataLoader worker process 0.\nOriginal Traceback ...\n...DatasetError: <message>")``: keep
+        # the original message, one line.
+        if "\n" in message:
+            last = message.strip().splitlines()[-1]
+            message = last.partition("DatasetError: ")[2] or " ".join(message.split())
+        super().__init__(message)
+
 
 @dataclass
 class DataSplits:

@@ -6,12 +6,15 @@ import torch
 from torchvision.transforms import v2
 
 from resist.config import DatasetConfig, image_size
+from resist.data import augment
 from resist.data.datasets import DataSplits, SeededAugmentation, TensorImages
 
 
 def read(cfg: DatasetConfig, seed: int) -> DataSplits:
     """scikit-learn's 8×8 handwritten digits (1,797 images, bundled with the package), resized to
-    ``image_size`` and split 80/20 (stratified, fixed)."""
+    ``image_size`` and split 80/20 (stratified, fixed). ``dataset.augment`` without flips (a
+    mirrored digit is another symbol): ``crop_flip`` (``auto`` below 96 px) is a random crop of the
+    image padded by 1/8 of its side."""
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
 
@@ -24,11 +27,14 @@ def read(cfg: DatasetConfig, seed: int) -> DataSplits:
     train_idx, test_idx = torch.tensor(train_idx), torch.tensor(test_idx)
     mean, std = images[train_idx].mean().item(), images[train_idx].std().item()
     images = (images - mean) / std
-    augment = v2.RandomCrop(size, padding=size // 8) if cfg.augment else None
+    policy = augment.resolve(cfg)
+    random = augment.random_transforms(policy, size, flip=False)
+    transform = v2.Compose(random) if random else None
     return DataSplits(
-        train=SeededAugmentation(TensorImages(images[train_idx], labels[train_idx]), augment),
+        train=SeededAugmentation(TensorImages(images[train_idx], labels[train_idx]), transform),
         test=TensorImages(images[test_idx], labels[test_idx]),
         num_classes=10,
         in_channels=1,
-        description=f"digits (scikit-learn): {len(train_idx)} train / {len(test_idx)} test, {size}×{size} px",
+        description=f"digits (scikit-learn): {len(train_idx)} train / {len(test_idx)} test, {size}×{size} px, "
+        f"augment {policy.value} (no flips)",
     )

@@ -1,4 +1,5 @@
-"""Seeded synthetic images: any shape and class count, no files (benchmarks, +debug=fast)."""
+"""Seeded synthetic images: any shape and class count, no files (benchmarks, +debug=fast); never
+augmented (``dataset.augment`` is ignored)."""
 
 from __future__ import annotations
 

@@ -2,34 +2,98 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import signal
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import torch.multiprocessing as mp
 
 from resist.config import Config
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
+from resist.launch.resume import resume_hint
 from resist.launch.worker import run_worker
+
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+_GRACE_S = 5.0  # how long a stopped worker may take to exit before it is killed
+
+
+class Interrupted(BaseException):
+    """The launcher was asked to stop (SIGTERM or SIGINT)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _die_with_parent() -> None:
+    """Linux: have the kernel kill this worker if the launcher dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _process_entry(
     rank: int, cfg: Config, run_dir: Path, port: int
 ) -> None:  # torch.multiprocessing calls fn(rank, *args)
+    _die_with_parent()
     env = DistEnv(rank, cfg.num_workers, rank, "127.0.0.1", port, "local")
     run_worker(cfg, run_dir, env, local_workers=cfg.num_workers)
+
+
+@contextlib.contextmanager
+def _stop_signals_raise() -> Iterator[None]:
+    """While the workers run, SIGTERM and SIGINT to the launcher raise :class:`Interrupted`."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _stop(processes: list) -> None:
+    """SIGTERM every live worker, then SIGKILL those still alive after a grace period."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(_GRACE_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 def spawn_workers(cfg: Config, run_dir: Path, port: int) -> None:
     """Run ``cfg.num_workers`` worker processes and wait for all of them.
 
-    If one raises, the others are terminated and :class:`WorkerFailedError` names it, with its
-    traceback (torch.multiprocessing's ``start_processes`` watches the processes).
+    If one fails, the others are stopped and :class:`WorkerFailedError` names it, with its traceback
+    (torch.multiprocessing watches the processes). SIGTERM or SIGINT to the launcher stops every
+    worker (SIGTERM, then SIGKILL after 5 s) and exits with 128 + the signal's number, printing
+    where the run can continue from. Workers die with the launcher even when it is killed.
     """
+    context = mp.start_processes(
+        _process_entry, args=(cfg, run_dir, port), nprocs=cfg.num_workers, join=False, start_method="spawn"
+    )
     try:
-        mp.start_processes(
-            _process_entry, args=(cfg, run_dir, port), nprocs=cfg.num_workers, join=True, start_method="spawn"
+        with _stop_signals_raise():
+            while not context.join(timeout=0.5):
+                pass
+    except Interrupted as interrupted:
+        _stop(context.processes)
+        print(
+            f"resist: stopped by {interrupted}: all {cfg.num_workers} workers stopped; {resume_hint(run_dir)}",
+            file=sys.stderr,
         )
-    except mp.ProcessRaisedException as exc:
-        raise WorkerFailedError(exc.error_index, str(exc)) from None
-    except mp.ProcessExitedException as exc:
+        sys.exit(128 + interrupted.signum)
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
+        _stop(context.processes)
         raise WorkerFailedError(exc.error_index, str(exc)) from None

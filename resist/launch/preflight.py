@@ -3,8 +3,12 @@ are there, the SLURM layout is possible, and the run directory holds no run (nev
 
 from __future__ import annotations
 
+import netrc
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
@@ -54,3 +58,23 @@ def preflight(cfg: Config) -> None:
         check_available(cfg.dataset)
     if not on_cluster:  # compute nodes have their own devices; each worker checks its own
         check_devices(cfg)
+    check_wandb_login(cfg, os.environ)
+
+
+def check_wandb_login(cfg: Config, environ: Mapping[str, str]) -> None:
+    """W&B online needs credentials: ``WANDB_API_KEY`` or a ``netrc`` entry for its host (what
+    ``wandb login`` writes); without them the run would stop at its first record."""
+    mode = cfg.logger.wandb_mode.value if cfg.logger.wandb_mode else environ.get("WANDB_MODE", "online")
+    if not cfg.logger.wandb or mode in ("offline", "disabled", "dryrun") or environ.get("WANDB_API_KEY"):
+        return
+    host = urlparse(environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    path = Path(environ.get("NETRC", Path.home() / ".netrc"))
+    try:
+        logged_in = netrc.netrc(path).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        logged_in = False
+    if not logged_in:
+        raise UserError(
+            f"logger.wandb_mode: W&B online needs a login, and there is none for {host} (no WANDB_API_KEY, no "
+            f"entry in {path}) (fix: run `wandb login`, or log offline with logger.wandb_mode=offline)"
+        )

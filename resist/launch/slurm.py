@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +15,57 @@ from resist.launch.env import DistEnvError, parse_dist_env
 from resist.launch.slurm_plan import slurm_plan
 from resist.launch.worker import run_worker
 from resist.run_dir import RunDir
+from resist.train.stop import StopRequest
 
 log = logging.getLogger("resist")
+
+PREEMPT_SIGNAL = signal.SIGUSR2
+"""What SLURM sends before the time limit and on preemption (submitit's default, ``--signal=USR2@``)."""
 
 
 class SlurmWorkerTask:
     """What each SLURM task runs: the worker entry for ``run_dir``, its position from SLURM's
-    environment (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, node list, job id)."""
+    environment (``SLURM_PROCID``, ``SLURM_NTASKS``, ``SLURM_LOCALID``, node list, job id).
 
-    def __init__(self, run_dir: Path) -> None:
-        self.run_dir = run_dir
+    Preemption and time limits: SLURM sends SIGUSR2 ``launcher.signal_delay_s`` seconds before the
+    time limit, and on preemption (submitit's ``--signal``; USR2, not USR1, because NCCL may catch
+    USR1: submitit#1697). submitit's handler would checkpoint from inside the signal handler, in the
+    middle of a training step, and exit at once; here the signal only requests a stop. All workers
+    agree on it at the next round end, write a checkpoint together, and then rank 0 hands over to
+    submitit's handler, which calls :meth:`checkpoint` (a task that resumes), requeues the job and
+    exits. submitit ignores the signal on the other ranks (submitit#1780: it must not exit them
+    before rank 0 requeued); here they return once the checkpoint is committed. The requeued job
+    resumes from that checkpoint by itself.
+    """
+
+    def __init__(self, run_dir: Path, *, resume: bool = False) -> None:
+        self.run_dir, self.resume = run_dir, resume
 
     def __call__(self) -> dict[str, Any] | None:
         env = parse_dist_env(os.environ)
         if env is None:
             raise DistEnvError("SLURM_PROCID: not inside a SLURM task (fix: submit with launcher=slurm)")
         cfg = load_run_config(self.run_dir)
+        if self.resume:
+            cfg.resume = str(self.run_dir)
         local_workers = int(os.environ.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
-        summary = run_worker(cfg, self.run_dir, env, local_workers=local_workers)
-        return summary if env.rank == 0 else None
+        submitit_handler = signal.getsignal(PREEMPT_SIGNAL)
+        stop = StopRequest()
+        stop.watch(PREEMPT_SIGNAL)
+        result = run_worker(cfg, self.run_dir, env, local_workers=local_workers, stop=stop)
+        if result.get("event") == "stopped":
+            log.info("rank %d stopped at step %d on %s", env.rank, result["step"], result["signal"])
+            if env.rank == 0 and callable(submitit_handler):
+                submitit_handler(PREEMPT_SIGNAL, None)  # checkpoint() + requeue + exit
+            return None
+        return result if env.rank == 0 else None
+
+    def checkpoint(self) -> Any:
+        """submitit's hook on preemption or time-out: the task that resumes this run (its checkpoint
+        was written before submitit calls this)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(SlurmWorkerTask(self.run_dir, resume=True))
 
 
 def _sbatch_script(executor: Any) -> str:  # a submitit.AutoExecutor (imported lazily)
@@ -61,7 +94,7 @@ def submit(cfg: Config, run_dir: Path) -> Any:
         print(_sbatch_script(executor))
         print(RunDir(run_dir).resolved_config.read_text(encoding="utf-8"), end="")
         return None
-    job = executor.submit(SlurmWorkerTask(run_dir))
+    job = executor.submit(SlurmWorkerTask(run_dir, resume=cfg.resume is not None))
     print(
         f"submitted SLURM job {job.job_id} ({plan['nodes']} node(s) x {plan['tasks_per_node']} task(s)); "
         f"logs: {job.paths.stdout} and {job.paths.stderr} (one per task: %t); run directory: {run_dir}"

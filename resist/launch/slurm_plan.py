@@ -37,6 +37,7 @@ def slurm_plan(cfg: Config) -> dict[str, Any]:
         "tasks_per_node": per_node,
         "cpus_per_task": launcher.cpus_per_task,
         "timeout_min": launcher.time_min,
+        "slurm_signal_delay_s": launcher.signal_delay_s,
         "name": cfg.name,
     }
     if launcher.gpus_per_node:

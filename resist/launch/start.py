@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from resist.config import Config, LauncherName
+from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
 from resist.launch.preflight import preflight, prepare_run_dir
+from resist.launch.resume import prepare_resume, resume_hint
 from resist.launch.worker import run_worker
 from resist.logging import Record
 from resist.run_dir import RunDir
@@ -28,9 +30,21 @@ def last_record(run_dir: Path) -> Record:
 
 
 def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
-    """Run the pre-flight checks, set up ``run_dir``, run the workers; return the run's summary record."""
+    """Run the pre-flight checks, set up ``run_dir`` (or check the resume of the run in it), run the
+    workers; return the run's summary record. A failed or interrupted run's error says where it can
+    continue from."""
     preflight(cfg)
-    prepare_run_dir(run_dir, resolved)
+    if cfg.resume is not None:
+        prepare_resume(cfg, resolved, run_dir)
+    else:
+        prepare_run_dir(run_dir, resolved)
+    try:
+        return _start_workers(cfg, run_dir)
+    except WorkerFailedError as exc:
+        raise WorkerFailedError(exc.rank, exc.details, note=resume_hint(run_dir)) from None
+
+
+def _start_workers(cfg: Config, run_dir: Path) -> Record:
     port = cfg.launcher.master_port or free_port()
     if cfg.launcher.name == LauncherName.slurm:
         from resist.launch.slurm import submit

@@ -9,15 +9,18 @@ from pathlib import Path
 
 import torch
 
+from resist.checkpoints import CheckpointError, CheckpointStore
 from resist.comm.backends import init_process_comm, shutdown_process_comm
 from resist.config import Config, DeviceKind
 from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
 from resist.launch.env import DistEnv, cpu_threads_per_worker
+from resist.launch.resume import continue_metrics
 from resist.logging import FanOut, MetricSink, Record
-from resist.logging.console import ConsoleSink
+from resist.logging.console import ConsoleSink, worker_logging
 from resist.logging.jsonl import JsonlSink
 from resist.run_dir import RunDir
+from resist.train.stop import StopRequest
 
 log = logging.getLogger("resist")
 
@@ -64,8 +67,11 @@ def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
-def _sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
-    sinks: list[MetricSink] = [JsonlSink(RunDir(run_dir).metrics), ConsoleSink(cfg.logger.progress)]
+def _sinks(cfg: Config, run_dir: Path, *, resuming: bool) -> list[MetricSink]:
+    sinks: list[MetricSink] = [
+        JsonlSink(RunDir(run_dir).metrics, append=resuming),
+        ConsoleSink(cfg.logger.progress),
+    ]
     if cfg.logger.wandb:
         from resist.logging.wandb_sink import WandbSink
 
@@ -76,8 +82,12 @@ def _sinks(cfg: Config, run_dir: Path) -> list[MetricSink]:
     return sinks
 
 
-def run_worker(cfg: Config, run_dir: Path, env: DistEnv, *, local_workers: int = 1) -> Record:
-    """Train as the worker ``env`` describes; rank 0 writes the run's records. Returns the summary."""
+def run_worker(
+    cfg: Config, run_dir: Path, env: DistEnv, *, local_workers: int = 1, stop: StopRequest | None = None
+) -> Record:
+    """Train as the worker ``env`` describes; rank 0 writes the run's records. With ``cfg.resume`` the
+    run continues from its newest checkpoint (rank 0 first cuts ``metrics.jsonl`` back to it). Returns
+    the summary, or a ``stopped`` record when ``stop`` was agreed on (after a checkpoint)."""
     from resist.train.loop import train
 
     check_world(cfg, env)
@@ -92,14 +102,24 @@ def run_worker(cfg: Config, run_dir: Path, env: DistEnv, *, local_workers: int =
         master_addr=env.master_addr,
         master_port=env.master_port,
         device=device,
+        timeout_s=cfg.launcher.collective_timeout_s,
     )
-    sink = FanOut(_sinks(cfg, run_dir) if env.rank == 0 else [])
-    try:
+    checkpoint = None
+    if cfg.resume is not None:
+        checkpoint = CheckpointStore(run_dir).newest()
+        if checkpoint is None:
+            raise CheckpointError(f"resume: {run_dir} has no checkpoint (fix: start the run again)")
         if env.rank == 0:
-            log.info("run %s: %d worker(s) on %s; run directory %s", run_name(cfg), env.world_size, device, run_dir)
-        summary = train(cfg, comm, sink, checkpoint_dir=run_dir)
-    finally:
-        sink.close()
+            continue_metrics(run_dir, checkpoint)
+    # Rank 0's lines (progress, evaluations) go to stderr and run.log, whichever process it runs in.
+    with worker_logging(RunDir(run_dir).run_log, rank=env.rank):
+        sink = FanOut(_sinks(cfg, run_dir, resuming=checkpoint is not None) if env.rank == 0 else [])
+        try:
+            if env.rank == 0:
+                log.info("run %s: %d worker(s) on %s; run directory %s", run_name(cfg), env.world_size, device, run_dir)
+            summary = train(cfg, comm, sink, run_dir=run_dir, resume=checkpoint, stop=stop)
+        finally:
+            sink.close()
     # Only after a success: a failing worker keeps its connections until its process ends, after the
     # launcher has its error, so that a peer's "connection closed" is not reported as the cause.
     shutdown_process_comm()

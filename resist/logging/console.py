@@ -1,8 +1,13 @@
-"""Console output: a progress bar over optimizer steps on a terminal, and one log line per evaluation."""
+"""Console output: a progress bar over optimizer steps on a terminal, one log line per evaluation,
+and rank 0's log set-up, which sends the ``resist`` logger's lines to stderr and ``run.log``."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 from tqdm import tqdm
 
@@ -10,13 +15,24 @@ from resist.logging import Record
 
 log = logging.getLogger("resist")
 
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"  # Hydra's job logging format
+
+
+def shows_bar(progress: bool | None) -> bool:
+    """Whether the progress bar is shown: ``logger.progress``, or (None) whether stderr is a terminal.
+    Without a bar, progress goes to log lines instead (:class:`resist.logging.progress.ProgressLine`)."""
+    if progress is not None:
+        return progress
+    isatty = getattr(sys.stderr, "isatty", None)
+    return bool(isatty and isatty())
+
 
 class ConsoleSink:
-    """``progress`` None shows the bar only when stderr is a terminal (tqdm's ``disable=None``).
-    The bar's length comes from the ``start`` record."""
+    """A progress bar (when :func:`shows_bar`), its length from the ``start`` record, and one
+    ``resist`` log line per evaluation."""
 
     def __init__(self, progress: bool | None) -> None:
-        self.bar = tqdm(unit="step", dynamic_ncols=True, disable=None if progress is None else not progress)
+        self.bar = tqdm(unit="step", dynamic_ncols=True, disable=not shows_bar(progress))
         self._step = 0
 
     def log(self, record: Record) -> None:
@@ -30,14 +46,47 @@ class ConsoleSink:
         if record["event"] == "train":
             self.bar.set_postfix(loss=f"{record['train/loss']:.3f}", lr=f"{record['lr']:.3g}", refresh=False)
         elif record["event"] == "eval":
-            line = (
+            log.info(
                 f"step {step} (epoch {record['epoch']:.2f}): test acc {record['test/acc1']:.2%}, "
                 f"top-5 {record['test/acc5']:.2%}, loss {record['test/loss']:.4f}"
             )
-            if self.bar.disable:
-                log.info(line)
-            else:
-                tqdm.write(line)
 
     def close(self) -> None:
         self.bar.close()
+
+
+class _StderrHandler(logging.Handler):
+    """Writes to the current ``sys.stderr`` through ``tqdm.write``, so a progress bar stays intact."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+            sys.stderr.flush()
+        except Exception:
+            self.handleError(record)
+
+
+@contextlib.contextmanager
+def worker_logging(run_log: Path, *, rank: int) -> Iterator[None]:
+    """While open, rank 0's ``resist`` INFO lines (its child loggers' too) go exactly once to stderr
+    and once to ``run_log`` (appended), in Hydra's format, in whatever process the worker runs. The
+    logger stops propagating meanwhile, so handlers already on the root logger (Hydra's stdout and
+    ``run.log`` handlers when the worker runs in the launching process, ``logging.basicConfig`` under
+    torchrun) do not repeat them. Other ranks log warnings only. On exit the logger is as before."""
+    handlers: list[logging.Handler] = []
+    if rank == 0:
+        handlers = [_StderrHandler(), logging.FileHandler(run_log, mode="a", encoding="utf-8")]
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        log.addHandler(handler)
+    saved = log.level, log.propagate
+    log.setLevel(logging.INFO if rank == 0 else logging.WARNING)
+    log.propagate = rank != 0
+    try:
+        yield
+    finally:
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
+        for handler in handlers:
+            log.removeHandler(handler)
+            handler.close()

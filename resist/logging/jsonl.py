@@ -9,11 +9,12 @@ from resist.logging import Record
 
 
 class JsonlSink:
-    """Writes records to ``path``. The file must not exist yet: results are never overwritten."""
+    """Writes records to ``path``. The file must not exist yet (results are never overwritten), unless
+    ``append``: a resumed run continues its file."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, append: bool = False) -> None:
         self.path = path
-        self._file = path.open("x", encoding="utf-8")
+        self._file = path.open("a" if append else "x", encoding="utf-8")
 
     def log(self, record: Record) -> None:
         self._file.write(json.dumps(record, sort_keys=True) + "\n")

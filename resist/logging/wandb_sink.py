@@ -15,7 +15,8 @@ class WandbSink:
     """One W&B run per training run; metrics are plotted against ``step`` (and can be against any
     other logged key, e.g. ``comm/cum_wire_bytes`` or ``time/elapsed_s``). Offline when
     ``WANDB_MODE=offline`` or ``logger.wandb_mode=offline``; files go to ``<run_dir>/wandb``. The run
-    id is kept in ``<run_dir>/wandb_run_id`` and reused (``resume="allow"``) when the run restarts."""
+    id is kept in ``<run_dir>/wandb_run_id`` and reused (``resume="allow"``) when the run restarts or
+    is resumed, so it continues the same W&B run."""
 
     def __init__(
         self, cfg: LoggerConfig, run_dir: Path, *, run_name: str, job_type: str, config: dict[str, Any]
@@ -46,8 +47,10 @@ class WandbSink:
         values = {key: value for key, value in record.items() if key != "event"}
         if record["event"] in ("start", "summary"):
             self.run.summary.update(values)
-        if record["event"] != "start":
-            self.run.log(values)
+        if record["event"] not in ("start", "resume"):
+            # W&B's own step is the optimizer step: a resumed run's records up to the step W&B already
+            # has (written before the stop, the same values) are dropped by W&B, not duplicated.
+            self.run.log(values, step=record["step"])
 
     def close(self) -> None:
         self.run.finish()

@@ -34,12 +34,18 @@ class TrainingProtocol(ABC):
     final_model: str = ""
     """What the model saved at the end of a run is made of (written to the run's summary)."""
 
+    model: nn.Module
+    """The plain network this worker holds (its sub-network for ResIST; DDP's wrapped module)."""
+
     def __init__(self, comm: Comm) -> None:
         self.comm = comm
 
     @abstractmethod
-    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
-        """Build (with ``make_model``) and return the module this worker trains."""
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
+        """Build (with ``make_model``) and return the module this worker trains: a fresh start (``state``
+        None: initial weights are shared, which communicates) or the structure a checkpoint's
+        ``state`` (from :meth:`state_dict`) describes, without communicating (the caller then loads
+        the checkpoint's weights into :attr:`model`)."""
 
     def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> nn.Module | None:
         """Called after the last optimizer step of every round, on every worker; may synchronise.
@@ -53,12 +59,8 @@ class TrainingProtocol(ABC):
         """The synchronised model to evaluate (called at round ends, on every worker)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """State to checkpoint beyond the model and optimizer (none by default)."""
+        """State to checkpoint beyond the model and optimizer, plain data (none by default)."""
         return {}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state:
-            raise ValueError(f"protocol {self.name} has no state to load, got keys {sorted(state)}")
 
 
 def model_state_tensors(model: nn.Module) -> list[torch.Tensor]:

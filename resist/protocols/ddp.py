@@ -3,6 +3,8 @@ through :meth:`Comm.ddp_comm_hook` (torch's default all-reduce hook, wrapped).""
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -21,9 +23,10 @@ class DataParallel(TrainingProtocol):
     name = "ddp"
     final_model = "the replicated model (gradients averaged every step; BatchNorm running statistics averaged)"
 
-    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
-        model = make_model()
-        broadcast_initial_state(model, self.comm)
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
+        model = make_model(initialize=state is None)
+        if state is None:
+            broadcast_initial_state(model, self.comm)
         self.model = model
         return data_parallel(model, self.comm)
 

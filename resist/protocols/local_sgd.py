@@ -3,6 +3,8 @@ averaged (parameters and BatchNorm running statistics) with one bucketed all-red
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -27,9 +29,10 @@ class LocalSGD(TrainingProtocol):
         self.paper_style = cfg.paper_style
         self.paper_style_stage = cfg.paper_style_stage
 
-    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
-        model = make_model()
-        broadcast_initial_state(model, self.comm)
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
+        model = make_model(initialize=state is None)
+        if state is None:
+            broadcast_initial_state(model, self.comm)
         self.model = model
         everything = model_state_tensors(model)
         self.partitioned: list[torch.Tensor] = []

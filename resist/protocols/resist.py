@@ -29,6 +29,8 @@ the sub-ResNets (the loop builds a new optimizer for them).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -76,9 +78,16 @@ class ResIST(TrainingProtocol):
             round_index=round_index,
         )
 
-    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
         self.make_model = make_model
         self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.steps_per_round)
+        if state is not None:  # a checkpoint's round and assignment (its weights are loaded after)
+            self.round = state["round"]
+            blocks = state["assignment"]
+            self.current = None if blocks is None else Assignment(tuple(tuple(b) for b in blocks))
+            held = None if self.current is None else {self.stage: self._stage_blocks(self.current)}
+            self.model = make_model(held, initialize=False)
+            return self.model
         if self.warmup_rounds > 0:
             self.model = make_model()
             broadcast_initial_state(self.model, self.comm)
@@ -122,6 +131,11 @@ class ResIST(TrainingProtocol):
                 target.copy_(source)
         self.model = sub
         return sub
+
+    def state_dict(self) -> dict[str, Any]:
+        """The round count and the current assignment (None during the warm-up)."""
+        blocks = None if self.current is None else [list(b) for b in self.current.blocks]
+        return {"round": self.round, "assignment": blocks}
 
     # -- the round end --------------------------------------------------------------------------
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import nn
 
 from resist.protocols.base import ModelFactory, TrainingProtocol
@@ -11,7 +13,7 @@ class SingleWorker(TrainingProtocol):
     name = "none"
     final_model = "the single worker's model"
 
-    def setup(self, make_model: ModelFactory, steps_per_epoch: int) -> nn.Module:
+    def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
         self.model = make_model()
         return self.model
 

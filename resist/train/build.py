@@ -3,13 +3,14 @@ and reporter, ready for the loop (:mod:`resist.train.loop`) to train."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from resist.checkpoints import Checkpoint
 from resist.comm import Comm
-from resist.config import Config, OptimConfig
+from resist.config import AmpMode, Config, OptimConfig
 from resist.data import sources
 from resist.data.batches import BatchStream
 from resist.data.sources import DataSplits
@@ -21,12 +22,14 @@ from resist.protocols.base import TrainingProtocol
 from resist.seeding import derive_seed
 from resist.train.plan import StepPlan
 from resist.train.report import Reporter
+from resist.train.state import restore_worker_state
 
 
 @dataclass
 class Run:
     """Everything one worker trains with. ``module`` and ``optimizer`` change when the protocol
-    replaces the module (ResIST leaving its warm-up)."""
+    replaces the module (ResIST leaving its warm-up). A resumed run starts at ``start_step`` with the
+    checkpoint's last evaluation; ``checkpoint`` is the newest one saved or resumed from."""
 
     cfg: Config
     comm: Comm
@@ -37,6 +40,10 @@ class Run:
     module: torch.nn.Module
     optimizer: torch.optim.Optimizer
     reporter: Reporter
+    scaler: torch.amp.GradScaler
+    start_step: int = 0
+    last_eval: dict[str, float] = field(default_factory=dict)
+    checkpoint: Checkpoint | None = None
 
 
 def platform_facts() -> dict[str, Any]:
@@ -49,9 +56,11 @@ def platform_facts() -> dict[str, Any]:
     }
 
 
-def build_run(cfg: Config, comm: Comm, sink: MetricSink) -> Run:
+def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint | None = None) -> Run:
     """Build the run for the worker that owns ``comm`` and write its ``start`` record (rank 0, to
-    ``sink``). Initial weights come from a seed derived from ``cfg.seed``; the protocol shares rank 0's."""
+    ``sink``). Initial weights come from a seed derived from ``cfg.seed``; the protocol shares rank 0's.
+    With ``resume``, the worker's state is the checkpoint's shard instead (no communication) and the
+    record is a ``resume`` record."""
     device = comm.device
     data = sources.load(cfg.dataset, cfg.seed)
     spec, init_seed = ARCHITECTURES[cfg.model.arch], derive_seed(cfg.seed, "init")
@@ -83,10 +92,17 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink) -> Run:
     plan = StepPlan.from_config(
         cfg.train, steps_per_epoch=stream.steps_per_epoch, steps_per_round=protocol.steps_per_round
     )
-    module, optimizer = trainable(
-        protocol.setup(make_model, stream.steps_per_epoch), cfg.optim, compile=cfg.train.compile
-    )
+    shard = None if resume is None else resume.load_shard(comm.rank, device)
+    module = protocol.setup(make_model, stream.steps_per_epoch, None if shard is None else shard["protocol"])
+    module, optimizer = trainable(module, cfg.optim, compile=cfg.train.compile)
     reporter = Reporter(comm, sink)
+    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == AmpMode.fp16)
+    run = Run(cfg, comm, data, protocol, stream, plan, module, optimizer, reporter, scaler)
+    if shard is not None and resume is not None:
+        restore_worker_state(run, shard)
+        run.start_step, run.last_eval, run.checkpoint = shard["step"], shard["last_eval"], resume
+        reporter.resumed({"step": resume.step, "checkpoint": str(resume.directory), "total_steps": plan.total_steps})
+        return run
     global_params = count_parameters(build_model(spec, data.num_classes, in_channels=data.in_channels, device="meta"))
     reporter.start(
         {
@@ -101,7 +117,7 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink) -> Run:
             **platform_facts(),
         }
     )
-    return Run(cfg, comm, data, protocol, stream, plan, module, optimizer, reporter)
+    return run
 
 
 def trainable(

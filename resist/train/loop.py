@@ -9,15 +9,20 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from resist.checkpoints import Checkpoint
 from resist.comm import Comm
 from resist.config import AmpMode, Config
+from resist.errors import UserError
 from resist.logging import MetricSink, Record
+from resist.logging.progress import ProgressLine
 from resist.models.checkpoint import save_inference_checkpoint
 from resist.run_dir import RunDir
 from resist.train.build import Run, build_run, trainable
 from resist.train.evaluate import evaluate
 from resist.train.memory import held_bytes, peak_memory_bytes
 from resist.train.schedule import lr_at
+from resist.train.state import save_checkpoint
+from resist.train.stop import StopRequest
 
 
 def _autocast(amp: AmpMode, device: torch.device) -> contextlib.AbstractContextManager:
@@ -35,29 +40,55 @@ def synchronized_clock(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def train(cfg: Config, comm: Comm, sink: MetricSink, *, checkpoint_dir: Path | None = None) -> Record:
-    """Build the run (:func:`build_run`) and train it (:func:`run_loop`); returns the summary.
+class NonFiniteLossError(UserError):
+    pass
+
+
+def train(
+    cfg: Config,
+    comm: Comm,
+    sink: MetricSink,
+    *,
+    run_dir: Path | None = None,
+    resume: Checkpoint | None = None,
+    stop: StopRequest | None = None,
+) -> Record:
+    """Build the run (:func:`build_run`, from ``resume``'s shards when given) and train it
+    (:func:`run_loop`); returns the summary, or a ``stopped`` record when ``stop`` was agreed on.
 
     Randomness is derived from ``cfg.seed``, never drawn from torch's global generator: model
     initialisation (then rank 0's weights are broadcast), data order (per the sharding mode) and
     augmentation (per sample). So evaluation, which builds models too, cannot change training.
-    Deterministic on CPU for a given torch build, thread count and CPU.
+    Deterministic on CPU for a given torch build, thread count and CPU, across resumes too.
     """
-    return run_loop(build_run(cfg, comm, sink), checkpoint_dir)
+    return run_loop(build_run(cfg, comm, sink, resume=resume), run_dir, stop=stop or StopRequest())
 
 
-def run_loop(run: Run, checkpoint_dir: Path | None = None) -> Record:
-    """Train ``run`` as its worker; rank 0 writes the records and saves the final global model to
-    ``checkpoint_dir``'s ``final_model.pt`` (an ordinary state dict of the plain network). Returns
-    the summary."""
+def _nonfinite_error(run: Run, step: int, loss: float) -> NonFiniteLossError:
+    last = run.checkpoint
+    where = f"the last good checkpoint is {last.directory} (step {last.step})" if last else "no checkpoint was saved"
+    resume = f"; resume with python -m resist.run resume={last.directory.parent.parent}" if last else ""
+    return NonFiniteLossError(
+        f"train: the loss became {loss} at step {step} on rank {run.comm.rank}; the run stopped and {where} "
+        f"(fix: lower optim.lr or use train.amp=off{resume})"
+    )
+
+
+def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Record:
+    """Train ``run`` as its worker from ``run.start_step``. At round ends it checkpoints to ``run_dir``
+    (every ``checkpoint.every_rounds`` rounds and at the end) and stops early, after a checkpoint, when
+    ``stop`` is agreed on; a non-finite loss stops it with :class:`NonFiniteLossError`. Rank 0 writes
+    the records and saves the final global model as ``final_model.pt`` (an ordinary state dict of the
+    plain network). Returns the summary, or a ``stopped`` record naming the checkpoint."""
     cfg, comm, data, protocol, plan, reporter = run.cfg, run.comm, run.data, run.protocol, run.plan, run.reporter
-    device, stream, module, optimizer = comm.device, run.stream, run.module, run.optimizer
-    scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == AmpMode.fp16)
+    device, stream, module, optimizer, scaler = comm.device, run.stream, run.module, run.optimizer, run.scaler
 
-    last_eval: Record = {}
+    last_eval: Record = dict(run.last_eval)
     evaluated: torch.nn.Module | None = None
+    first_nonfinite = torch.zeros((), dtype=torch.long, device=device)  # 1-based step, 0: none yet
+    progress = ProgressLine.for_run(cfg, comm, plan, start_step=run.start_step)
     round_start = synchronized_clock(device)
-    for step in range(plan.total_steps):
+    for step in range(run.start_step, plan.total_steps):
         steps_done = step + 1
         if step % plan.steps_per_round == 0:
             comm.ledger.start_round(step // plan.steps_per_round)
@@ -74,15 +105,22 @@ def run_loop(run: Run, checkpoint_dir: Path | None = None) -> Record:
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+        first_nonfinite = torch.where(
+            (first_nonfinite == 0) & ~torch.isfinite(loss.detach()), steps_done, first_nonfinite
+        )  # no device synchronisation here: read once per round
         reporter.add_batch(loss.detach(), logits.detach(), labels)
+        progress.step(steps_done, loss.detach())
         if not plan.ends_round(steps_done):
             continue
 
+        if first_nonfinite.item():
+            raise _nonfinite_error(run, int(first_nonfinite.item()), loss.item())
         held = held_bytes(module, optimizer)  # before a sync that may reset the optimizer state
         sync_start = synchronized_clock(device)
         replacement = protocol.end_round(optimizer, last_round=steps_done == plan.total_steps)
         if replacement is not None:  # e.g. ResIST leaving its local-SGD warm-up
             module, optimizer = trainable(replacement, cfg.optim, compile=cfg.train.compile)
+            run.module, run.optimizer = module, optimizer
         sync_end = synchronized_clock(device)
         reporter.add_seconds(compute_s=sync_start - round_start, sync_s=sync_end - sync_start)
         epoch = steps_done / plan.steps_per_epoch
@@ -109,10 +147,15 @@ def run_loop(run: Run, checkpoint_dir: Path | None = None) -> Record:
                 evaluation=evaluation,
                 eval_seconds=eval_seconds,
             )
+        stopping = stop.agreed(comm) and steps_done < plan.total_steps
+        if run_dir is not None and (stopping or plan.checkpoints_after(steps_done, cfg.checkpoint.every_rounds)):
+            run.checkpoint = save_checkpoint(run, run_dir, step=steps_done, last_eval=last_eval) or run.checkpoint
+        if stopping:
+            return {"event": "stopped", "step": steps_done, "signal": stop.signal_name}
         round_start = synchronized_clock(device)
-    if checkpoint_dir is not None and comm.rank == 0 and evaluated is not None:
+    if run_dir is not None and comm.rank == 0 and evaluated is not None:
         save_inference_checkpoint(
-            evaluated, RunDir(checkpoint_dir).final_model, num_classes=data.num_classes, in_channels=data.in_channels
+            evaluated, RunDir(run_dir).final_model, num_classes=data.num_classes, in_channels=data.in_channels
         )
     return reporter.summary(
         plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=protocol.final_model

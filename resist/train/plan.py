@@ -50,6 +50,12 @@ class StepPlan:
         """Whether the round ending after ``steps_done`` steps writes a train record."""
         return self._due(steps_done, self.log_every_steps)
 
+    def checkpoints_after(self, steps_done: int, every_rounds: int) -> bool:
+        """Whether the round ending after ``steps_done`` steps saves a checkpoint: every
+        ``every_rounds`` rounds (0: never) and at the end."""
+        rounds_done = -(-steps_done // self.steps_per_round)
+        return steps_done == self.total_steps or (every_rounds > 0 and rounds_done % every_rounds == 0)
+
     def evaluates_after(self, steps_done: int) -> bool:
         """Whether the round ending after ``steps_done`` steps evaluates."""
         return self._due(steps_done, self.eval_every_steps)

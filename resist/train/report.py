@@ -46,6 +46,35 @@ class Reporter:
     def start(self, info: dict[str, Any]) -> None:
         self._log({"event": "start", "step": 0, **info})
 
+    def state_dict(self) -> dict[str, Any]:
+        """The accumulators since the last report, the totals reported so far and the elapsed time."""
+        return {
+            "loss_sum": self.loss_sum.clone(),
+            "correct": self.correct.clone(),
+            "seen": self.seen,
+            "samples": self.samples,
+            "seconds": [self.compute_s, self.sync_s, self.eval_s],
+            "elapsed_s": time.perf_counter() - self.start_time,
+            "previous_totals": dict(self._previous_totals),
+            "comm_keys": dict(self._comm_keys),
+            "memory": [self.peak_bytes, self.param_bytes, self.held_bytes],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict`'s state; the elapsed time goes on from where it stopped."""
+        self.loss_sum.copy_(state["loss_sum"])
+        self.correct.copy_(state["correct"])
+        self.seen, self.samples = state["seen"], state["samples"]
+        self.compute_s, self.sync_s, self.eval_s = state["seconds"]
+        self.start_time = time.perf_counter() - state["elapsed_s"]
+        self._previous_totals = dict(state["previous_totals"])
+        self._comm_keys = dict(state["comm_keys"])
+        self.peak_bytes, self.param_bytes, self.held_bytes = state["memory"]
+
+    def resumed(self, info: dict[str, Any]) -> None:
+        """The ``resume`` record: where a resumed run continues from."""
+        self._log({"event": "resume", **info})
+
     def add_batch(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         """Account one training batch (no device synchronisation)."""
         self.loss_sum += loss.double() * len(labels)

@@ -26,7 +26,8 @@ def cifar10(cifar10_folder: Path) -> sources.DataSplits:
 
 def test_cifar10_image_folder_counts_and_labels(cifar10, cifar10_folder):
     assert cifar_layout(DatasetConfig(name=DatasetName.cifar10, root=str(cifar10_folder))) == "folder"
-    assert "ImageFolder layout" in cifar10.description
+    assert "ImageFolder layout" in cifar10.description and "augment crop_flip" in cifar10.description
+    check_available(DatasetConfig(name=DatasetName.cifar10, root=str(cifar10_folder)))  # 60,000 JPEG signatures
     assert (len(cifar10.train), len(cifar10.test), cifar10.num_classes) == (50_000, 10_000, 10)
     assert Counter(cifar10.train.base.labels.tolist()) == {c: 5000 for c in range(10)}
     assert Counter(cifar10.test.labels.tolist()) == {c: 1000 for c in range(10)}
@@ -83,14 +84,11 @@ def test_image_folder_reads_real_imagenet_jpegs(imagenette_folder):
     image, label = data.train[(3, 0)]
     assert image.shape == (3, 64, 64) and label == 3
     assert sorted(data.test[i][1] for i in range(10)) == list(range(10))
+    assert "evaluation split: val/" in data.description and "augment crop_flip" in data.description
+    check_available(cfg)  # every real JPEG passes the pre-flight look
     full = sources.load(DatasetConfig(name=DatasetName.imagenet, root=str(imagenette_folder)), seed=0)
+    assert "augment resized_crop_flip" in full.description
     assert full.test[0][0].shape == (3, 224, 224) and full.train[(0, 0)][0].shape == (3, 224, 224)
-
-
-def test_image_folder_without_val_split(tmp_path):
-    (tmp_path / "train" / "a").mkdir(parents=True)
-    with pytest.raises(DatasetError, match=r"^dataset.root: no imagenet data: .*val.* is not a directory"):
-        check_available(DatasetConfig(name=DatasetName.imagenet, root=str(tmp_path)))
 
 
 def test_digits_fixed_split():

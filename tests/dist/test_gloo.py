@@ -120,7 +120,8 @@ def test_a_failing_worker_ends_the_run_with_its_rank_and_error(tmp_path):
             (root / split / label).mkdir(parents=True)
             for i in range(4):
                 Image.new("RGB", (16, 16), (60 * i, 30, 200 if label == "a" else 10)).save(root / split / label / f"{i}.png")
-    (root / "train" / "b" / "3.png").write_bytes(b"this is not an image")
+    # A PNG signature passes the launcher's pre-flight look at the files; decoding it fails.
+    (root / "train" / "b" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not an image")
     start = time.monotonic()
     result = run_cli("protocol=ddp", "num_workers=2", "dataset=imagefolder", f"dataset.root={root}",
                      "dataset.image_size=16", "dataset.loader_workers=0", "train.batch_size=4", "train.epochs=1",

@@ -105,37 +105,6 @@ def test_existing_run_directory_is_never_overwritten(default_run):
     assert (run_dir / "metrics.jsonl").read_bytes() == before
 
 
-BAD_INPUTS = [
-    (["foo=1"], "foo: "),
-    (["optim.lr=abc"], "optim.lr: "),
-    (["+model.foo=1"], "model.foo: is not a config key"),
-    (["model=nope"], "model=nope: no such option in config group 'model'"),
-    (["+experiment=nope"], "experiment=nope: no such option"),
-    (["model.arch=resnet9"], "model.arch: unknown architecture 'resnet9'"),
-    (["optim.lr=-1"], "optim.lr: must be a positive number"),
-    (["optim.momentum=1.5"], "optim.momentum: "),
-    (["dataset.name=foo"], "dataset.name: Invalid value 'foo'"),
-    (["protocol=none"], "num_workers: protocol=none trains one worker, got num_workers=2"),
-    (["num_workers=8"], "protocol.decomposition.min_depth: 8 workers share 4 blocks"),
-    (["optim.milestones=[0.8,0.5]"], "optim.milestones: "),
-    (["dataset=imagefolder"], "dataset.root: dataset imagefolder needs a root directory"),
-    (["train.batch_size=0"], "train.batch_size: "),
-    (["model=imagenet_preact_resnet50"], "dataset.image_size: 16px is too small"),
-    (["dataset=cifar10", "dataset.root=/nonexistent/cifar"], "dataset.root: no cifar10 data at '/nonexistent/cifar'"),
-    (["dataset=imagenet", "dataset.root=/nonexistent/imagenet"], "dataset.root: no imagenet data"),
-]
-
-
-@pytest.mark.parametrize(("overrides", "expected"), BAD_INPUTS, ids=[" ".join(o) for o, _ in BAD_INPUTS])
-def test_bad_input_is_one_line_naming_the_key_and_fix(overrides, expected, tmp_path):
-    result = run_cli(*overrides, f"hydra.run.dir={tmp_path}/run")
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"resist: error: {expected}") and "fix: " in lines[0], lines[0]
-    assert not (tmp_path / "run" / "metrics.jsonl").exists()
-
-
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cuda_without_gpu_is_a_clean_error(tmp_path):
     result = run_cli("device=cuda", f"hydra.run.dir={tmp_path}/run")

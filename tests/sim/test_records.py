@@ -31,7 +31,7 @@ def _config(protocol: ProtocolName, eval_every: int, **protocol_changes) -> Conf
 
 def _run(cfg: Config, run_dir=None):
     sink = ListSink()
-    ledgers = run_in_threads(WORKERS, lambda comm: train(cfg, comm, sink, checkpoint_dir=run_dir) and comm.ledger)
+    ledgers = run_in_threads(WORKERS, lambda comm: train(cfg, comm, sink, run_dir=run_dir) and comm.ledger)
     return sink.records, ledgers
 
 

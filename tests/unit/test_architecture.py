@@ -17,7 +17,7 @@ PACKAGE = REPO / "resist"
 # rooms of its own layer or below, never above, and the rooms' import graph has no cycle.
 LAYERS = [
     {"errors", "seeding", "run_dir"},
-    {"generators"},
+    {"generators", "checkpoints"},
     {"models", "decomposition"},
     {"config"},
     {"comm", "data", "logging"},

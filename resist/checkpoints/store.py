@@ -1,0 +1,166 @@
+"""Whole-run checkpoints on disk: one shard per worker and a manifest that commits them.
+
+Layout: ``<run dir>/checkpoints/step-<step, 9 digits>/`` holds ``rank-<r>.pt`` (worker r's state,
+written by worker r), ``rank-<r>.sha256`` (its digest) and, once every shard is there,
+``manifest.json`` (written last, by rank 0). A checkpoint exists only when its manifest does, and is
+valid only when every shard it lists has the recorded size and SHA-256. Every file is written
+atomically (temporary file, fsync, rename, fsync of the directory), so a crash during a save leaves
+the previous checkpoint loadable and the new one absent. Shards are loaded with
+``torch.load(weights_only=True)``: tensors and plain data only, no pickled code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from resist.errors import UserError
+from resist.run_dir import RunDir
+
+FORMAT = 1
+_MANIFEST = "manifest.json"
+
+
+class CheckpointError(UserError):
+    pass
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that ``path`` holds either its old content or all of ``data``."""
+    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with temporary.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A committed checkpoint: its directory and manifest (``step``, ``world_size``, ``shards`` and
+    the facts the run recorded with it)."""
+
+    directory: Path
+    manifest: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.manifest["step"])
+
+    @property
+    def world_size(self) -> int:
+        return int(self.manifest["world_size"])
+
+    def shard_path(self, rank: int) -> Path:
+        return self.directory / f"rank-{rank}.pt"
+
+    def verify(self) -> None:
+        """Check that every shard is there with its recorded size and digest (reads them all)."""
+        for rank in range(self.world_size):
+            self._verified_bytes(rank)
+
+    def _verified_bytes(self, rank: int) -> bytes:
+        path, expected = self.shard_path(rank), self.manifest["shards"][rank]
+        fix = (
+            f"move {self.directory} out of {self.directory.parent} to resume from the checkpoint before it, "
+            "or start a new run"
+        )
+        if not path.is_file():
+            raise CheckpointError(f"resume: checkpoint shard {path} is missing (fix: {fix})")
+        data = path.read_bytes()
+        if len(data) != expected["bytes"] or _sha256(data) != expected["sha256"]:
+            raise CheckpointError(
+                f"resume: checkpoint shard {path} is corrupt ({len(data)} bytes, {expected['bytes']} recorded; "
+                f"SHA-256 differs from the manifest's) (fix: {fix})"
+            )
+        return data
+
+    def load_shard(self, rank: int, device: torch.device) -> dict[str, Any]:
+        """Worker ``rank``'s state, verified against the manifest, its tensors on ``device``."""
+        data = self._verified_bytes(rank)
+        return torch.load(io.BytesIO(data), map_location=device, weights_only=True)
+
+
+class CheckpointStore:
+    """The checkpoints of one run directory."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.root = RunDir(run_dir).checkpoints
+
+    def step_dir(self, step: int) -> Path:
+        return self.root / f"step-{step:09d}"
+
+    def write_shard(self, step: int, rank: int, state: dict[str, Any]) -> None:
+        """Save worker ``rank``'s ``state`` (tensors and plain data) for ``step``, and its digest."""
+        directory = self.step_dir(step)
+        directory.mkdir(parents=True, exist_ok=True)
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        atomic_write(directory / f"rank-{rank}.pt", data)
+        atomic_write(directory / f"rank-{rank}.sha256", f"{_sha256(data)} {len(data)}\n".encode())
+
+    def commit(self, step: int, *, world_size: int, facts: dict[str, Any], keep: int) -> Checkpoint:
+        """Once every worker wrote its shard of ``step``: write the manifest (``facts`` recorded in it),
+        then delete all but the newest ``keep`` checkpoints and any uncommitted older save."""
+        directory = self.step_dir(step)
+        shards = []
+        for rank in range(world_size):
+            digest, size = (directory / f"rank-{rank}.sha256").read_text(encoding="utf-8").split()
+            shards.append({"file": f"rank-{rank}.pt", "bytes": int(size), "sha256": digest})
+        manifest = {**facts, "format": FORMAT, "step": step, "world_size": world_size, "shards": shards}
+        atomic_write(directory / _MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+        self._prune(keep=keep, newest_step=step)
+        return Checkpoint(directory, manifest)
+
+    def _prune(self, *, keep: int, newest_step: int) -> None:
+        committed = self.committed()
+        doomed = [c.directory for c in committed[: max(0, len(committed) - keep)]]
+        committed_dirs = {c.directory for c in committed}
+        doomed += [
+            d for d in self._step_dirs() if d not in committed_dirs and self._step_of(d) < newest_step
+        ]  # saves a crash interrupted: never loadable
+        for directory in doomed:
+            shutil.rmtree(directory, ignore_errors=True)
+
+    def _step_dirs(self) -> list[Path]:
+        if not self.root.is_dir():
+            return []
+        return sorted(d for d in self.root.iterdir() if d.is_dir() and d.name.startswith("step-"))
+
+    @staticmethod
+    def _step_of(directory: Path) -> int:
+        return int(directory.name.removeprefix("step-"))
+
+    def committed(self) -> list[Checkpoint]:
+        """Checkpoints with a readable manifest, oldest first (their shards are not read here)."""
+        found = []
+        for directory in self._step_dirs():
+            try:
+                manifest = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if manifest.get("format") == FORMAT:
+                found.append(Checkpoint(directory, manifest))
+        return found
+
+    def newest(self) -> Checkpoint | None:
+        committed = self.committed()
+        return committed[-1] if committed else None

@@ -1,0 +1,90 @@
+"""Resuming a run directory: the checks before any worker starts, and the metrics file's continuation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from resist.checkpoints import Checkpoint, CheckpointError, CheckpointStore
+from resist.config import Config, plain, save_resolved_config
+from resist.config.hydra_door import load_resolved_config
+from resist.config.resume import first_difference, trajectory
+from resist.run_dir import RunDir
+
+
+def _free_name(path: Path) -> Path:
+    """``path``, or ``path`` with ``.1``, ``.2``, ... before its suffix when it exists."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    return candidate
+
+
+def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
+    """The newest checkpoint of ``run_dir``, checked (every shard's digest, the trajectory config, a
+    step before the end); raises :class:`CheckpointError` naming the problem."""
+    checkpoint = CheckpointStore(run_dir).newest()
+    if checkpoint is None:
+        raise CheckpointError(
+            f"resume: {run_dir} has no checkpoint (nothing committed in {RunDir(run_dir).checkpoints}) "
+            "(fix: start the run again; checkpoint.every_rounds sets how often a run saves one)"
+        )
+    checkpoint.verify()
+    difference = first_difference(checkpoint.manifest["config"], trajectory(plain(cfg)))
+    if difference is not None:
+        key, saved, configured = difference
+        raise CheckpointError(
+            f"resume: checkpoint {checkpoint.directory} was written by another configuration: {key} is "
+            f"{saved!r} there and {configured!r} in {RunDir(run_dir).resolved_config} "
+            "(fix: resume the run directory that wrote it, or move the foreign checkpoint away)"
+        )
+    total = cfg.train.epochs * checkpoint.manifest["steps_per_epoch"]
+    if cfg.train.max_steps is not None:
+        total = min(total, cfg.train.max_steps)
+    if checkpoint.step >= total:
+        raise CheckpointError(
+            f"resume: the run is complete (its newest checkpoint is at step {checkpoint.step} of {total}) "
+            f"(fix: extend it, e.g. resume={run_dir} train.epochs={2 * cfg.train.epochs})"
+        )
+    return checkpoint
+
+
+def prepare_resume(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Checkpoint:
+    """Check the resume (:func:`resume_checkpoint`) and, when the command line changed resumable keys
+    (e.g. ``train.epochs``), save the new ``resolved_config.yaml`` after keeping the previous one as
+    ``resolved_config.<n>.yaml``."""
+    checkpoint = resume_checkpoint(cfg, run_dir)
+    paths = RunDir(run_dir)
+    if load_resolved_config(run_dir) != resolved:
+        paths.resolved_config.rename(_free_name(paths.resolved_config.with_name("resolved_config.1.yaml")))
+        save_resolved_config(run_dir, resolved)
+    return checkpoint
+
+
+def continue_metrics(run_dir: Path, checkpoint: Checkpoint) -> None:
+    """Cut ``metrics.jsonl`` back to what it held when ``checkpoint`` was saved: the records written
+    after it (the resumed run writes them again) move to ``metrics.after-step-<step>.jsonl``."""
+    metrics = RunDir(run_dir).metrics
+    kept = checkpoint.manifest["metrics_bytes"]
+    data = metrics.read_bytes() if metrics.exists() else b""
+    if len(data) < kept:
+        raise CheckpointError(
+            f"resume: {metrics} is shorter ({len(data)} bytes) than when checkpoint {checkpoint.directory} was "
+            f"saved ({kept} bytes) (fix: restore the run's metrics.jsonl)"
+        )
+    if len(data) > kept:
+        _free_name(metrics.with_name(f"metrics.after-step-{checkpoint.step}.jsonl")).write_bytes(data[kept:])
+        with metrics.open("r+b") as file:
+            file.truncate(kept)
+
+
+def resume_hint(run_dir: Path) -> str:
+    """Where a stopped run can continue from, and the command that continues it."""
+    checkpoint = CheckpointStore(run_dir).newest()
+    if checkpoint is None:
+        return f"no checkpoint was saved in {run_dir}"
+    return (
+        f"the newest checkpoint is step {checkpoint.step} ({checkpoint.directory}); continue with: "
+        f"python -m resist.run resume={run_dir}"
+    )

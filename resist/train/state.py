@@ -1,0 +1,106 @@
+"""A worker's whole training state, as checkpoint shards hold it, and how the run saves it.
+
+A shard holds what worker r needs to continue bit for bit: its (sub-)model's weights and buffers,
+optimizer and gradient-scaler state, the protocol's state (round, assignment, warm-up), the data
+stream's position, every random generator (python, numpy, torch CPU and CUDA), its byte ledger and
+its reporter's accumulators. The learning rate is a function of the step, so the step restores it.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from resist.checkpoints import Checkpoint, CheckpointStore
+from resist.config import plain
+from resist.config.resume import trajectory
+from resist.run_dir import RunDir
+
+if TYPE_CHECKING:  # (build.py restores shards with this module)
+    from resist.train.build import Run
+
+SHARD_FORMAT = 1
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's random generators, as plain data and tensors (``weights_only``-loadable)."""
+    version, words, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, list(words), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(words), gauss))
+    kind, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"].cpu())
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+
+
+def worker_state(run: Run, *, step: int, last_eval: dict[str, float]) -> dict[str, Any]:
+    """Worker ``run.comm.rank``'s shard after ``step`` optimizer steps (a round end)."""
+    return {
+        "format": SHARD_FORMAT,
+        "step": step,
+        "model": run.protocol.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "protocol": run.protocol.state_dict(),
+        "stream": run.stream.state_dict(),
+        "ledger": run.comm.ledger.state_dict(),
+        "reporter": run.reporter.state_dict(),
+        "last_eval": dict(last_eval),
+        "rng": rng_state(),
+    }
+
+
+def restore_worker_state(run: Run, shard: dict[str, Any]) -> None:
+    """Load what :func:`worker_state` saved into a run built for it (the protocol already rebuilt its
+    module from ``shard["protocol"]``)."""
+    run.protocol.model.load_state_dict(shard["model"])
+    run.optimizer.load_state_dict(shard["optimizer"])
+    run.scaler.load_state_dict(shard["scaler"])
+    run.stream.load_state_dict(shard["stream"])
+    run.comm.ledger.load_state_dict(shard["ledger"])
+    run.reporter.load_state_dict(shard["reporter"])
+    restore_rng(shard["rng"])
+
+
+def save_checkpoint(run: Run, run_dir: Path, *, step: int, last_eval: dict[str, float]) -> Checkpoint | None:
+    """Every worker writes its shard of ``step``; once all have, rank 0 commits the checkpoint
+    (manifest with the run's trajectory config, the metrics written so far and the W&B run id) and
+    prunes old ones. Returns the checkpoint on rank 0, None elsewhere."""
+    store, comm = CheckpointStore(run_dir), run.comm
+    store.write_shard(step, comm.rank, worker_state(run, step=step, last_eval=last_eval))
+    comm.barrier()
+    checkpoint = None
+    if comm.rank == 0:
+        paths = RunDir(run_dir)
+        wandb_id = paths.wandb_run_id.read_text(encoding="utf-8").strip() if paths.wandb_run_id.exists() else None
+        facts = {
+            "config": trajectory(plain(run.cfg)),
+            "protocol": run.protocol.name,
+            "round": -(-step // run.plan.steps_per_round),
+            "epoch": step / run.plan.steps_per_epoch,
+            "steps_per_epoch": run.plan.steps_per_epoch,
+            "metrics_bytes": paths.metrics.stat().st_size if paths.metrics.exists() else 0,
+            "wandb_run_id": wandb_id,
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        checkpoint = store.commit(step, world_size=comm.size, facts=facts, keep=run.cfg.checkpoint.keep)
+    comm.barrier()  # no worker goes on (or stops) before the checkpoint is committed
+    return checkpoint

@@ -1,0 +1,136 @@
+"""Runs that survive, through the command line as a user meets it: a worker killed with SIGKILL, then
+``resume=<run dir>``, ends bitwise where an uninterrupted run ends; SIGTERM to the launcher leaves no
+process behind; a non-finite loss stops the run naming the step, the rank and the checkpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from resist.checkpoints import CheckpointStore
+from tests.conftest import REPO, run_cli
+
+pytestmark = pytest.mark.slow
+
+# 2 workers, 36 steps per worker: ResIST and local SGD in 4 rounds of 10 steps (the last 6), DDP in 36.
+BASE = ("train.epochs=3", "train.eval_every=1", "checkpoint.every_rounds=1", "launcher.threads_per_worker=1")
+# Through processes: ResIST with a warm-up the kill falls after, and DDP (per-rank buffers). Every
+# protocol, with a warm-up that spans the stop, is resumed bit for bit on thread workers too
+# (tests/sim/test_resume.py).
+CASES = {
+    "resist_warmup_before_the_kill": ("protocol=resist", "protocol.warmup_epochs=1", "protocol.optimizer_state=keep"),
+    "ddp": ("protocol=ddp", "checkpoint.every_rounds=6"),
+}
+
+
+def _start(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "resist.run", *args],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _children(pid: int) -> list[int]:
+    """Worker processes of the launcher ``pid`` (its spawned python children, not the resource tracker)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
+            if b"spawn_main" in cmdline:
+                found.append(int(child))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+def _wait_for(condition, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def _records(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    keep = ("step", "epoch", "samples", "lr", "train/loss", "train/acc1", "test/acc1", "test/loss")
+    return [
+        {k: r[k] for k in keep if k in r} | {"event": r["event"], "bytes": r.get("comm/cum_wire_bytes")}
+        for r in map(json.loads, lines)
+        if r["event"] in ("train", "eval", "summary")
+    ]
+
+
+def _tensors_equal(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a if isinstance(a[k], torch.Tensor))
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_killed_worker_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(case, tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    uninterrupted = run_cli(*BASE, *CASES[case], f"hydra.run.dir={whole}")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+
+    launcher = _start(*BASE, *CASES[case], f"hydra.run.dir={killed}")
+    store = CheckpointStore(killed)
+    _wait_for(lambda: len(store.committed()) >= 2)
+    os.kill(_children(launcher.pid)[1], signal.SIGKILL)  # worker 1
+    _, stderr = launcher.communicate(timeout=60)
+    assert launcher.returncode == 1
+    last = next(line for line in stderr.splitlines() if line.startswith("resist: error:"))
+    assert "worker 1 failed" in last and f"python -m resist.run resume={killed}" in last, last
+
+    resumed = run_cli(f"resume={killed}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert _records(killed) == _records(whole)
+    final = torch.load(whole / "final_model.pt", weights_only=True)
+    assert _tensors_equal(final, torch.load(killed / "final_model.pt", weights_only=True))
+    for rank in (0, 1):  # the optimizer state at the end, too
+        a = store.newest().load_shard(rank, torch.device("cpu"))
+        b = CheckpointStore(whole).newest().load_shard(rank, torch.device("cpu"))
+        assert a["step"] == b["step"] == 36
+        assert _tensors_equal(a["optimizer"]["state"].get(0, {}), b["optimizer"]["state"].get(0, {}))
+        assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()
+        for key, state in a["optimizer"]["state"].items():
+            assert _tensors_equal(state, b["optimizer"]["state"][key])
+
+
+def test_sigterm_to_the_launcher_stops_every_worker(tmp_path):
+    launcher = _start("train.epochs=50", f"hydra.run.dir={tmp_path / 'run'}")
+    _wait_for(lambda: (tmp_path / "run" / "metrics.jsonl").exists())
+    workers = _children(launcher.pid)
+    assert len(workers) == 2
+    launcher.send_signal(signal.SIGTERM)
+    _, stderr = launcher.communicate(timeout=10)
+    assert launcher.returncode == 128 + signal.SIGTERM
+    assert "stopped by SIGTERM" in stderr
+    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+
+
+def test_a_non_finite_loss_stops_the_run_naming_step_rank_and_checkpoint(tmp_path):
+    result = run_cli("optim.lr=1000", "train.epochs=4", f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 1
+    last = next(line for line in result.stderr.splitlines() if line.startswith("resist: error:"))
+    assert "the loss became nan at step" in last and "on rank" in last, last
+    assert "no checkpoint was saved" in last or "the last good checkpoint is" in last, last
+    assert not (tmp_path / "run" / "final_model.pt").exists()

@@ -1,0 +1,107 @@
+"""The checkpoint store (atomic writes, manifests, digests, pruning) and what a resume may change."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+from resist.checkpoints import CheckpointError, CheckpointStore
+from resist.config import ConfigError
+from resist.config.resume import check_resume_overrides, first_difference, trajectory
+
+CPU = torch.device("cpu")
+
+
+def _save(store: CheckpointStore, step: int, *, world_size: int = 2, keep: int = 2):
+    for rank in range(world_size):
+        store.write_shard(step, rank, {"step": step, "weights": torch.full((3,), float(step + rank))})
+    return store.commit(step, world_size=world_size, facts={"config": {"seed": 0}}, keep=keep)
+
+
+def test_shards_round_trip_through_a_committed_manifest(tmp_path):
+    store = CheckpointStore(tmp_path)
+    checkpoint = _save(store, 7)
+    assert store.newest() == checkpoint and checkpoint.step == 7 and checkpoint.world_size == 2
+    assert torch.equal(checkpoint.load_shard(1, CPU)["weights"], torch.full((3,), 8.0))
+    assert checkpoint.manifest["config"] == {"seed": 0}
+
+
+def test_only_the_newest_keep_checkpoints_stay(tmp_path):
+    store = CheckpointStore(tmp_path)
+    for step in (2, 4, 6, 8):
+        _save(store, step, keep=2)
+    assert [c.step for c in store.committed()] == [6, 8]
+
+
+def test_a_failure_between_write_and_rename_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path)
+    _save(store, 4)
+    real_replace = os.replace
+
+    def crash_on_manifest(src, dst):
+        if str(dst).endswith("manifest.json"):
+            raise OSError("power failure")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", crash_on_manifest)
+    with pytest.raises(OSError, match="power failure"):
+        _save(store, 8)
+    monkeypatch.setattr(os, "replace", real_replace)
+    newest = store.newest()
+    assert newest is not None and newest.step == 4
+    newest.verify()
+    assert torch.equal(newest.load_shard(0, CPU)["weights"], torch.full((3,), 4.0))
+    _save(store, 12)  # the next save removes the interrupted one
+    assert [c.step for c in store.committed()] == [4, 12]
+    assert not store.step_dir(8).exists()
+
+
+def test_a_crash_while_writing_a_shard_leaves_no_partial_file(tmp_path, monkeypatch):
+    store = CheckpointStore(tmp_path)
+
+    def crash(src, dst):
+        raise OSError("killed")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        store.write_shard(3, 0, {"weights": torch.ones(2)})
+    assert not (store.step_dir(3) / "rank-0.pt").exists() and store.newest() is None
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
+def test_a_damaged_shard_is_refused_naming_it(tmp_path, damage):
+    checkpoint = _save(CheckpointStore(tmp_path), 5)
+    shard = checkpoint.shard_path(1)
+    data = shard.read_bytes()
+    if damage == "truncate":
+        shard.write_bytes(data[: len(data) // 2])
+    elif damage == "flip":
+        shard.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    else:
+        shard.unlink()
+    with pytest.raises(CheckpointError, match=f"resume: checkpoint shard {shard}"):
+        checkpoint.verify()
+    with pytest.raises(CheckpointError):
+        checkpoint.load_shard(1, CPU)
+    checkpoint.load_shard(0, CPU)  # the other worker's shard is intact
+
+
+def test_a_resume_may_change_only_what_keeps_the_trajectory():
+    assert check_resume_overrides(["resume=/r", "train.epochs=9", "logger=wandb", "+launcher.wait=true"]) == [
+        "train.epochs",
+        "logger",
+        "launcher.wait",
+    ]
+    for override in ("optim.lr=0.3", "protocol=ddp", "num_workers=4", "train.batch_size=8", "seed=1"):
+        with pytest.raises(ConfigError, match="would change the trajectory"):
+            check_resume_overrides([override])
+
+
+def test_the_trajectory_leaves_out_resumable_keys_and_differences_are_named():
+    saved = {"seed": 0, "train": {"epochs": 3, "batch_size": 64}, "logger": {"wandb": False}, "resume": None}
+    assert trajectory(saved) == {"seed": 0, "train": {"batch_size": 64}}
+    other = {"seed": 0, "train": {"batch_size": 32}}
+    assert first_difference(trajectory(saved), other) == ("train.batch_size", 64, 32)
+    assert first_difference(trajectory(saved), trajectory(saved)) is None
