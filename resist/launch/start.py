@@ -4,10 +4,13 @@ torchrun or a SLURM job)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from resist.checkpoints import CheckpointStore
 from resist.config import Config, LauncherName
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
@@ -29,11 +32,20 @@ def last_record(run_dir: Path) -> Record:
     return json.loads(lines[-1])
 
 
+def _requeued(run_dir: Path, environ: Mapping[str, str]) -> bool:
+    """Whether this is a requeued SLURM job (``SLURM_RESTART_COUNT`` > 0) whose run directory holds
+    its run with a checkpoint: what Hydra's submitit launcher restarts after a preemption."""
+    restarts = int(environ.get("SLURM_RESTART_COUNT", "0") or 0)
+    return restarts > 0 and RunDir(run_dir).holds_run() and CheckpointStore(run_dir).newest() is not None
+
+
 def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
     """Run the pre-flight checks, set up ``run_dir`` (or check the resume of the run in it), run the
     workers; return the run's summary record. A failed or interrupted run's error says where it can
     continue from."""
     preflight(cfg)
+    if cfg.resume is None and _requeued(run_dir, os.environ):
+        cfg.resume = str(run_dir)  # a sweep's job that SLURM requeued (preemption, time limit) continues
     if cfg.resume is not None:
         prepare_resume(cfg, resolved, run_dir)
     else:

@@ -4,7 +4,11 @@ directory created or changed. The README lists the same cases."""
 
 from __future__ import annotations
 
+import contextlib
+import io
+import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -131,21 +135,73 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize(("setup", "expected"), [c[1:] for c in CATALOGUE], ids=[c[0] for c in CATALOGUE])
-def test_bad_input_is_one_line_naming_the_key_and_fix(setup, expected, tmp_path, finished_run, monkeypatch):
+def _main_in_process(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
+    """``python -m resist.run ARGS``'s entry called in this process (the same code as the command
+    line, without an interpreter's start-up): its exit status and stderr."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from resist.run import main
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["resist.run", *args])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
+            main()
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)  # (the entry sets it for its own run)
+    return status, stderr.getvalue()
+
+
+def _check(setup: Setup, expected: str, scratch: Path, finished: Path, run) -> None:
+    args = setup(scratch, finished)
+    before = _files(scratch)
+    resuming = any(a.startswith("resume=") for a in args)
+    status, stderr = run([*args, *([] if resuming else [f"hydra.run.dir={scratch}/new-run"])])
+    assert status == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(f"resist: error: {expected}") and "(fix: " in lines[0], lines[0]
+    assert not (scratch / "new-run" / "metrics.jsonl").exists()
+    assert _files(scratch) == before  # nothing written or changed
+
+
+@pytest.fixture
+def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
-    args = setup(tmp_path, finished_run)
-    before = _files(tmp_path)
-    resuming = any(a.startswith("resume=") for a in args)
-    result = run_cli(*args, *([] if resuming else [f"hydra.run.dir={tmp_path}/new-run"]))
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"resist: error: {expected}") and "(fix: " in lines[0], lines[0]
-    assert not (tmp_path / "new-run" / "metrics.jsonl").exists()
-    assert _files(tmp_path) == before  # nothing written or changed
+
+
+@pytest.mark.parametrize(("setup", "expected"), [c[1:] for c in CATALOGUE], ids=[c[0] for c in CATALOGUE])
+def test_bad_input_is_one_line_naming_the_key_and_fix(
+    setup, expected, tmp_path, finished_run, no_wandb_login, monkeypatch
+):
+    _check(setup, expected, tmp_path, finished_run, lambda args: _main_in_process(args, monkeypatch))
+
+
+THROUGH_A_NEW_INTERPRETER = (
+    "unknown key",
+    "corrupt image",
+    "resume of a corrupt checkpoint",
+    "W&B online without a login",
+)
+
+
+@pytest.mark.parametrize("name", THROUGH_A_NEW_INTERPRETER)
+@pytest.mark.usefixtures("no_wandb_login")
+def test_bad_input_through_a_new_interpreter(name, tmp_path, finished_run):
+    _, setup, expected = next(c for c in CATALOGUE if c[0] == name)
+
+    def run(args: list[str]) -> tuple[int, str]:
+        result = run_cli(*args)
+        return result.returncode, result.stderr
+
+    _check(setup, expected, tmp_path, finished_run, run)
 
 
 def test_the_catalogue_has_at_least_25_cases_and_the_readme_lists_them():

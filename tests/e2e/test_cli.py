@@ -182,8 +182,12 @@ def test_wandb_offline_run_files_hold_the_metrics(tmp_path):
     )
     assert logged["config"]["optim"]["lr"] == 0.05 and logged["config"]["model"]["arch"] == "preact_resnet_mini"
     assert run.run_id == (tmp_path / "wandb_run_id").read_text().strip()  # kept for a requeued job
-    jsonl = [r for r in _records(tmp_path) if r["event"] in ("train", "eval", "summary")]
+    # W&B's step is the optimizer step: the records of one step (train, eval, summary) are one row.
+    rows: dict[int, dict] = {}
+    for record in _records(tmp_path):
+        if record["event"] in ("train", "eval", "summary"):
+            rows.setdefault(record["step"], {}).update({k: v for k, v in record.items() if k != "event"})
     history = logged["history"]
-    assert len(history) == len(jsonl)
-    for mine, theirs in zip(jsonl, history, strict=True):
-        assert {k: v for k, v in mine.items() if k != "event"}.items() <= theirs.items()
+    assert len(history) == len(rows)
+    for mine, theirs in zip(rows.values(), history, strict=True):
+        assert mine.items() <= theirs.items()

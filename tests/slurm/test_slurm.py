@@ -5,16 +5,19 @@ RESIST_REQUIRE_SLURM=1 (set by .ci/run)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
+from resist.checkpoints import CheckpointStore
 from tests.conftest import REPO, run_cli
 
 pytestmark = pytest.mark.slurm
@@ -121,3 +124,49 @@ def test_every_experiment_has_a_valid_sbatch_plan(experiment, tmp_path):
         script = script.replace("#SBATCH --gpus-per-node=4\n", "")
     sbatch = subprocess.run(["sbatch", "--test-only"], input=script, text=True, capture_output=True, timeout=30)
     assert sbatch.returncode == 0 or "Requested node configuration is not available" in sbatch.stderr, sbatch.stderr
+
+
+def _job_field(job_id: str, field: str) -> str:
+    shown = subprocess.run(["scontrol", "show", "job", job_id], capture_output=True, text=True, timeout=30).stdout
+    match = re.search(rf"\b{field}=(\S+)", shown)
+    return match.group(1) if match else ""
+
+
+def test_a_signalled_job_checkpoints_is_requeued_and_ends_as_an_uninterrupted_run(tmp_path):
+    """SIGUSR2 (what SLURM sends before a time limit or on preemption) mid-run: the workers stop at the
+    next round end after a checkpoint, submitit requeues the job, the requeued job resumes by itself
+    and ends with the final weights of an uninterrupted local run, in one W&B run."""
+    common = ["train.epochs=8", "seed=3", "launcher.threads_per_worker=1", "checkpoint.every_rounds=1"]
+    local = run_cli(*common, f"hydra.run.dir={tmp_path}/local", env=ENV)
+    assert local.returncode == 0, local.stderr[-3000:]
+    run_dir = tmp_path / "slurm"
+    submitted = run_cli(
+        *common, "launcher=slurm", "launcher.partition=debug", "logger=wandb", f"hydra.run.dir={run_dir}", env=ENV
+    )
+    assert submitted.returncode == 0, submitted.stderr[-3000:]
+    job_id = re.search(r"submitted SLURM job (\d+)", submitted.stdout).group(1)
+    store = CheckpointStore(run_dir)
+    deadline = time.monotonic() + 300
+    while not store.committed():
+        assert time.monotonic() < deadline, "no checkpoint within 300 s"
+        time.sleep(0.2)
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True, timeout=30)
+    while not (_job_field(job_id, "Restarts") == "1" and _job_field(job_id, "JobState") == "PENDING"):
+        assert time.monotonic() < deadline + 60, "the job was not requeued"
+        time.sleep(0.5)
+    # SLURM makes a requeued job eligible two minutes later; make it eligible now and schedule it.
+    subprocess.run(["scontrol", "update", f"jobid={job_id}", "StartTime=now"], check=True, timeout=30)
+    subprocess.run(["scontrol", "release", job_id], check=True, timeout=30)
+
+    metrics = run_dir / "metrics.jsonl"
+    while '"event": "summary"' not in metrics.read_text():
+        assert time.monotonic() < deadline + 300, "the requeued job did not finish within 300 s"
+        time.sleep(1)
+    assert _job_field(job_id, "Restarts") == "1"
+    events = [json.loads(line)["event"] for line in metrics.read_text().splitlines()]
+    assert events.count("resume") == 1 and events.count("summary") == 1
+    mine, theirs = _weights(tmp_path / "local"), _weights(run_dir)
+    assert mine.keys() == theirs.keys() and all(torch.equal(mine[k], theirs[k]) for k in mine)
+    run_id = (run_dir / "wandb_run_id").read_text().strip()
+    offline_runs = sorted(run_dir.glob("wandb/offline-run-*"))
+    assert len(offline_runs) == 2 and all(d.name.endswith(f"-{run_id}") for d in offline_runs)
