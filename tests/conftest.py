@@ -4,6 +4,8 @@ and a CLI runner."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import pickle
 import subprocess
@@ -31,6 +33,29 @@ def run_cli(*args: str, cwd: Path = REPO, env: dict[str, str] | None = None, tim
         text=True,
         timeout=timeout,
     )
+
+
+def run_main_in_process(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str, str]:
+    """``python -m resist.run ARGS``'s entry called in this process (the same code as the command
+    line, without an interpreter's start-up): its exit status, stdout and stderr. For commands that
+    end before any worker starts (bad input, dry runs)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from resist.run import main
+
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["resist.run", *args])
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    stdout, stderr = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+            main()
+        status = 0
+    except SystemExit as exit_:
+        status = exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        os.environ.pop("HYDRA_FULL_ERROR", None)  # (the entry sets it for its own run)
+    return status, stdout.getvalue(), stderr.getvalue()
 
 
 def _extract(archive: str, destination: Path) -> Path:

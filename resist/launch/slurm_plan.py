@@ -38,6 +38,7 @@ def slurm_plan(cfg: Config) -> dict[str, Any]:
         "cpus_per_task": launcher.cpus_per_task,
         "timeout_min": launcher.time_min,
         "slurm_signal_delay_s": launcher.signal_delay_s,
+        "slurm_srun_args": ["--kill-on-bad-exit=1"],  # a task that fails ends the others at once
         "name": cfg.name,
     }
     if launcher.gpus_per_node:

@@ -4,18 +4,14 @@ directory created or changed. The README lists the same cases."""
 
 from __future__ import annotations
 
-import contextlib
-import io
-import os
 import shutil
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from resist.checkpoints import CheckpointStore
-from tests.conftest import run_cli, write_image_folder
+from tests.conftest import run_cli, run_main_in_process, write_image_folder
 
 pytestmark = pytest.mark.slow
 
@@ -135,28 +131,6 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-def _main_in_process(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tuple[int, str]:
-    """``python -m resist.run ARGS``'s entry called in this process (the same code as the command
-    line, without an interpreter's start-up): its exit status and stderr."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    from resist.run import main
-
-    GlobalHydra.instance().clear()
-    monkeypatch.setattr(sys, "argv", ["resist.run", *args])
-    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
-    stderr = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(io.StringIO()):
-            main()
-        status = 0
-    except SystemExit as exit_:
-        status = exit_.code if isinstance(exit_.code, int) else 1
-    finally:
-        os.environ.pop("HYDRA_FULL_ERROR", None)  # (the entry sets it for its own run)
-    return status, stderr.getvalue()
-
-
 def _check(setup: Setup, expected: str, scratch: Path, finished: Path, run) -> None:
     args = setup(scratch, finished)
     before = _files(scratch)
@@ -181,7 +155,7 @@ def no_wandb_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 def test_bad_input_is_one_line_naming_the_key_and_fix(
     setup, expected, tmp_path, finished_run, no_wandb_login, monkeypatch
 ):
-    _check(setup, expected, tmp_path, finished_run, lambda args: _main_in_process(args, monkeypatch))
+    _check(setup, expected, tmp_path, finished_run, lambda args: run_main_in_process(args, monkeypatch)[::2])
 
 
 THROUGH_A_NEW_INTERPRETER = (

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from resist.checkpoints import CheckpointStore
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, run_main_in_process
 
 pytestmark = pytest.mark.slurm
 SHIM = Path(__file__).parent / "bin"  # sacct for a cluster without slurmdbd (submitit polls it)
@@ -102,23 +102,17 @@ GPU_EXPERIMENTS = ("imagenet_", "cifar10_resist", "cifar10_local_sgd", "cifar10_
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
-def test_every_experiment_has_a_valid_sbatch_plan(experiment, tmp_path):
+def test_every_experiment_has_a_valid_sbatch_plan(experiment, tmp_path, monkeypatch):
     """The dry run prints submitit's parameters and the sbatch script; sbatch --test-only accepts the
     script (GPU requests aside: this test node has no GPUs, so that one line is checked, then dropped;
     and a plan asking for more tasks than this 2-core node has may only be refused for that)."""
     gpus = ["launcher.gpus_per_node=4"] if experiment.startswith(GPU_EXPERIMENTS) else []
-    result = run_cli(
-        f"+experiment={experiment}",
-        "launcher=slurm",
-        "launcher.dry_run=true",
-        *gpus,
-        f"hydra.run.dir={tmp_path}",
-        env=ENV,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "sbatch plan (submitit parameters): " in result.stdout
-    assert "#SBATCH --ntasks-per-node=" in result.stdout and f"#SBATCH --job-name={experiment}" in result.stdout
-    script = result.stdout[result.stdout.index("#!/bin/bash") : result.stdout.index("<worker entry>")] + "true\n"
+    args = [f"+experiment={experiment}", "launcher=slurm", "launcher.dry_run=true", *gpus, f"hydra.run.dir={tmp_path}"]
+    status, stdout, stderr = run_main_in_process(args, monkeypatch)  # (the dry run starts no worker)
+    assert status == 0, stderr[-2000:]
+    assert "sbatch plan (submitit parameters): " in stdout
+    assert "#SBATCH --ntasks-per-node=" in stdout and f"#SBATCH --job-name={experiment}" in stdout
+    script = stdout[stdout.index("#!/bin/bash") : stdout.index("<worker entry>")] + "true\n"
     if gpus:
         assert "#SBATCH --gpus-per-node=4\n" in script
         script = script.replace("#SBATCH --gpus-per-node=4\n", "")
