@@ -68,16 +68,17 @@ def _nonfinite_error(run: Run, step: int, loss: float) -> NonFiniteLossError:
     last = run.checkpoint
     where = f"the last good checkpoint is {last.directory} (step {last.step})" if last else "no checkpoint was saved"
     resume = f"; resume with python -m resist.run resume={last.directory.parent.parent}" if last else ""
+    amp = ", or train.amp=off" if run.cfg.train.amp != AmpMode.off else ""
     return NonFiniteLossError(
         f"train: the loss became {loss} at step {step} on rank {run.comm.rank}; the run stopped and {where} "
-        f"(fix: lower optim.lr or use train.amp=off{resume})"
+        f"(fix: lower optim.lr{amp}{resume})"
     )
 
 
 def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Record:
     """Train ``run`` as its worker from ``run.start_step``. At round ends it checkpoints to ``run_dir``
     (every ``checkpoint.every_rounds`` rounds and at the end) and stops early, after a checkpoint, when
-    ``stop`` is agreed on; a non-finite loss stops it with :class:`NonFiniteLossError`. Rank 0 writes
+    ``stop`` is agreed on; a non-finite loss stops it at once with :class:`NonFiniteLossError`. Rank 0 writes
     the records and saves the final global model as ``final_model.pt`` (an ordinary state dict of the
     plain network). Returns the summary, or a ``stopped`` record naming the checkpoint."""
     cfg, comm, data, protocol, plan, reporter = run.cfg, run.comm, run.data, run.protocol, run.plan, run.reporter
@@ -85,7 +86,6 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
 
     last_eval: Record = dict(run.last_eval)
     evaluated: torch.nn.Module | None = None
-    first_nonfinite = torch.zeros((), dtype=torch.long, device=device)  # 1-based step, 0: none yet
     progress = ProgressLine.for_run(cfg, comm, plan, start_step=run.start_step)
     round_start = synchronized_clock(device)
     for step in range(run.start_step, plan.total_steps):
@@ -102,19 +102,16 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
         with _autocast(cfg.train.amp, device):
             logits = module(images)
             loss = F.cross_entropy(logits, labels)
+        if not torch.isfinite(loss.detach()).item():  # (one device synchronisation per step)
+            raise _nonfinite_error(run, steps_done, loss.item())
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-        first_nonfinite = torch.where(
-            (first_nonfinite == 0) & ~torch.isfinite(loss.detach()), steps_done, first_nonfinite
-        )  # no device synchronisation here: read once per round
         reporter.add_batch(loss.detach(), logits.detach(), labels)
         progress.step(steps_done, loss.detach())
         if not plan.ends_round(steps_done):
             continue
 
-        if first_nonfinite.item():
-            raise _nonfinite_error(run, int(first_nonfinite.item()), loss.item())
         held = held_bytes(module, optimizer)  # before a sync that may reset the optimizer state
         sync_start = synchronized_clock(device)
         replacement = protocol.end_round(optimizer, last_round=steps_done == plan.total_steps)
