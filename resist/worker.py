@@ -1,7 +1,8 @@
-"""Worker entry for external launchers: ``python -m resist.worker RUN_DIR``.
+"""Worker entry for external launchers: ``python -m resist.worker [--resume] RUN_DIR``.
 
 Runs one worker of a run directory prepared by ``python -m resist.run`` (its
-``resolved_config.yaml``), at the position torchrun or SLURM gives it through the environment.
+``resolved_config.yaml``), at the position torchrun or SLURM gives it through the environment;
+``--resume`` continues the run from its newest checkpoint.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from resist.launch.worker import run_worker
 
 def main(argv: list[str]) -> None:
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    resume = argv[:1] == ["--resume"]
+    argv = argv[1:] if resume else argv
     if len(argv) != 1:
-        sys.exit("usage: python -m resist.worker RUN_DIR  (under torchrun or srun)")
+        sys.exit("usage: python -m resist.worker [--resume] RUN_DIR  (under torchrun or srun)")
     try:
         env = parse_dist_env(os.environ)
         if env is None:
@@ -29,7 +32,9 @@ def main(argv: list[str]) -> None:
                 "torchrun or srun, or use python -m resist.run for a local run)"
             )
         run_dir = Path(argv[0])
-        run_worker(load_run_config(run_dir), run_dir, env)
+        cfg = load_run_config(run_dir)
+        cfg.resume = str(run_dir) if resume else None
+        run_worker(cfg, run_dir, env)
     except UserError as exc:
         print(f"resist: error: {exc}", file=sys.stderr)
         sys.exit(2)

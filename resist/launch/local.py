@@ -6,9 +6,7 @@ import contextlib
 import ctypes
 import signal
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from types import FrameType
 
 import torch.multiprocessing as mp
 
@@ -16,18 +14,10 @@ from resist.config import Config
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
 from resist.launch.resume import resume_hint
+from resist.launch.stops import GRACE_S, Interrupted, stop_signals_raise
 from resist.launch.worker import run_worker
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
-_GRACE_S = 5.0  # how long a stopped worker may take to exit before it is killed
-
-
-class Interrupted(BaseException):
-    """The launcher was asked to stop (SIGTERM or SIGINT)."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signal.Signals(signum).name)
-        self.signum = signum
 
 
 def _die_with_parent() -> None:
@@ -45,28 +35,13 @@ def _process_entry(
     run_worker(cfg, run_dir, env, local_workers=cfg.num_workers)
 
 
-@contextlib.contextmanager
-def _stop_signals_raise() -> Iterator[None]:
-    """While the workers run, SIGTERM and SIGINT to the launcher raise :class:`Interrupted`."""
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        raise Interrupted(signum)
-
-    previous = {s: signal.signal(s, interrupt) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
 def _stop(processes: list) -> None:
     """SIGTERM every live worker, then SIGKILL those still alive after a grace period."""
     for process in processes:
         if process.is_alive():
             process.terminate()
     for process in processes:
-        process.join(_GRACE_S)
+        process.join(GRACE_S)
         if process.is_alive():
             process.kill()
             process.join()
@@ -84,7 +59,7 @@ def spawn_workers(cfg: Config, run_dir: Path, port: int) -> None:
         _process_entry, args=(cfg, run_dir, port), nprocs=cfg.num_workers, join=False, start_method="spawn"
     )
     try:
-        with _stop_signals_raise():
+        with stop_signals_raise():
             while not context.join(timeout=0.5):
                 pass
     except Interrupted as interrupted:

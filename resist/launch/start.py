@@ -66,7 +66,7 @@ def _start_workers(cfg: Config, run_dir: Path) -> Record:
     if cfg.launcher.name == LauncherName.torchrun:
         from resist.launch.torchrun import run_torchrun
 
-        run_torchrun(run_dir, cfg.num_workers)
+        run_torchrun(run_dir, cfg.num_workers, resume=cfg.resume is not None)
         return last_record(run_dir)
     if cfg.num_workers == 1:
         return run_worker(cfg, run_dir, DistEnv(0, 1, 0, "127.0.0.1", port, "local"))

@@ -45,14 +45,21 @@ def _start(*args: str) -> subprocess.Popen:
     )
 
 
-def _children(pid: int) -> list[int]:
-    """Worker processes of the launcher ``pid`` (its spawned python children, not the resource tracker)."""
+def _descendants(pid: int) -> list[int]:
     found = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ")
-            if b"spawn_main" in cmdline:
-                found.append(int(child))
+        for child in map(int, (task / "children").read_text().split()):
+            found += [child, *_descendants(child)]
+    return found
+
+
+def _workers(pid: int) -> list[int]:
+    """Worker processes under the launcher ``pid``: spawned by it, or by torchrun (``resist.worker``)."""
+    found = []
+    for process in _descendants(pid):
+        cmdline = Path(f"/proc/{process}/cmdline").read_bytes().replace(b"\0", b" ")
+        if b"spawn_main" in cmdline or (b"-m resist.worker" in cmdline and b"torch.distributed.run" not in cmdline):
+            found.append(process)
     return found
 
 
@@ -94,7 +101,7 @@ def test_a_killed_worker_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(
     launcher = _start(*BASE, *CASES[case], f"hydra.run.dir={killed}")
     store = CheckpointStore(killed)
     _wait_for(lambda: len(store.committed()) >= 2)
-    os.kill(_children(launcher.pid)[1], signal.SIGKILL)  # worker 1
+    os.kill(_workers(launcher.pid)[1], signal.SIGKILL)  # worker 1
     _, stderr = launcher.communicate(timeout=60)
     assert launcher.returncode == 1
     last = next(line for line in stderr.splitlines() if line.startswith("resist: error:"))
@@ -115,16 +122,29 @@ def test_a_killed_worker_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(
             assert _tensors_equal(state, b["optimizer"]["state"][key])
 
 
-def test_sigterm_to_the_launcher_stops_every_worker(tmp_path):
-    launcher = _start("train.epochs=50", f"hydra.run.dir={tmp_path / 'run'}")
+@pytest.mark.parametrize("launcher_name", ["local", "torchrun"])
+def test_sigterm_to_the_launcher_stops_every_worker(launcher_name, tmp_path):
+    launcher = _start("train.epochs=50", f"launcher={launcher_name}", f"hydra.run.dir={tmp_path / 'run'}")
     _wait_for(lambda: (tmp_path / "run" / "metrics.jsonl").exists())
-    workers = _children(launcher.pid)
-    assert len(workers) == 2
+    processes = _descendants(launcher.pid)
+    assert len(_workers(launcher.pid)) == 2
     launcher.send_signal(signal.SIGTERM)
     _, stderr = launcher.communicate(timeout=10)
     assert launcher.returncode == 128 + signal.SIGTERM
     assert "stopped by SIGTERM" in stderr
-    _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=10)
+    _wait_for(lambda: not any(_alive(pid) for pid in processes), timeout=10)
+
+
+def test_torchrun_resumes_a_run(tmp_path):
+    """The torchrun launcher continues a run from its checkpoint (``resist.worker --resume``)."""
+    run_dir = tmp_path / "run"
+    first = run_cli("launcher=torchrun", "train.epochs=1", f"hydra.run.dir={run_dir}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    resumed = run_cli(f"resume={run_dir}", "train.epochs=2")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    events = [json.loads(line)["event"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert events.count("resume") == 1 and events[-1] == "summary"
+    assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 24
 
 
 def test_a_non_finite_loss_stops_the_run_naming_step_rank_and_checkpoint(tmp_path):

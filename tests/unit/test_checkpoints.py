@@ -105,3 +105,14 @@ def test_the_trajectory_leaves_out_resumable_keys_and_differences_are_named():
     other = {"seed": 0, "train": {"batch_size": 32}}
     assert first_difference(trajectory(saved), other) == ("train.batch_size", 64, 32)
     assert first_difference(trajectory(saved), trajectory(saved)) is None
+
+
+def test_a_requeued_slurm_job_resumes_the_run_its_directory_holds(tmp_path):
+    from resist.launch.start import _requeued
+
+    assert not _requeued(tmp_path, {"SLURM_RESTART_COUNT": "1"})  # no run here yet
+    (tmp_path / "metrics.jsonl").write_text("{}\n")
+    assert not _requeued(tmp_path, {"SLURM_RESTART_COUNT": "1"})  # a run, but no checkpoint
+    _save(CheckpointStore(tmp_path), 3)
+    assert _requeued(tmp_path, {"SLURM_RESTART_COUNT": "1"})
+    assert not _requeued(tmp_path, {"SLURM_RESTART_COUNT": "0"}) and not _requeued(tmp_path, {})
