@@ -53,6 +53,10 @@ class RunDir:
         """``bench.json`` of a ``python -m resist.bench`` run."""
         return self.path / "bench.json"
 
+    def metrics_bytes(self) -> int:
+        """How much of ``metrics.jsonl`` is written (0 before it exists)."""
+        return self.metrics.stat().st_size if self.metrics.exists() else 0
+
     def holds_run(self) -> bool:
         """Whether a run has already written here (its metrics)."""
         return self.metrics.exists()

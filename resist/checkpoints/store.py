@@ -36,12 +36,21 @@ class CheckpointError(UserError):
 def atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that ``path`` holds either its old content or all of ``data``."""
     temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with temporary.open("wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        with temporary.open("wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make the entries of ``path`` (a rename, a new file or folder) durable."""
+    directory = os.open(path, os.O_RDONLY)
     try:
         os.fsync(directory)
     finally:
@@ -110,16 +119,17 @@ class CheckpointStore:
     def write_shard(self, step: int, rank: int, state: dict[str, Any]) -> None:
         """Save worker ``rank``'s ``state`` (tensors and plain data) for ``step``, and its digest."""
         directory = self.step_dir(step)
-        directory.mkdir(parents=True, exist_ok=True)
+        if not directory.is_dir():
+            directory.mkdir(parents=True, exist_ok=True)
+            _fsync_directory(self.root)
         buffer = io.BytesIO()
         torch.save(state, buffer)
         data = buffer.getvalue()
         atomic_write(directory / f"rank-{rank}.pt", data)
         atomic_write(directory / f"rank-{rank}.sha256", f"{_sha256(data)} {len(data)}\n".encode())
 
-    def commit(self, step: int, *, world_size: int, facts: dict[str, Any], keep: int) -> Checkpoint:
-        """Once every worker wrote its shard of ``step``: write the manifest (``facts`` recorded in it),
-        then delete all but the newest ``keep`` checkpoints and any uncommitted older save."""
+    def commit(self, step: int, *, world_size: int, facts: dict[str, Any]) -> Checkpoint:
+        """Once every worker wrote its shard of ``step``: write the manifest (``facts`` recorded in it)."""
         directory = self.step_dir(step)
         shards = []
         for rank in range(world_size):
@@ -127,16 +137,18 @@ class CheckpointStore:
             shards.append({"file": f"rank-{rank}.pt", "bytes": int(size), "sha256": digest})
         manifest = {**facts, "format": FORMAT, "step": step, "world_size": world_size, "shards": shards}
         atomic_write(directory / _MANIFEST, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
-        self._prune(keep=keep, newest_step=step)
         return Checkpoint(directory, manifest)
 
-    def _prune(self, *, keep: int, newest_step: int) -> None:
-        committed = self.committed()
+    def prune(self, *, keep: int) -> None:
+        """Delete all but the newest ``keep`` committed checkpoints, and the saves a crash interrupted
+        (no manifest) older than the newest. A folder whose manifest cannot be read is left alone."""
+        committed = self.committed(strict=False)
+        if not committed:
+            return
         doomed = [c.directory for c in committed[: max(0, len(committed) - keep)]]
-        committed_dirs = {c.directory for c in committed}
         doomed += [
-            d for d in self._step_dirs() if d not in committed_dirs and self._step_of(d) < newest_step
-        ]  # saves a crash interrupted: never loadable
+            d for d in self._step_dirs() if not (d / _MANIFEST).exists() and self._step_of(d) < committed[-1].step
+        ]
         for directory in doomed:
             shutil.rmtree(directory, ignore_errors=True)
 
@@ -149,18 +161,29 @@ class CheckpointStore:
     def _step_of(directory: Path) -> int:
         return int(directory.name.removeprefix("step-"))
 
-    def committed(self) -> list[Checkpoint]:
-        """Checkpoints with a readable manifest, oldest first (their shards are not read here)."""
+    def committed(self, *, strict: bool = True) -> list[Checkpoint]:
+        """Checkpoints with a manifest, oldest first (their shards are not read here). A manifest that
+        cannot be read raises :class:`CheckpointError` (``strict``) or is skipped."""
         found = []
         for directory in self._step_dirs():
+            path = directory / _MANIFEST
+            if not path.exists():
+                continue  # a save a crash interrupted
             try:
-                manifest = json.loads((directory / _MANIFEST).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
+                manifest = json.loads(path.read_text(encoding="utf-8"))
+                if manifest.get("format") != FORMAT:
+                    raise ValueError(f"format {manifest.get('format')!r}, this version reads {FORMAT}")
+            except (OSError, ValueError, AttributeError) as exc:
+                if strict:
+                    raise CheckpointError(
+                        f"resume: checkpoint manifest {path} cannot be read ({exc}) (fix: move {directory} out of "
+                        f"{self.root} to resume from the checkpoint before it)"
+                    ) from None
                 continue
-            if manifest.get("format") == FORMAT:
-                found.append(Checkpoint(directory, manifest))
+            found.append(Checkpoint(directory, manifest))
         return found
 
     def newest(self) -> Checkpoint | None:
+        """The newest committed checkpoint (raises on an unreadable manifest: never a silent fallback)."""
         committed = self.committed()
         return committed[-1] if committed else None

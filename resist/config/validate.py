@@ -65,11 +65,16 @@ def _validate_checkpoint(cfg: Config) -> None:
         fix="set checkpoint.keep=2",
     )
     _require(
-        cfg.launcher.collective_timeout_s > 0 and cfg.launcher.signal_delay_s > 0,
-        "launcher",
-        problem="collective_timeout_s and signal_delay_s must be > 0, got "
-        f"{cfg.launcher.collective_timeout_s} and {cfg.launcher.signal_delay_s}",
-        fix="set launcher.collective_timeout_s=60 launcher.signal_delay_s=120",
+        cfg.launcher.collective_timeout_s > 0,
+        "launcher.collective_timeout_s",
+        problem=f"must be > 0 seconds, got {cfg.launcher.collective_timeout_s}",
+        fix="set launcher.collective_timeout_s=60 (more on slow filesystems: checkpoint writes count)",
+    )
+    _require(
+        cfg.launcher.signal_delay_s > 0,
+        "launcher.signal_delay_s",
+        problem=f"must be > 0 seconds, got {cfg.launcher.signal_delay_s}",
+        fix="set launcher.signal_delay_s=120 (above one round plus one checkpoint write)",
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ from resist.config.resume import first_difference, trajectory
 from resist.run_dir import RunDir
 
 
-def _free_name(path: Path) -> Path:
+def free_name(path: Path) -> Path:
     """``path``, or ``path`` with ``.1``, ``.2``, ... before its suffix when it exists."""
     candidate, n = path, 0
     while candidate.exists():
@@ -57,7 +58,7 @@ def prepare_resume(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Chec
     checkpoint = resume_checkpoint(cfg, run_dir)
     paths = RunDir(run_dir)
     if load_resolved_config(run_dir) != resolved:
-        paths.resolved_config.rename(_free_name(paths.resolved_config.with_name("resolved_config.1.yaml")))
+        shutil.copy2(paths.resolved_config, free_name(paths.resolved_config.with_name("resolved_config.1.yaml")))
         save_resolved_config(run_dir, resolved)
     return checkpoint
 
@@ -74,7 +75,7 @@ def continue_metrics(run_dir: Path, checkpoint: Checkpoint) -> None:
             f"saved ({kept} bytes) (fix: restore the run's metrics.jsonl)"
         )
     if len(data) > kept:
-        _free_name(metrics.with_name(f"metrics.after-step-{checkpoint.step}.jsonl")).write_bytes(data[kept:])
+        free_name(metrics.with_name(f"metrics.after-step-{checkpoint.step}.jsonl")).write_bytes(data[kept:])
         with metrics.open("r+b") as file:
             file.truncate(kept)
 

@@ -19,8 +19,13 @@ from resist.train.stop import StopRequest
 
 log = logging.getLogger("resist")
 
-PREEMPT_SIGNAL = signal.SIGUSR2
-"""What SLURM sends before the time limit and on preemption (submitit's default, ``--signal=USR2@``)."""
+
+def preempt_signal() -> signal.Signals:
+    """What SLURM sends before the time limit and on preemption: submitit's ``--signal`` (USR2 unless
+    ``SUBMITIT_PREEMPT_SIGNAL`` says otherwise)."""
+    import submitit
+
+    return signal.Signals[f"SIG{submitit.JobEnvironment.USR_SIG}"]
 
 
 class SlurmWorkerTask:
@@ -49,14 +54,15 @@ class SlurmWorkerTask:
         if self.resume:
             cfg.resume = str(self.run_dir)
         local_workers = int(os.environ.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
-        submitit_handler = signal.getsignal(PREEMPT_SIGNAL)
+        preempt = preempt_signal()
+        submitit_handler = signal.getsignal(preempt)
         stop = StopRequest()
-        stop.watch(PREEMPT_SIGNAL)
+        stop.watch(preempt)
         result = run_worker(cfg, self.run_dir, env, local_workers=local_workers, stop=stop)
         if result.get("event") == "stopped":
             log.info("rank %d stopped at step %d on %s", env.rank, result["step"], result["signal"])
             if env.rank == 0 and callable(submitit_handler):
-                submitit_handler(PREEMPT_SIGNAL, None)  # checkpoint() + requeue + exit
+                submitit_handler(preempt, None)  # checkpoint() + requeue + exit
             return None
         return result if env.rank == 0 else None
 

@@ -15,7 +15,7 @@ from resist.config import Config, LauncherName
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
 from resist.launch.preflight import preflight, prepare_run_dir
-from resist.launch.resume import prepare_resume, resume_hint
+from resist.launch.resume import free_name, prepare_resume, resume_hint
 from resist.launch.worker import run_worker
 from resist.logging import Record
 from resist.run_dir import RunDir
@@ -32,11 +32,18 @@ def last_record(run_dir: Path) -> Record:
     return json.loads(lines[-1])
 
 
-def _requeued(run_dir: Path, environ: Mapping[str, str]) -> bool:
-    """Whether this is a requeued SLURM job (``SLURM_RESTART_COUNT`` > 0) whose run directory holds
-    its run with a checkpoint: what Hydra's submitit launcher restarts after a preemption."""
+def continue_requeued(run_dir: Path, environ: Mapping[str, str]) -> bool:
+    """In a requeued SLURM job (``SLURM_RESTART_COUNT`` > 0; what Hydra's submitit launcher restarts
+    after a preemption) whose run directory holds its run: whether to resume it (it has a checkpoint);
+    without one, its records move to ``metrics.before-restart-<n>.jsonl`` and the run starts again."""
     restarts = int(environ.get("SLURM_RESTART_COUNT", "0") or 0)
-    return restarts > 0 and RunDir(run_dir).holds_run() and CheckpointStore(run_dir).newest() is not None
+    if restarts == 0 or not RunDir(run_dir).holds_run():
+        return False
+    if CheckpointStore(run_dir).newest() is not None:
+        return True
+    metrics = RunDir(run_dir).metrics
+    metrics.rename(free_name(metrics.with_name(f"metrics.before-restart-{restarts}.jsonl")))
+    return False
 
 
 def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
@@ -44,7 +51,7 @@ def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
     workers; return the run's summary record. A failed or interrupted run's error says where it can
     continue from."""
     preflight(cfg)
-    if cfg.resume is None and _requeued(run_dir, os.environ):
+    if cfg.resume is None and continue_requeued(run_dir, os.environ):
         cfg.resume = str(run_dir)  # a sweep's job that SLURM requeued (preemption, time limit) continues
     if cfg.resume is not None:
         prepare_resume(cfg, resolved, run_dir)

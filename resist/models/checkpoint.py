@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from resist.checkpoints import atomic_write
 from resist.models.preact import PreActBasicBlock, PreActBottleneck, PreActResNet, build_model
 from resist.models.spec import ARCHITECTURES, BatchNormMode
 
@@ -27,8 +29,10 @@ def folded_state_dict(model: PreActResNet) -> dict[str, torch.Tensor]:
 
 
 def save_inference_checkpoint(model: nn.Module, path: Path, *, num_classes: int, in_channels: int) -> None:
-    """Write ``model`` (a :class:`PreActResNet`, scales folded in) with what rebuilds its network."""
+    """Write ``model`` (a :class:`PreActResNet`, scales folded in) with what rebuilds its network,
+    atomically (a crash leaves the previous file or none)."""
     assert isinstance(model, PreActResNet)
+    buffer = io.BytesIO()
     torch.save(
         {
             "arch": model.spec.name,
@@ -37,8 +41,9 @@ def save_inference_checkpoint(model: nn.Module, path: Path, *, num_classes: int,
             "batchnorm": model.batchnorm.value,
             "state_dict": folded_state_dict(model),
         },
-        path,
+        buffer,
     )
+    atomic_write(path, buffer.getvalue())
 
 
 def load_inference_model(path: Path, device: str = "cpu") -> PreActResNet:

@@ -144,16 +144,34 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
                 evaluation=evaluation,
                 eval_seconds=eval_seconds,
             )
-        stopping = stop.agreed(comm) and steps_done < plan.total_steps
+        if steps_done == plan.total_steps:
+            break  # the final checkpoint comes after the final model and the summary
+        stopping = stop.agreed(comm)
         if run_dir is not None and (stopping or plan.checkpoints_after(steps_done, cfg.checkpoint.every_rounds)):
-            run.checkpoint = save_checkpoint(run, run_dir, step=steps_done, last_eval=last_eval) or run.checkpoint
+            run.checkpoint = save_checkpoint(run, run_dir, step=steps_done, last_eval=last_eval)
         if stopping:
             return {"event": "stopped", "step": steps_done, "signal": stop.signal_name}
         round_start = synchronized_clock(device)
-    if run_dir is not None and comm.rank == 0 and evaluated is not None:
+    return _finish(run, run_dir, evaluated=evaluated, last_eval=last_eval)
+
+
+def _finish(run: Run, run_dir: Path | None, *, evaluated: torch.nn.Module | None, last_eval: Record) -> Record:
+    """The end of the run: rank 0 saves ``final_model.pt`` and writes the summary, then the workers
+    save the final checkpoint, whose manifest places the metrics before the summary (a run resumed
+    from it, to extend it, replaces the summary). A crash before the checkpoint is committed leaves
+    the previous one, from which a resume redoes the last rounds and writes the same files."""
+    plan, data, rank = run.plan, run.data, run.comm.rank
+    paths = None if run_dir is None else RunDir(run_dir)
+    if paths is not None and rank == 0 and evaluated is not None:
         save_inference_checkpoint(
-            evaluated, RunDir(run_dir).final_model, num_classes=data.num_classes, in_channels=data.in_channels
+            evaluated, paths.final_model, num_classes=data.num_classes, in_channels=data.in_channels
         )
-    return reporter.summary(
-        plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=protocol.final_model
+    before_summary = paths.metrics_bytes() if paths is not None and rank == 0 else None
+    summary = run.reporter.summary(
+        plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=run.protocol.final_model
     )
+    if run_dir is not None:
+        run.checkpoint = save_checkpoint(
+            run, run_dir, step=plan.total_steps, last_eval=last_eval, metrics_bytes=before_summary
+        )
+    return summary

@@ -80,14 +80,19 @@ def restore_worker_state(run: Run, shard: dict[str, Any]) -> None:
     restore_rng(shard["rng"])
 
 
-def save_checkpoint(run: Run, run_dir: Path, *, step: int, last_eval: dict[str, float]) -> Checkpoint | None:
+def save_checkpoint(
+    run: Run, run_dir: Path, *, step: int, last_eval: dict[str, float], metrics_bytes: int | None = None
+) -> Checkpoint:
     """Every worker writes its shard of ``step``; once all have, rank 0 commits the checkpoint
-    (manifest with the run's trajectory config, the metrics written so far and the W&B run id) and
-    prunes old ones. Returns the checkpoint on rank 0, None elsewhere."""
+    (manifest with the run's trajectory config, the W&B run id and how much of ``metrics.jsonl``
+    belongs before it: ``metrics_bytes``, default all written so far), then prunes old ones after
+    every worker knows the checkpoint. Returns the checkpoint, on every worker.
+
+    The workers wait for each other here: writing a shard must take less than
+    ``launcher.collective_timeout_s``."""
     store, comm = CheckpointStore(run_dir), run.comm
     store.write_shard(step, comm.rank, worker_state(run, step=step, last_eval=last_eval))
     comm.barrier()
-    checkpoint = None
     if comm.rank == 0:
         paths = RunDir(run_dir)
         wandb_id = paths.wandb_run_id.read_text(encoding="utf-8").strip() if paths.wandb_run_id.exists() else None
@@ -97,10 +102,14 @@ def save_checkpoint(run: Run, run_dir: Path, *, step: int, last_eval: dict[str, 
             "round": -(-step // run.plan.steps_per_round),
             "epoch": step / run.plan.steps_per_epoch,
             "steps_per_epoch": run.plan.steps_per_epoch,
-            "metrics_bytes": paths.metrics.stat().st_size if paths.metrics.exists() else 0,
+            "metrics_bytes": metrics_bytes if metrics_bytes is not None else paths.metrics_bytes(),
             "wandb_run_id": wandb_id,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        checkpoint = store.commit(step, world_size=comm.size, facts=facts, keep=run.cfg.checkpoint.keep)
+        store.commit(step, world_size=comm.size, facts=facts)
     comm.barrier()  # no worker goes on (or stops) before the checkpoint is committed
+    checkpoint = store.newest()
+    assert checkpoint is not None and checkpoint.step == step
+    if comm.rank == 0:
+        store.prune(keep=run.cfg.checkpoint.keep)
     return checkpoint

@@ -41,6 +41,12 @@ def _corrupt_shard(scratch: Path, finished: Path) -> list[str]:
     return [f"resume={run}", "train.epochs=4"]
 
 
+def _unreadable_manifest(scratch: Path, finished: Path) -> list[str]:
+    run = _copy(finished, scratch)
+    (CheckpointStore(run).newest().directory / "manifest.json").write_text('{"step": 2')
+    return [f"resume={run}", "train.epochs=4"]
+
+
 def _foreign_checkpoint(scratch: Path, finished: Path) -> list[str]:
     run = _copy(finished, scratch)
     config = run / "resolved_config.yaml"
@@ -107,6 +113,7 @@ CATALOGUE: list[tuple[str, Setup, str]] = [
     ("resume of a missing directory", _args("resume=/nonexistent/run"), "resume: /nonexistent/run is not a run"),
     ("resume of a run without checkpoint", _no_checkpoint, "resume: "),
     ("resume of a corrupt checkpoint", _corrupt_shard, "resume: checkpoint shard "),
+    ("resume of an unreadable manifest", _unreadable_manifest, "resume: checkpoint manifest "),
     ("resume of a foreign checkpoint", _foreign_checkpoint, "resume: checkpoint "),
     ("resume of a finished run", _complete, "resume: the run is complete"),
     ("resume changing the trajectory", _trajectory_change, "optim.lr: 'optim.lr=0.5' would change the trajectory"),

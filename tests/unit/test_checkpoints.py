@@ -17,7 +17,9 @@ CPU = torch.device("cpu")
 def _save(store: CheckpointStore, step: int, *, world_size: int = 2, keep: int = 2):
     for rank in range(world_size):
         store.write_shard(step, rank, {"step": step, "weights": torch.full((3,), float(step + rank))})
-    return store.commit(step, world_size=world_size, facts={"config": {"seed": 0}}, keep=keep)
+    checkpoint = store.commit(step, world_size=world_size, facts={"config": {"seed": 0}})
+    store.prune(keep=keep)
+    return checkpoint
 
 
 def test_shards_round_trip_through_a_committed_manifest(tmp_path):
@@ -108,11 +110,31 @@ def test_the_trajectory_leaves_out_resumable_keys_and_differences_are_named():
 
 
 def test_a_requeued_slurm_job_resumes_the_run_its_directory_holds(tmp_path):
-    from resist.launch.start import _requeued
+    from resist.launch.start import continue_requeued
 
-    assert not _requeued(tmp_path, {"SLURM_RESTART_COUNT": "1"})  # no run here yet
+    requeued = {"SLURM_RESTART_COUNT": "1"}
+    assert not continue_requeued(tmp_path, requeued)  # no run here yet
     (tmp_path / "metrics.jsonl").write_text("{}\n")
-    assert not _requeued(tmp_path, {"SLURM_RESTART_COUNT": "1"})  # a run, but no checkpoint
     _save(CheckpointStore(tmp_path), 3)
-    assert _requeued(tmp_path, {"SLURM_RESTART_COUNT": "1"})
-    assert not _requeued(tmp_path, {"SLURM_RESTART_COUNT": "0"}) and not _requeued(tmp_path, {})
+    assert continue_requeued(tmp_path, requeued)
+    assert not continue_requeued(tmp_path, {"SLURM_RESTART_COUNT": "0"}) and not continue_requeued(tmp_path, {})
+
+
+def test_a_requeued_slurm_job_without_checkpoint_starts_again_keeping_its_records(tmp_path):
+    from resist.launch.start import continue_requeued
+
+    (tmp_path / "metrics.jsonl").write_text('{"event": "start"}\n')
+    assert not continue_requeued(tmp_path, {"SLURM_RESTART_COUNT": "2"})
+    assert not (tmp_path / "metrics.jsonl").exists()
+    assert (tmp_path / "metrics.before-restart-2.jsonl").read_text() == '{"event": "start"}\n'
+
+
+def test_an_unreadable_manifest_is_refused_not_skipped(tmp_path):
+    store = CheckpointStore(tmp_path)
+    _save(store, 2)
+    _save(store, 4)
+    (store.step_dir(4) / "manifest.json").write_text("{trunc")
+    with pytest.raises(CheckpointError, match="manifest .*step-000000004/manifest.json cannot be read"):
+        store.newest()
+    store.prune(keep=1)  # never deletes what it cannot read
+    assert store.step_dir(4).exists() and store.step_dir(2).exists()
