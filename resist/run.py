@@ -6,15 +6,22 @@ validated, saved as ``resolved_config.yaml`` in the run directory and handed to 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any
 
 from resist.config import Config
-from resist.config.hydra_door import run_main
+from resist.config.hydra_door import dry_run_dir, run_main
 from resist.run_dir import RunDir
 
 
 def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | None:
+    if typed.dry_run:
+        from resist.launch.dry_run import dry_run_report
+
+        print(dry_run_report(typed))
+        shutil.rmtree(dry_run_dir(), ignore_errors=True)
+        return None
     from resist.launch import launch  # torch and the data stack load only for a valid config
 
     summary = launch(typed, resolved, run_dir)

@@ -8,10 +8,12 @@ one line.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -61,8 +63,11 @@ class ResumeError(UserError):
     pass
 
 
-def _resume_dir(resume: str | None, new_run_dir: str) -> str:
-    """``hydra.run.dir``: the run being resumed (it must hold a run), else a new directory."""
+def _resume_dir(resume: str | None, dry_run: bool, new_run_dir: str) -> str:
+    """``hydra.run.dir``: the run being resumed (it must hold a run), a temporary directory for a dry
+    run (deleted when it ends), else a new directory."""
+    if dry_run:
+        return dry_run_dir()
     if resume is None:
         return new_run_dir
     if not RunDir(Path(resume)).resolved_config.is_file():
@@ -71,6 +76,12 @@ def _resume_dir(resume: str | None, new_run_dir: str) -> str:
             "(fix: give the directory a run printed as 'run directory: ...', e.g. resume=runs/default/<time>)"
         )
     return resume
+
+
+@functools.cache
+def dry_run_dir() -> str:
+    """Where Hydra writes its files during a dry run (the job deletes it)."""
+    return tempfile.mkdtemp(prefix="resist-dry-run-")
 
 
 def _resume_output_subdir(resume: str | None) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 from resist.config.schema import ConfigError
 
-RESUMABLE_KEYS = ("resume", "train.epochs", "train.max_steps", "checkpoint", "logger", "launcher", "hydra")
+RESUMABLE_KEYS = ("resume", "train.epochs", "train.max_steps", "checkpoint", "logger", "launcher", "hydra", "dry_run")
 """Keys (and the subtrees under them) a resume may override."""
 
 

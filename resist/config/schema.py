@@ -296,6 +296,9 @@ class Config:
     device: DeviceKind = DeviceKind.auto
     resume: str | None = None
     """A run directory to continue from its newest checkpoint, with its saved config."""
+    dry_run: bool = False
+    """Print what the run would do (config, assignments, expected bytes per round, memory held, the
+    sbatch plan) and train nothing; no run directory is kept."""
 
 
 @dataclass

@@ -1,0 +1,139 @@
+"""``dry_run=true``: what a run would do, from the config and the cost model, without training.
+
+Models are built on the meta device (no memory, no initialisation), so this takes seconds even for
+the paper's PreActResNet-101. Bytes are the cost model's modeled wire bytes (:mod:`resist.comm.cost`)
+of exactly the tensors the protocols communicate (parameters and floating-point buffers); ResIST's
+hand-off bytes come from this run's own assignments (:func:`hand_off_plan` of rounds 1 to
+:data:`ROUNDS_AVERAGED`), so they follow its policy, seed and minimum depth.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from torch import nn
+
+from resist.comm.cost import Op, wire_bytes
+from resist.config import Config, DatasetName, LauncherName, OptimizerStatePolicy, ProtocolName, plain
+from resist.decomposition import POLICIES, Assignment, site_sizes
+from resist.decomposition.plan import hand_off_plan
+from resist.launch.slurm_plan import slurm_plan
+from resist.models.preact import build_model
+from resist.models.spec import ARCHITECTURES
+from resist.protocols.base import model_state_tensors
+
+ROUNDS_AVERAGED = 2000
+_CLASSES = {DatasetName.digits: 10, DatasetName.cifar10: 10, DatasetName.cifar100: 100, DatasetName.imagenet: 1000}
+
+
+def _classes_and_channels(cfg: Config) -> tuple[int, int]:
+    dataset = cfg.dataset
+    if dataset.name == DatasetName.synthetic:
+        return dataset.num_classes or 10, dataset.channels
+    if dataset.name == DatasetName.imagefolder:
+        train = Path(dataset.root or "") / "train"
+        return (sum(1 for d in train.iterdir() if d.is_dir()) if train.is_dir() else 10), 3
+    return _CLASSES[dataset.name], 1 if dataset.name == DatasetName.digits else 3
+
+
+def _bytes(module: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model_state_tensors(module))
+
+
+def _mb(value: float) -> str:
+    return f"{value:,.0f} B = {value / 1e6:,.1f} MB"
+
+
+class _Shapes:
+    """The run's network on the meta device and the byte sizes the protocols move."""
+
+    def __init__(self, cfg: Config) -> None:
+        num_classes, channels = _classes_and_channels(cfg)
+        self.spec = ARCHITECTURES[cfg.model.arch]
+        model = build_model(self.spec, num_classes, in_channels=channels, batchnorm=cfg.model.batchnorm, device="meta")
+        self.total = _bytes(model)
+        self.parameters = sum(p.numel() for p in model.parameters())
+        self.params = sum(p.numel() * p.element_size() for p in model.parameters())
+        decomposition = getattr(cfg.protocol, "decomposition", None)
+        stage = decomposition.stage if decomposition is not None else None
+        self.stage = self.spec.default_partition_stage if stage is None else stage
+        self.blocks = self.spec.partitionable_blocks(self.stage)
+        self.block = {b: _bytes(model.block(self.stage, b)) for b in self.blocks}
+        self.shared = self.total - sum(self.block.values())
+
+
+def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
+    """The first rounds' assignments, ResIST's expected bytes per round per worker and what the
+    largest sub-network holds."""
+    workers, protocol = cfg.num_workers, cfg.protocol
+    decomposition = protocol.decomposition  # type: ignore[attr-defined]
+    policy = POLICIES[decomposition.policy]
+
+    def assignment(round_index: int) -> Assignment:
+        return policy(
+            shapes.blocks,
+            num_workers=workers,
+            min_depth=decomposition.min_depth,
+            seed=cfg.seed,
+            round_index=round_index,
+        )
+
+    carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0  # type: ignore[attr-defined]
+    per_block = {b: size * (2 if carries else 1) for b, size in shapes.block.items()}
+    handoffs = []
+    for round_index in range(1, ROUNDS_AVERAGED + 1):
+        plan = hand_off_plan(assignment(round_index - 1), assignment(round_index), shapes.blocks)
+        sent = sum(
+            per_block[b] for transfers in (plan.gather, plan.deliver) for blocks in transfers.values() for b in blocks
+        )
+        handoffs.append(sent / workers)
+    shared = wire_bytes(Op.all_reduce, shapes.shared, workers)
+    mean = sum(handoffs) / len(handoffs)
+    handoff, how = mean, f"mean over rounds 1-{ROUNDS_AVERAGED} of this run's assignments"
+    if decomposition.policy == "paper" and decomposition.min_depth == 0:
+        # Each round deals a fresh permutation in chunks of fixed sizes s_w: a block stays with its
+        # holder with probability sum_w (s_w / n)^2, independently of the round before.
+        sizes, n = site_sizes(len(shapes.blocks), workers, 0), len(shapes.blocks)
+        moves = 1 - sum((size / n) ** 2 for size in sizes)
+        handoff = moves * sum(per_block.values()) / workers
+        how = (
+            f"expectation: a block changes holder with probability {moves:.4f}; "
+            f"rounds 1-{ROUNDS_AVERAGED}: {mean / 1e6:,.1f} MB"
+        )
+    held = shapes.shared + max(sum(shapes.block[b] for b in own) for own in assignment(0).blocks)
+    factor = 2 if cfg.optim.momentum > 0 else 1
+    return [
+        "resist assignments of the first rounds (partitionable blocks per worker):",
+        *(f"  round {r}: " + json.dumps([list(b) for b in assignment(r).blocks]) for r in range(3)),
+        f"  resist: {_mb(shared + handoff)} per round per worker, {(shared + handoff) / local_sgd:.3f} of local SGD's",
+        f"    shared layers (ring all-reduce): {_mb(shared)}",
+        f"    block hand-off: {_mb(handoff)} ({how})",
+        f"  held by the largest sub-network (weights{' + momentum' if factor == 2 else ''}): {_mb(held * factor)}",
+    ]
+
+
+def dry_run_report(cfg: Config) -> str:
+    """The resolved config, the first assignments, expected wire bytes per round per worker (the
+    chosen protocol's and local SGD's), bytes held per worker, and for SLURM the sbatch plan."""
+    shapes, workers = _Shapes(cfg), cfg.num_workers
+    local_sgd = wire_bytes(Op.all_reduce, shapes.total, workers)
+    factor = 2 if cfg.optim.momentum > 0 else 1
+    lines = [
+        "dry run: nothing is trained, no run directory is kept",
+        "config: " + json.dumps(plain(cfg), sort_keys=True),
+        f"model {cfg.model.arch}: {shapes.parameters:,} parameters; stage {shapes.stage} has "
+        f"{len(shapes.blocks)} partitionable blocks; {workers} workers",
+        "expected wire bytes per round per worker (cost model):",
+        f"  local SGD (whole model, ring all-reduce): {_mb(local_sgd)}",
+    ]
+    if cfg.protocol.name == ProtocolName.resist and workers > 1:
+        lines += _resist_lines(cfg, shapes, local_sgd)
+    elif cfg.protocol.name == ProtocolName.ddp:
+        lines.append(f"  ddp (gradients, every step): {_mb(wire_bytes(Op.all_reduce, shapes.params, workers))}")
+    lines.append(
+        f"  held by a whole model (weights{' + momentum' if factor == 2 else ''}): {_mb(shapes.params * factor)}"
+    )
+    if cfg.launcher.name == LauncherName.slurm:
+        lines.append("sbatch plan (submitit parameters): " + json.dumps(slurm_plan(cfg), sort_keys=True))
+    return "\n".join(lines)
