@@ -39,9 +39,10 @@ def _payloads(data: bytes):
 
 
 def read_offline_run(path: Path) -> dict[str, Any]:
-    """``{"run": Run proto, "history": [dict per log call], "config": {key: value}}``."""
+    """``{"run": Run proto, "history": [dict per log call], "config": {key: value}, "metrics": {name or
+    glob: its step metric ("" for an axis)}}``."""
     assert path.read_bytes()[:4] == b":W&B", f"{path} is not a W&B transaction log"
-    result: dict[str, Any] = {"run": None, "history": [], "config": {}}
+    result: dict[str, Any] = {"run": None, "history": [], "config": {}, "metrics": {}}
     for payload in _payloads(path.read_bytes()):
         record = pb.Record()
         record.ParseFromString(payload)
@@ -49,6 +50,8 @@ def read_offline_run(path: Path) -> dict[str, Any]:
         if kind == "run":
             result["run"] = record.run
             result["config"].update({i.key: json.loads(i.value_json) for i in record.run.config.update})
+        elif kind == "metric":
+            result["metrics"][record.metric.name or record.metric.glob_name] = record.metric.step_metric
         elif kind == "history":
             result["history"].append(
                 {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}

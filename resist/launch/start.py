@@ -16,6 +16,7 @@ from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
 from resist.launch.preflight import preflight, prepare_run_dir
 from resist.launch.resume import free_name, prepare_resume, resume_hint
+from resist.launch.run_lock import check_not_running
 from resist.launch.worker import run_worker
 from resist.logging import Record
 from resist.run_dir import RunDir
@@ -54,6 +55,7 @@ def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
     if cfg.resume is None and continue_requeued(run_dir, os.environ):
         cfg.resume = str(run_dir)  # a sweep's job that SLURM requeued (preemption, time limit) continues
     if cfg.resume is not None:
+        check_not_running(run_dir)
         prepare_resume(cfg, resolved, run_dir)
     else:
         prepare_run_dir(run_dir, resolved)

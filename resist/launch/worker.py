@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
 from resist.launch.env import DistEnv, cpu_threads_per_worker
 from resist.launch.resume import continue_metrics
+from resist.launch.run_lock import holding_run
 from resist.logging import FanOut, MetricSink, Record
 from resist.logging.console import ConsoleSink, worker_logging
 from resist.logging.jsonl import JsonlSink
@@ -104,15 +106,18 @@ def run_worker(
         device=device,
         timeout_s=cfg.launcher.collective_timeout_s,
     )
-    checkpoint = None
-    if cfg.resume is not None:
-        checkpoint = CheckpointStore(run_dir).newest()
-        if checkpoint is None:
-            raise CheckpointError(f"resume: {run_dir} has no checkpoint (fix: start the run again)")
-        if env.rank == 0:
-            continue_metrics(run_dir, checkpoint)
-    # Rank 0's lines (progress, evaluations) go to stderr and run.log, whichever process it runs in.
-    with worker_logging(RunDir(run_dir).run_log, rank=env.rank):
+    with contextlib.ExitStack() as held:
+        if env.rank == 0:  # one live process per run directory (a second resume is refused)
+            held.enter_context(holding_run(run_dir))
+        checkpoint = None
+        if cfg.resume is not None:
+            checkpoint = CheckpointStore(run_dir).newest()
+            if checkpoint is None:
+                raise CheckpointError(f"resume: {run_dir} has no checkpoint (fix: start the run again)")
+            if env.rank == 0:
+                continue_metrics(run_dir, checkpoint)
+        # Rank 0's lines (progress, evaluations) go to stderr and run.log, whichever process it runs in.
+        held.enter_context(worker_logging(RunDir(run_dir).run_log, rank=env.rank))
         sink = FanOut(_sinks(cfg, run_dir, resuming=checkpoint is not None) if env.rank == 0 else [])
         try:
             if env.rank == 0:

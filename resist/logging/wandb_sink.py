@@ -10,6 +10,8 @@ from resist.config import LoggerConfig
 from resist.logging import Record
 from resist.run_dir import RunDir
 
+X_AXES = ("comm/cum_wire_bytes", "time/elapsed_s", "epoch")
+
 
 class WandbSink:
     """One W&B run per training run; metrics are plotted against ``step`` (and can be against any
@@ -40,7 +42,11 @@ class WandbSink:
             mode=cfg.wandb_mode.value if cfg.wandb_mode else None,
         )
         self.run.define_metric("step")
-        for pattern in ("train/*", "test/*", "time/*", "comm/*", "memory/*", "lr", "epoch", "samples"):
+        # Axes to choose in a panel besides the step (W&B's UI offers custom x-axes only once they are
+        # defined, wandb#11533): test/acc1 against comm/cum_wire_bytes, time/elapsed_s or epoch.
+        for axis in X_AXES:
+            self.run.define_metric(axis)
+        for pattern in ("train/*", "test/*", "time/*", "comm/*", "memory/*", "lr", "samples"):
             self.run.define_metric(pattern, step_metric="step")
 
     def log(self, record: Record) -> None:

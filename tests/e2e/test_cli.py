@@ -182,6 +182,9 @@ def test_wandb_offline_run_files_hold_the_metrics(tmp_path):
     )
     assert logged["config"]["optim"]["lr"] == 0.05 and logged["config"]["model"]["arch"] == "preact_resnet_mini"
     assert run.run_id == (tmp_path / "wandb_run_id").read_text().strip()  # kept for a requeued job
+    for axis in ("comm/cum_wire_bytes", "time/elapsed_s", "epoch"):  # x-axes to choose in W&B's panels
+        assert logged["metrics"][axis] == ""
+    assert logged["metrics"]["test/*"] == "step"
     # W&B's step is the optimizer step: the records of one step (train, eval, summary) are one row.
     rows: dict[int, dict] = {}
     for record in _records(tmp_path):

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from resist.checkpoints import CheckpointStore
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, run_cli, run_main_in_process
 
 pytestmark = pytest.mark.slow
 
@@ -123,11 +123,17 @@ def test_a_killed_worker_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(
 
 
 @pytest.mark.parametrize("launcher_name", ["local", "torchrun"])
-def test_sigterm_to_the_launcher_stops_every_worker(launcher_name, tmp_path):
-    launcher = _start("train.epochs=50", f"launcher={launcher_name}", f"hydra.run.dir={tmp_path / 'run'}")
-    _wait_for(lambda: (tmp_path / "run" / "metrics.jsonl").exists())
+def test_sigterm_to_the_launcher_stops_every_worker(launcher_name, tmp_path, monkeypatch):
+    """... and while the run trains, its rank 0 holds the run directory's lock: a second resume is
+    refused in one line, and the running run's metrics are left alone."""
+    run_dir = tmp_path / "run"
+    launcher = _start("train.epochs=50", f"launcher={launcher_name}", f"hydra.run.dir={run_dir}")
+    _wait_for(lambda: (run_dir / "metrics.jsonl").exists())
     processes = _descendants(launcher.pid)
     assert len(_workers(launcher.pid)) == 2
+    status, _, stderr = run_main_in_process([f"resume={run_dir}", "train.epochs=60"], monkeypatch)
+    assert status == 2 and stderr.startswith(f"resist: error: resume: {run_dir} is in use by a running process (pid ")
+    assert not list(run_dir.glob("metrics.after-step-*"))  # nothing was cut
     launcher.send_signal(signal.SIGTERM)
     _, stderr = launcher.communicate(timeout=10)
     assert launcher.returncode == 128 + signal.SIGTERM

@@ -20,11 +20,11 @@ LAYERS = [
     {"generators", "checkpoints"},
     {"models", "decomposition"},
     {"config"},
-    {"comm", "data", "logging"},
+    {"comm", "data", "logging", "analysis"},
     {"protocols"},
     {"train"},
     {"launch"},
-    {"run", "bench", "worker"},
+    {"run", "bench", "worker", "compare"},
 ]
 LAYER = {room: level for level, rooms in enumerate(LAYERS) for room in rooms}
 
@@ -35,6 +35,7 @@ CONFINED = {
     "torch.nn.parallel": "comm",
     "omegaconf": "config",
     "hydra": "config",
+    "matplotlib": "analysis",
 }
 
 

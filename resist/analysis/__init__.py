@@ -1,0 +1,1 @@
+"""Run directories as tables and plots (:mod:`.runs` pure, :mod:`.plots` matplotlib)."""

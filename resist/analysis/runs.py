@@ -1,0 +1,191 @@
+"""Run directories as data for tables and plots (pure: reads ``metrics.jsonl`` and
+``resolved_config.yaml``, imports neither torch nor matplotlib).
+
+A run is summarised from its records alone: the ``start`` record (protocol, workers, round length),
+every ``eval`` record (accuracy against epochs, cumulative wire bytes and wall-clock) and the
+``summary``. Runs that differ only in their seed form a group, shown as mean ± standard deviation.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from resist.config.hydra_door import load_resolved_config
+from resist.errors import UserError
+from resist.logging.jsonl import read_jsonl
+from resist.run_dir import RunDir
+
+TRAINING_PURPOSES = ("init", "train_sync", "handoff")
+
+
+class RunsError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class EvalPoint:
+    epoch: float
+    wire_bytes: float
+    seconds: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One finished run: what it was (``protocol``, workers, round length, model, dataset, seed) and
+    what it measured (its evaluation curve and summary totals)."""
+
+    path: Path
+    protocol: str
+    workers: int
+    local_steps: int
+    model: str
+    dataset: str
+    seed: int
+    curve: tuple[EvalPoint, ...]
+    final_accuracy: float
+    training_bytes: float
+    total_bytes: float
+    bytes_per_worker: float
+    seconds: float
+
+    @property
+    def group(self) -> tuple[str, int, int, str, str]:
+        return (self.protocol, self.workers, self.local_steps, self.model, self.dataset)
+
+    @property
+    def label(self) -> str:
+        return f"{self.protocol} S={self.workers} l={self.local_steps}"
+
+    @property
+    def best_accuracy(self) -> float:
+        return max(point.accuracy for point in self.curve)
+
+    def first_reaching(self, accuracy: float) -> EvalPoint | None:
+        """The first evaluation at or above ``accuracy`` (a fraction), or None."""
+        return next((point for point in self.curve if point.accuracy >= accuracy), None)
+
+
+def run_dirs(paths: Iterable[Path]) -> list[Path]:
+    """The run directories named, a Hydra multirun directory expanding to its jobs' (in order)."""
+    found: list[Path] = []
+    for path in paths:
+        if RunDir(path).metrics.is_file():
+            found.append(path)
+            continue
+        jobs = sorted((p.parent for p in path.glob("*/metrics.jsonl")), key=lambda p: (len(p.name), p.name))
+        if not jobs:
+            raise RunsError(
+                f"runs: {path} is neither a run directory (no metrics.jsonl) nor a multirun directory holding "
+                "runs (fix: give the directories runs printed as 'run directory: ...')"
+            )
+        found += jobs
+    return found
+
+
+def load_run(path: Path) -> RunResult:
+    """A finished run's result; a run without a summary record is refused (it has not finished)."""
+    records = read_jsonl(RunDir(path).metrics)
+    start = next((r for r in records if r["event"] == "start"), None)
+    summary = records[-1] if records else {}
+    if start is None or summary.get("event") != "summary":
+        raise RunsError(
+            f"runs: {path} has not finished (no summary record in metrics.jsonl) "
+            f"(fix: let it finish, or resume it with python -m resist.run resume={path})"
+        )
+    config = load_resolved_config(path)
+    protocol = config.get("protocol", {})
+    curve = tuple(
+        EvalPoint(r["epoch"], r["comm/cum_wire_bytes"], r["time/elapsed_s"], r["test/acc1"])
+        for r in records
+        if r["event"] == "eval"
+    )
+    training = sum(summary.get(f"comm/cum_wire_bytes/{purpose}", 0.0) for purpose in TRAINING_PURPOSES)
+    return RunResult(
+        path=path,
+        protocol=start["protocol"],
+        workers=start["num_workers"],
+        local_steps=int(protocol.get("local_steps", start["steps_per_round"])),
+        model=config["model"]["arch"],
+        dataset=config["dataset"]["name"],
+        seed=int(config["seed"]),
+        curve=curve,
+        final_accuracy=summary["test/acc1"],
+        training_bytes=training,
+        total_bytes=summary["comm/cum_wire_bytes"],
+        bytes_per_worker=summary["comm/cum_wire_bytes"] / start["num_workers"],
+        seconds=summary["time/elapsed_s"],
+    )
+
+
+def grouped(results: Sequence[RunResult]) -> list[list[RunResult]]:
+    """Results with the same protocol, workers, round length, model and dataset (seeds apart), in
+    the order their groups first appear."""
+    groups: dict[tuple, list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(result.group, []).append(result)
+    return list(groups.values())
+
+
+def _stat(values: Sequence[float], render) -> str:
+    if len(values) == 1:
+        return render(values[0])
+    return f"{render(statistics.mean(values))} ± {render(statistics.stdev(values))}"
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f} %"
+
+
+def _megabytes(value: float) -> str:
+    return f"{value / 1e6:,.1f} MB"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:,.1f} s"
+
+
+def table(results: Sequence[RunResult], thresholds: Sequence[float]) -> list[dict[str, Any]]:
+    """One row per group: what it is, and its measured figures (mean ± std over its seeds)."""
+    rows = []
+    for members in grouped(results):
+        first = members[0]
+        row: dict[str, Any] = {
+            "protocol": first.protocol,
+            "S": first.workers,
+            "l": first.local_steps,
+            "model": first.model,
+            "dataset": first.dataset,
+            "seeds": ",".join(str(m.seed) for m in members),
+            "final acc": _stat([m.final_accuracy for m in members], _percent),
+            "best acc": _stat([m.best_accuracy for m in members], _percent),
+            "bytes to train": _stat([m.training_bytes for m in members], _megabytes),
+            "bytes in all": _stat([m.total_bytes for m in members], _megabytes),
+            "bytes per worker": _stat([m.bytes_per_worker for m in members], _megabytes),
+            "wall-clock": _stat([m.seconds for m in members], _seconds),
+        }
+        for threshold in thresholds:
+            reached = [m.first_reaching(threshold) for m in members]
+            key = f"to {100 * threshold:g} %"
+            if all(point is not None for point in reached):
+                points = [p for p in reached if p is not None]
+                seconds = _stat([p.seconds for p in points], _seconds)
+                row[key] = f"{seconds}, {_stat([p.wire_bytes for p in points], _megabytes)}"
+            else:
+                row[key] = f"not reached by {sum(p is None for p in reached)} of {len(reached)}"
+        rows.append(row)
+    return rows
+
+
+def render(rows: Sequence[dict[str, Any]]) -> str:
+    """``rows`` as a Markdown table."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
+    return "\n".join(lines)

@@ -1,0 +1,117 @@
+"""``python -m resist.compare`` on small generated run directories: the table's figures, groups over
+seeds, multirun expansion, the plots, and its refusals."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from resist.analysis.runs import load_run, run_dirs, table
+from tests.conftest import REPO
+
+
+def _write_run(path: Path, *, protocol: str, seed: int, accuracies: list[float], bytes_per_eval: float) -> Path:
+    """A finished 2-worker run: a start record, one eval per epoch, a summary."""
+    path.mkdir(parents=True)
+    config = {
+        "model": {"arch": "preact_resnet_mini"},
+        "dataset": {"name": "digits"},
+        "seed": seed,
+        "protocol": {"name": protocol, "local_steps": 10},
+    }
+    (path / "resolved_config.yaml").write_text(yaml.safe_dump(config))
+    records = [{"event": "start", "step": 0, "protocol": protocol, "num_workers": 2, "steps_per_round": 10}]
+    for epoch, accuracy in enumerate(accuracies, start=1):
+        records.append(
+            {
+                "event": "eval",
+                "step": 12 * epoch,
+                "epoch": float(epoch),
+                "test/acc1": accuracy,
+                "comm/cum_wire_bytes": bytes_per_eval * epoch,
+                "time/elapsed_s": 2.0 * epoch,
+            }
+        )
+    total = bytes_per_eval * len(accuracies)
+    records.append(
+        {
+            "event": "summary",
+            "step": 12 * len(accuracies),
+            "test/acc1": accuracies[-1],
+            "comm/cum_wire_bytes": total,
+            "comm/cum_wire_bytes/init": 1e6,
+            "comm/cum_wire_bytes/train_sync": total - 3e6,
+            "comm/cum_wire_bytes/handoff": 1e6,
+            "time/elapsed_s": 2.0 * len(accuracies),
+        }
+    )
+    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+@pytest.fixture
+def runs(tmp_path: Path) -> dict[str, Path]:
+    sweep = tmp_path / "multirun"
+    return {
+        "resist0": _write_run(
+            sweep / "0", protocol="resist", seed=0, accuracies=[0.5, 0.91, 0.96], bytes_per_eval=10e6
+        ),
+        "resist1": _write_run(
+            sweep / "1", protocol="resist", seed=1, accuracies=[0.6, 0.89, 0.94], bytes_per_eval=10e6
+        ),
+        "local": _write_run(
+            tmp_path / "local", protocol="local_sgd", seed=0, accuracies=[0.7, 0.93], bytes_per_eval=20e6
+        ),
+        "sweep": sweep,
+    }
+
+
+def test_seeds_are_grouped_with_mean_and_std(runs):
+    results = [load_run(p) for p in run_dirs([runs["sweep"], runs["local"]])]
+    assert [r.path for r in results] == [runs["resist0"], runs["resist1"], runs["local"]]
+    resist, local = table(results, [0.9, 0.95])
+    mean, std = statistics.mean([0.96, 0.94]), statistics.stdev([0.96, 0.94])
+    assert resist["seeds"] == "0,1" and resist["final acc"] == f"{100 * mean:.2f} % ± {100 * std:.2f} %"
+    assert resist["bytes to train"] == "29.0 MB ± 0.0 MB" and resist["bytes per worker"] == "15.0 MB ± 0.0 MB"
+    assert resist["to 90 %"] == "5.0 s ± 1.4 s, 25.0 MB ± 7.1 MB"  # epochs 2 and 3 of the two seeds
+    assert resist["to 95 %"] == "not reached by 1 of 2"
+    assert local["final acc"] == "93.00 %" and local["to 90 %"] == "4.0 s, 40.0 MB" and local["S"] == 2
+
+
+def test_the_command_prints_the_table_and_writes_the_plots(runs, tmp_path):
+    out = tmp_path / "report"
+    result = subprocess.run(
+        [sys.executable, "-m", "resist.compare", str(runs["resist0"]), str(runs["local"]), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("| protocol | S | l | model | dataset | seeds | final acc |")
+    assert "| resist | 2 | 10 |" in result.stdout and "| local_sgd | 2 | 10 |" in result.stdout
+    for name in ("accuracy_vs_bytes.png", "accuracy_vs_time.png", "accuracy_vs_epochs.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = subprocess.run(
+        [sys.executable, "-m", "resist.compare", str(runs["local"]), "--out", str(out)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_an_unfinished_run_or_a_stray_folder_is_refused(runs, tmp_path):
+    lines = (runs["local"] / "metrics.jsonl").read_text().splitlines()[:-1]
+    (runs["local"] / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(Exception, match="has not finished"):
+        load_run(runs["local"])
+    with pytest.raises(Exception, match="neither a run directory"):
+        run_dirs([tmp_path / "nothing-here"])
