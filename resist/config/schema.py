@@ -233,8 +233,10 @@ class CheckpointConfig:
     round end, where the protocols have synchronised; 0: only at the end of the run and when a stop
     is requested, e.g. SLURM preemption) and at the end; the newest ``keep`` are kept. Each worker
     writes its own shard (its model, optimizer, data position, RNGs and ledger), so a resume never
-    needs more memory per worker than training does."""
+    needs more memory per worker than training does. ``enabled`` false writes none (the benchmark's
+    measurements: such a run cannot be resumed, and a stop request is ignored)."""
 
+    enabled: bool = True
     every_rounds: int = 10
     keep: int = 2
 

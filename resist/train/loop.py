@@ -146,8 +146,9 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
             )
         if steps_done == plan.total_steps:
             break  # the final checkpoint comes after the final model and the summary
-        stopping = stop.agreed(comm)
-        if run_dir is not None and (stopping or plan.checkpoints_after(steps_done, cfg.checkpoint.every_rounds)):
+        checkpoints = run_dir is not None and cfg.checkpoint.enabled
+        stopping = checkpoints and stop.agreed(comm)
+        if checkpoints and (stopping or plan.checkpoints_after(steps_done, cfg.checkpoint.every_rounds)):
             run.checkpoint = save_checkpoint(run, run_dir, step=steps_done, last_eval=last_eval)
         if stopping:
             return {"event": "stopped", "step": steps_done, "signal": stop.signal_name}
@@ -170,7 +171,7 @@ def _finish(run: Run, run_dir: Path | None, *, evaluated: torch.nn.Module | None
     summary = run.reporter.summary(
         plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=run.protocol.final_model
     )
-    if run_dir is not None:
+    if run_dir is not None and run.cfg.checkpoint.enabled:
         run.checkpoint = save_checkpoint(
             run, run_dir, step=plan.total_steps, last_eval=last_eval, metrics_bytes=before_summary
         )

@@ -42,3 +42,4 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
     assert "resist / local_sgd: wire bytes/round" in result.stdout
     for protocol in ("ddp", "local_sgd"):
         assert (tmp_path / protocol / "metrics.jsonl").exists()
+        assert not (tmp_path / protocol / "checkpoints").exists()  # the benchmark writes none
