@@ -4,9 +4,12 @@ to run code that can only draw from torch's global generator."""
 from __future__ import annotations
 
 import contextlib
+import random
 import threading
 from collections.abc import Iterator
+from typing import Any
 
+import numpy as np
 import torch
 
 from resist.seeding import derive_seed
@@ -30,3 +33,32 @@ def seeded_global_generator(seed: int) -> Iterator[None]:
     with _GLOBAL_GENERATOR, torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def global_rng_state() -> dict[str, Any]:
+    """This process's global generators (python, numpy, torch CPU and CUDA) as plain data and
+    tensors (``weights_only``-loadable), read under the same lock as :func:`seeded_global_generator`."""
+    with _GLOBAL_GENERATOR:
+        version, words, gauss = random.getstate()
+        kind, keys, position, has_gauss, cached = np.random.get_state()
+        state: dict[str, Any] = {
+            "python": [version, list(words), gauss],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+
+def restore_global_rng_state(state: dict[str, Any]) -> None:
+    """Set the global generators to :func:`global_rng_state`'s ``state``, under the lock (a thread
+    worker restoring them never lands inside another's seeded block)."""
+    with _GLOBAL_GENERATOR:
+        version, words, gauss = state["python"]
+        random.setstate((version, tuple(words), gauss))
+        kind, keys, position, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+        torch.set_rng_state(state["torch"].cpu())
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])

@@ -8,47 +8,20 @@ its reporter's accumulators. The learning rate is a function of the step, so the
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
 from resist.checkpoints import Checkpoint, CheckpointStore
 from resist.config import plain
 from resist.config.resume import trajectory
+from resist.generators import global_rng_state, restore_global_rng_state
 from resist.run_dir import RunDir
 
 if TYPE_CHECKING:  # (build.py restores shards with this module)
     from resist.train.build import Run
 
 SHARD_FORMAT = 1
-
-
-def rng_state() -> dict[str, Any]:
-    """This process's random generators, as plain data and tensors (``weights_only``-loadable)."""
-    version, words, gauss = random.getstate()
-    kind, keys, position, has_gauss, cached = np.random.get_state()
-    state: dict[str, Any] = {
-        "python": [version, list(words), gauss],
-        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
-        "torch": torch.get_rng_state(),
-    }
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    version, words, gauss = state["python"]
-    random.setstate((version, tuple(words), gauss))
-    kind, keys, position, has_gauss, cached = state["numpy"]
-    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
-    torch.set_rng_state(state["torch"].cpu())
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
 
 
 def worker_state(run: Run, *, step: int, last_eval: dict[str, float]) -> dict[str, Any]:
@@ -64,7 +37,7 @@ def worker_state(run: Run, *, step: int, last_eval: dict[str, float]) -> dict[st
         "ledger": run.comm.ledger.state_dict(),
         "reporter": run.reporter.state_dict(),
         "last_eval": dict(last_eval),
-        "rng": rng_state(),
+        "rng": global_rng_state(),
     }
 
 
@@ -77,7 +50,7 @@ def restore_worker_state(run: Run, shard: dict[str, Any]) -> None:
     run.stream.load_state_dict(shard["stream"])
     run.comm.ledger.load_state_dict(shard["ledger"])
     run.reporter.load_state_dict(shard["reporter"])
-    restore_rng(shard["rng"])
+    restore_global_rng_state(shard["rng"])
 
 
 def save_checkpoint(
