@@ -69,6 +69,5 @@ def spawn_workers(cfg: Config, run_dir: Path, port: int) -> None:
             file=sys.stderr,
         )
         sys.exit(128 + interrupted.signum)
-    except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:
-        _stop(context.processes)
+    except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:  # (join stopped the others)
         raise WorkerFailedError(exc.error_index, str(exc)) from None

@@ -87,6 +87,7 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
     last_eval: Record = dict(run.last_eval)
     evaluated: torch.nn.Module | None = None
     progress = ProgressLine.for_run(cfg, comm, plan, start_step=run.start_step)
+    checkpoints = run_dir is not None and cfg.checkpoint.enabled
     round_start = synchronized_clock(device)
     for step in range(run.start_step, plan.total_steps):
         steps_done = step + 1
@@ -146,7 +147,6 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
             )
         if steps_done == plan.total_steps:
             break  # the final checkpoint comes after the final model and the summary
-        checkpoints = run_dir is not None and cfg.checkpoint.enabled
         stopping = checkpoints and stop.agreed(comm)
         if checkpoints and (stopping or plan.checkpoints_after(steps_done, cfg.checkpoint.every_rounds)):
             run.checkpoint = save_checkpoint(run, run_dir, step=steps_done, last_eval=last_eval)

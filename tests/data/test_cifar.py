@@ -12,20 +12,13 @@ from resist.config import AugmentPolicy, DatasetConfig, DatasetName
 from resist.data import sources
 from resist.data.cifar import CIFAR_STATS
 from resist.data.cifar import check as cifar_layout
-from resist.data.sources import DatasetError, check_available
+from resist.data.sources import check_available
 from tests.conftest import CIFAR10_CLASSES, pixels, write_image_folder
+from tests.data.test_folder import _one_line_error
 
 
 def _cfg(root, **overrides) -> DatasetConfig:
     return DatasetConfig(name=DatasetName.cifar10, root=str(root), **overrides)
-
-
-def _one_line_error(call, *args) -> str:
-    with pytest.raises(DatasetError) as info:
-        call(*args)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith("dataset.root: ") and "(fix: " in message
-    return message
 
 
 def test_pickle_layout(tiny_cifar10_pickles):
