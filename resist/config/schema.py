@@ -152,13 +152,16 @@ class LocalSGDConfig(ProtocolConfig):
 class ResISTConfig(ProtocolConfig):
     """``protocol=resist``. ``local_steps``: the paper's l. ``optimizer_state``: reset each round (the
     paper) or keep (momentum travels with its block, billed). ``warmup_epochs``: epochs of local SGD
-    on the whole model before ResIST starts. ``decomposition``: how blocks are partitioned."""
+    on the whole model before ResIST starts. ``decomposition``: how blocks are partitioned.
+    ``test_time_scaling``: scale the partitioned blocks' residual branches by ``max(1/S, m/n)`` in the
+    evaluated (and final) global model, as the paper; false leaves them at 1 (an ablation)."""
 
     name: ProtocolName = ProtocolName.resist
     local_steps: int = 50
     optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
     warmup_epochs: int = 0
     decomposition: DecompositionConfig = field(default_factory=DecompositionConfig)
+    test_time_scaling: bool = True
 
 
 PROTOCOL_CONFIGS: dict[ProtocolName, type[ProtocolConfig]] = {

@@ -59,7 +59,9 @@ class ResIST(TrainingProtocol):
         self.min_depth, self.seed = cfg.decomposition.min_depth, seed
         self.carry_optimizer_state = cfg.optimizer_state == OptimizerStatePolicy.keep
         self.warmup_epochs = cfg.warmup_epochs
-        self.scale = eval_residual_scale(comm.size, self.min_depth, len(self.partitioned))
+        self.scale = (
+            eval_residual_scale(comm.size, self.min_depth, len(self.partitioned)) if cfg.test_time_scaling else 1.0
+        )
         self.final_model = (
             f"shared layers averaged over all {comm.size} workers; each partitioned block of stage {self.stage} "
             f"averaged over its holders of the last round, its residual branch scaled by {self.scale:g}"

@@ -135,6 +135,20 @@ def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(wo
         )
 
 
+def test_without_test_time_scaling_the_global_model_keeps_residual_branches_at_one():
+    """``test_time_scaling=false`` (an ablation): the evaluated model's partitioned blocks keep scale 1."""
+
+    def worker(comm):
+        cfg = _config(2, 0)
+        cfg.protocol.test_time_scaling = False
+        protocol = _resist(comm, cfg)
+        protocol.setup(model_factory(), steps_per_epoch=100)
+        full = protocol.eval_model()
+        return [full.block(STAGE, b).residual_scale for b in range(9)]
+
+    assert run_in_threads(2, worker) == [[1.0] * 9] * 2
+
+
 def test_momentum_travels_with_its_block():
     def worker(comm):
         protocol = _resist(comm, _config(2, 0, OptimizerStatePolicy.keep))
