@@ -67,9 +67,18 @@ def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
 
 
 def summarize(
-    records: list[dict[str, Any]], *, model_arch: str, local_steps: int, warmup_rounds: int, rounds: int, min_depth: int
+    records: list[dict[str, Any]],
+    *,
+    model_arch: str,
+    local_steps: int,
+    warmup_rounds: int,
+    rounds: int,
+    min_depth: int,
+    batch_size: int,
 ) -> dict[str, Any]:
-    """Per-worker, per-round figures of one protocol's run from its records (pure)."""
+    """Per-worker, per-round figures of one protocol's run from its records (pure). Seconds of a
+    purpose are the ledgers' (mean over workers; a DDP hook's overlap the backward pass); operations
+    are per worker (each send and each receive of an exchange counts)."""
     start = records[0]
     by_step = {r["step"]: r for r in records if r["event"] == "train"}
     first_step, last_step = warmup_rounds * local_steps, (warmup_rounds + rounds) * local_steps
@@ -94,7 +103,18 @@ def summarize(
         "payload_bytes_per_round_per_worker": per_round("payload"),
         "table1_bytes_per_round": 2 * sum(end["memory/param_bytes_per_worker"]),
         "step_seconds": delta("time/compute_s") / steps,
+        "images_per_second_per_worker": batch_size * steps / delta("time/compute_s"),
         "round_seconds": (delta("time/compute_s") + delta("time/sync_s")) / measured_rounds,
+        "compute_seconds_per_round": delta("time/compute_s") / measured_rounds,
+        "sync_seconds_per_round": delta("time/sync_s") / measured_rounds,
+        **{
+            f"{purpose}_seconds_per_round": delta(f"time/comm_s/{purpose}") / measured_rounds
+            for purpose in SYNC_PURPOSES
+        },
+        "operations_per_round_per_worker": sum(delta(f"comm/cum_ops/{purpose}") for purpose in SYNC_PURPOSES)
+        / workers
+        / measured_rounds,
+        "eval_seconds": records[-1]["time/eval_s"],
         "param_bytes_per_worker": max(end["memory/param_bytes_per_worker"]),
         "param_bytes_per_worker_mean": sum(end["memory/param_bytes_per_worker"]) / workers,
         "held_bytes_per_worker": max(end["memory/held_bytes_per_worker"]),
@@ -186,6 +206,7 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         validate(run)
 
     from resist.launch import launch
+    from resist.launch.dry_run import expected_wire_bytes
     from resist.logging.jsonl import read_jsonl
 
     local_steps = steps_per_round(typed.protocol)
@@ -203,7 +224,10 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
             warmup_rounds=typed.bench.warmup_rounds,
             rounds=typed.bench.rounds,
             min_depth=min_depth,
+            batch_size=typed.train.batch_size,
         )
+        if protocol in (ProtocolName.local_sgd, ProtocolName.resist):
+            results[protocol.value]["expected_wire_bytes_per_round_per_worker"] = expected_wire_bytes(run)
     report = {"config": resolved, "protocols": results}
     RunDir(bench_dir).bench_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     params = next(iter(results.values()))["model_params"]

@@ -9,6 +9,7 @@ every ``eval`` record (accuracy against epochs, cumulative wire bytes and wall-c
 from __future__ import annotations
 
 import statistics
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,28 @@ from resist.logging.jsonl import read_jsonl
 from resist.run_dir import RunDir
 
 TRAINING_PURPOSES = ("init", "train_sync", "handoff")
+
+# Config keys that do not change what a run trains: who it is, where and how often it reports,
+# checkpoints and launches. Runs that differ only in these (and their seed) form one group.
+_NOT_SETTINGS = ("seed", "name", "resume", "dry_run", "logger.", "launcher.", "checkpoint.", "hydra.")
+_REPORTING = ("train.eval_every", "train.eval_unit", "train.eval_batch_size", "train.log_every_steps")
+# Settings every table shows in their own columns.
+_COLUMN_SETTINGS = ("protocol.name", "num_workers", "protocol.local_steps", "model.arch", "dataset.name")
+
+
+def flat_settings(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The resolved config as ``{"a.b": value}``, without the keys that do not change what is trained
+    (seed, name, logging, launching, checkpoints, evaluation cadence). Lists become tuples."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if name.startswith(_NOT_SETTINGS) or name in _NOT_SETTINGS or name in _REPORTING:
+            continue
+        if isinstance(value, dict):
+            flat.update(flat_settings(value, f"{name}."))
+        else:
+            flat[name] = tuple(value) if isinstance(value, list) else value
+    return flat
 
 
 class RunsError(UserError):
@@ -52,10 +75,14 @@ class RunResult:
     total_bytes: float
     bytes_per_worker: float
     seconds: float
+    settings: tuple[tuple[str, Any], ...] = ()
+    platform: str = ""
+    finished: str = ""
 
     @property
-    def group(self) -> tuple[str, int, int, str, str]:
-        return (self.protocol, self.workers, self.local_steps, self.model, self.dataset)
+    def group(self) -> tuple[tuple[str, Any], ...]:
+        """What the run trains: its settings, its seed apart (:func:`flat_settings`)."""
+        return self.settings or (("protocol.name", self.protocol), ("num_workers", self.workers))
 
     @property
     def label(self) -> str:
@@ -99,6 +126,8 @@ def load_run(path: Path) -> RunResult:
         )
     config = load_resolved_config(path)
     protocol = config.get("protocol", {})
+    platform = ", ".join(f"{k.removeprefix('platform/')} {v}" for k, v in start.items() if k.startswith("platform/"))
+    finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(RunDir(path).metrics.stat().st_mtime))
     curve = tuple(
         EvalPoint(r["epoch"], r["comm/cum_wire_bytes"], r["time/elapsed_s"], r["test/acc1"])
         for r in records
@@ -119,12 +148,15 @@ def load_run(path: Path) -> RunResult:
         total_bytes=summary["comm/cum_wire_bytes"],
         bytes_per_worker=summary["comm/cum_wire_bytes"] / start["num_workers"],
         seconds=summary["time/elapsed_s"],
+        settings=tuple(sorted(flat_settings(config).items())),
+        platform=platform,
+        finished=finished,
     )
 
 
 def grouped(results: Sequence[RunResult]) -> list[list[RunResult]]:
-    """Results with the same protocol, workers, round length, model and dataset (seeds apart), in
-    the order their groups first appear."""
+    """Results with the same settings (seeds apart: :func:`flat_settings`), in the order their groups
+    first appear."""
     groups: dict[tuple, list[RunResult]] = {}
     for result in results:
         groups.setdefault(result.group, []).append(result)
@@ -149,17 +181,34 @@ def _seconds(value: float) -> str:
     return f"{value:,.1f} s"
 
 
+def varying_settings(results: Sequence[RunResult]) -> list[str]:
+    """The settings (other than those with their own column) whose values differ among the runs
+    that have them: what tells the groups of a comparison apart (an ablation's knob)."""
+    values: dict[str, set[Any]] = {}
+    for result in results:
+        for key, value in result.settings:
+            values.setdefault(key, set()).add(value)
+    return sorted(key for key, seen in values.items() if len(seen) > 1 and key not in _COLUMN_SETTINGS)
+
+
 def table(results: Sequence[RunResult], thresholds: Sequence[float]) -> list[dict[str, Any]]:
-    """One row per group: what it is, and its measured figures (mean ± std over its seeds)."""
+    """One row per group: what it is (with a ``settings`` column naming the values of the settings
+    that vary among the groups, when any do), and its measured figures (mean ± std over its seeds)."""
     rows = []
+    varying = varying_settings(results)
     for members in grouped(results):
         first = members[0]
+        own = dict(first.settings)
         row: dict[str, Any] = {
             "protocol": first.protocol,
             "S": first.workers,
             "l": first.local_steps,
             "model": first.model,
             "dataset": first.dataset,
+        }
+        if varying:
+            row["settings"] = ", ".join(f"{key}={own[key]}" for key in varying if key in own) or "-"
+        row |= {
             "seeds": ",".join(str(m.seed) for m in members),
             "final acc": _stat([m.final_accuracy for m in members], _percent),
             "best acc": _stat([m.best_accuracy for m in members], _percent),
@@ -189,3 +238,30 @@ def render(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def versus(results: Sequence[RunResult], protocol: str, reference: str) -> list[dict[str, Any]]:
+    """For each number of workers that both protocols ran at: ``protocol``'s mean final accuracy
+    minus ``reference``'s (points), and the ratios of their mean bytes to train and mean wall-clock
+    (one row per S, in increasing S)."""
+    rows = []
+    for workers in sorted({r.workers for r in results}):
+        ours = [r for r in results if r.protocol == protocol and r.workers == workers]
+        theirs = [r for r in results if r.protocol == reference and r.workers == workers]
+        if not ours or not theirs:
+            continue
+
+        def mean(runs: Sequence[RunResult], field: str) -> float:
+            return statistics.mean(getattr(r, field) for r in runs)
+
+        gap = 100 * (mean(ours, "final_accuracy") - mean(theirs, "final_accuracy"))
+        rows.append(
+            {
+                "S": workers,
+                "seeds": f"{len(ours)} / {len(theirs)}",
+                f"{protocol} − {reference} final acc": f"{gap:+.2f} points",
+                "bytes to train ratio": f"{mean(ours, 'training_bytes') / mean(theirs, 'training_bytes'):.3f}",
+                "wall-clock ratio": f"{mean(ours, 'seconds') / mean(theirs, 'seconds'):.3f}",
+            }
+        )
+    return rows

@@ -198,7 +198,8 @@ class Comm:
         All transfers are issued as one ``batch_isend_irecv`` call — one NCCL group — so ranks that
         send to each other cannot deadlock: NCCL runs ungrouped point-to-point operations in issue
         order, and two ranks that each send before they receive would wait for each other forever.
-        A payload is billed once, to its sender (a receive is recorded with zero bytes).
+        A payload is billed once, to its sender (a receive is recorded with zero bytes); the
+        exchange's duration is billed once too, to its first entry.
         """
         start = time.perf_counter()
         self._check_device("exchange", [t for _, tensors in [*sends, *recvs] for t in tensors])
@@ -215,10 +216,12 @@ class Comm:
             for tensor, result in zip(tensors, _unflatten(flat, tensors), strict=True):
                 tensor.detach().copy_(result)
         seconds = time.perf_counter() - start
-        for peer, tensors in sends:
+        for peer, tensors in sends:  # the exchange's duration is billed once, to its first entry
             self._bill(Op.send, purpose, payload=payload_bytes(tensors), seconds=seconds, group_size=2, peer=peer)
+            seconds = 0.0
         for peer, _ in recvs:
             self._bill(Op.recv, purpose, payload=0, seconds=seconds, group_size=2, peer=peer)
+            seconds = 0.0
 
     def barrier(self) -> None:
         """Wait for every rank (moves no payload; not billed)."""

@@ -1,8 +1,10 @@
 """The ledger: a record of every communication operation of one rank.
 
 Each operation is a :class:`LedgerEntry` (op, purpose, payload bytes, modeled wire bytes, group
-size, peer, round, seconds). The ledger keeps the entries of the current round (for inspection)
-and running totals per purpose, per round and overall, so it stays small over long runs.
+size, peer, round, seconds: from issue to completion on this rank, so a collective's seconds include
+waiting for the slowest rank; a DDP hook's overlap the backward pass). The ledger keeps the
+entries of the current round (for inspection) and running totals per purpose, per round and
+overall, so it stays small over long runs.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ hand-off bytes come from this run's own assignments (:func:`hand_off_plan` of ro
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
@@ -63,22 +64,40 @@ class _Shapes:
         self.shared = self.total - sum(self.block.values())
 
 
-def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
-    """The first rounds' assignments, ResIST's expected bytes per round per worker and what the
-    largest sub-network holds."""
-    workers, protocol = cfg.num_workers, cfg.protocol
-    decomposition = protocol.decomposition  # type: ignore[attr-defined]
+@dataclass(frozen=True)
+class ResistExpectation:
+    """The cost model's ResIST wire bytes per round per worker: the shared layers' ring all-reduce
+    and the block hand-off (``how`` says whether it is an exact expectation or a mean over rounds)."""
+
+    shared: float
+    handoff: float
+    how: str
+
+    @property
+    def total(self) -> float:
+        return self.shared + self.handoff
+
+
+def _assignments(cfg: Config, shapes: _Shapes):
+    decomposition = cfg.protocol.decomposition  # type: ignore[attr-defined]
     policy = POLICIES[decomposition.policy]
 
     def assignment(round_index: int) -> Assignment:
         return policy(
             shapes.blocks,
-            num_workers=workers,
+            num_workers=cfg.num_workers,
             min_depth=decomposition.min_depth,
             seed=cfg.seed,
             round_index=round_index,
         )
 
+    return assignment
+
+
+def _expectation(cfg: Config, shapes: _Shapes) -> ResistExpectation:
+    workers, protocol = cfg.num_workers, cfg.protocol
+    decomposition = protocol.decomposition  # type: ignore[attr-defined]
+    assignment = _assignments(cfg, shapes)
     carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0  # type: ignore[attr-defined]
     per_block = {b: size * (2 if carries else 1) for b, size in shapes.block.items()}
     handoffs = []
@@ -90,25 +109,43 @@ def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
         handoffs.append(sent / workers)
     shared = wire_bytes(Op.all_reduce, shapes.shared, workers)
     mean = sum(handoffs) / len(handoffs)
-    handoff, how = mean, f"mean over rounds 1-{ROUNDS_AVERAGED} of this run's assignments"
     if decomposition.policy == "paper" and decomposition.min_depth == 0:
         # Each round deals a fresh permutation in chunks of fixed sizes s_w: a block stays with its
         # holder with probability sum_w (s_w / n)^2, independently of the round before.
         sizes, n = site_sizes(len(shapes.blocks), workers, 0), len(shapes.blocks)
         moves = 1 - sum((size / n) ** 2 for size in sizes)
-        handoff = moves * sum(per_block.values()) / workers
         how = (
             f"expectation: a block changes holder with probability {moves:.4f}; "
             f"rounds 1-{ROUNDS_AVERAGED}: {mean / 1e6:,.1f} MB"
         )
+        return ResistExpectation(shared, moves * sum(per_block.values()) / workers, how)
+    return ResistExpectation(shared, mean, f"mean over rounds 1-{ROUNDS_AVERAGED} of this run's assignments")
+
+
+def expected_wire_bytes(cfg: Config) -> float:
+    """The cost model's wire bytes per round per worker of ``cfg``'s protocol: local SGD's ring
+    all-reduce of the whole model, or ResIST's :class:`ResistExpectation` total."""
+    shapes = _Shapes(cfg)
+    if cfg.protocol.name == ProtocolName.resist:
+        return _expectation(cfg, shapes).total
+    if cfg.protocol.name == ProtocolName.local_sgd:
+        return wire_bytes(Op.all_reduce, shapes.total, cfg.num_workers)
+    raise ValueError(f"expected_wire_bytes: no round model for protocol {cfg.protocol.name.value}")
+
+
+def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
+    """The first rounds' assignments, ResIST's expected bytes per round per worker and what the
+    largest sub-network holds."""
+    assignment = _assignments(cfg, shapes)
+    expected = _expectation(cfg, shapes)
     held = shapes.shared + max(sum(shapes.block[b] for b in own) for own in assignment(0).blocks)
     factor = 2 if cfg.optim.momentum > 0 else 1
     return [
         "resist assignments of the first rounds (partitionable blocks per worker):",
         *(f"  round {r}: " + json.dumps([list(b) for b in assignment(r).blocks]) for r in range(3)),
-        f"  resist: {_mb(shared + handoff)} per round per worker, {(shared + handoff) / local_sgd:.3f} of local SGD's",
-        f"    shared layers (ring all-reduce): {_mb(shared)}",
-        f"    block hand-off: {_mb(handoff)} ({how})",
+        f"  resist: {_mb(expected.total)} per round per worker, {expected.total / local_sgd:.3f} of local SGD's",
+        f"    shared layers (ring all-reduce): {_mb(expected.shared)}",
+        f"    block hand-off: {_mb(expected.handoff)} ({expected.how})",
         f"  held by the largest sub-network (weights{' + momentum' if factor == 2 else ''}): {_mb(held * factor)}",
     ]
 

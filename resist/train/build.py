@@ -3,6 +3,7 @@ and reporter, ready for the loop (:mod:`resist.train.loop`) to train."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,14 +47,19 @@ class Run:
     checkpoint: Checkpoint | None = None
 
 
-def platform_facts() -> dict[str, Any]:
-    """What a CPU result depends on beyond the config: the torch build, this worker's threads and
-    the CPU instruction set its kernels use (float sums differ across them in the last bits)."""
-    return {
+def platform_facts(device: torch.device) -> dict[str, Any]:
+    """What a result depends on beyond the config: the torch build, this worker's threads, the CPU
+    instruction set its kernels use (float sums differ across them in the last bits), the host's
+    logical CPUs, and the GPU's name when the worker runs on one."""
+    facts = {
         "platform/torch": torch.__version__,
         "platform/threads_per_worker": torch.get_num_threads(),
         "platform/cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "platform/host_cpus": os.cpu_count(),
     }
+    if device.type == "cuda":
+        facts["platform/gpu"] = torch.cuda.get_device_name(device)
+    return facts
 
 
 def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint | None = None) -> Run:
@@ -114,7 +120,7 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
             "protocol": protocol.name,
             "model/params": global_params,
             "data": data.description,
-            **platform_facts(),
+            **platform_facts(device),
         }
     )
     return run

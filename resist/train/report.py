@@ -24,6 +24,7 @@ from resist.logging import MetricSink, Record
 _STATS = ["loss_sum", "correct", "seen", "compute_s", "sync_s", "peak_bytes", "param_bytes", "held_bytes"]
 _PURPOSES = list(Purpose)
 _CONVENTIONS = ["payload", "wire"]
+_LEDGER_FIELDS = [*_CONVENTIONS, "seconds", "operations"]  # per purpose: bytes in both conventions, seconds, ops
 
 
 class Reporter:
@@ -103,19 +104,26 @@ class Reporter:
             float(self.param_bytes),
             float(self.held_bytes),
         ]
-        own_payload = (len(local) + 2 * len(_PURPOSES)) * torch.finfo(torch.float64).bits // 8
+        own_payload = (len(local) + len(_LEDGER_FIELDS) * len(_PURPOSES)) * torch.finfo(torch.float64).bits // 8
         for purpose in _PURPOSES:
             payload, wire = float(ledger[purpose].payload_bytes), ledger[purpose].wire_bytes
             if purpose == Purpose.metrics:
                 payload += own_payload
                 wire += wire_bytes(Op.all_gather, own_payload, self.comm.size)
-            local += [payload, wire]
+            operations = ledger[purpose].operations + (1 if purpose == Purpose.metrics else 0)
+            local += [payload, wire, ledger[purpose].seconds, float(operations)]
         vector = torch.tensor(local, dtype=torch.float64, device=self.comm.device)
         return torch.stack(self.comm.all_gather(vector, Purpose.metrics)).cpu()
 
     def _comm_record(self, table: torch.Tensor) -> dict[str, Any]:
         record: dict[str, Any] = {}
-        ledger = table[:, len(_STATS) :].reshape(table.shape[0], len(_PURPOSES), len(_CONVENTIONS))
+        ledger = table[:, len(_STATS) :].reshape(table.shape[0], len(_PURPOSES), len(_LEDGER_FIELDS))
+        seconds, operations = _LEDGER_FIELDS.index("seconds"), _LEDGER_FIELDS.index("operations")
+        for p, purpose in enumerate(_PURPOSES):
+            # seconds: mean over workers (each waits in every collective); operations: summed (a
+            # point-to-point exchange counts each send and each receive)
+            record[f"time/comm_s/{purpose.value}"] = ledger[:, p, seconds].mean().item()
+            record[f"comm/cum_ops/{purpose.value}"] = ledger[:, p, operations].sum().item()
         for c, convention in enumerate(_CONVENTIONS):
             cumulative = ledger[:, :, c].sum().item()
             record[f"comm/cum_{convention}_bytes"] = cumulative

@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from tests.conftest import REPO
@@ -33,6 +35,10 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
         assert figures["held_bytes_per_worker"] == 2 * full_model  # parameters + momentum
         assert figures["step_seconds"] > 0 and figures["round_seconds"] > 0
         assert figures["peak_memory_bytes_per_worker"] > 0
+        assert figures["images_per_second_per_worker"] == pytest.approx(8 / figures["step_seconds"], rel=1e-12)
+        assert figures["handoff_seconds_per_round"] == 0.0 < figures["train_sync_seconds_per_round"]
+    assert local["operations_per_round_per_worker"] == 1  # one all-reduce of the parameters
+    assert local["expected_wire_bytes_per_round_per_worker"] == local["wire_bytes_per_round_per_worker"]
     assert ddp["wire_bytes_per_local_steps_per_worker"] == 2 * local["wire_bytes_per_local_steps_per_worker"]
     resist = report["protocols"]["resist"]
     block = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, device="meta").block(2, 1)) * 4
@@ -40,6 +46,8 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
     assert resist["table1_bytes_per_round"] == 2 * 2 * (full_model - 2 * block)
     assert resist["wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]
     assert "resist / local_sgd: wire bytes/round" in result.stdout
+    assert 0 < resist["expected_wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]
+    assert resist["handoff_seconds_per_round"] > 0 and resist["operations_per_round_per_worker"] >= 1
     for protocol in ("ddp", "local_sgd"):
         assert (tmp_path / protocol / "metrics.jsonl").exists()
         assert not (tmp_path / protocol / "checkpoints").exists()  # the benchmark writes none

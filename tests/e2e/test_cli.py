@@ -69,6 +69,11 @@ def test_run_directory_holds_config_and_complete_metrics(default_run):
     assert train[-1]["step"] == start["total_steps"]
     for key in ("lr", "epoch", "samples", "train/loss", "train/acc1", "time/elapsed_s", "time/compute_s"):
         assert key in train[0]
+    # the ledgers' seconds per purpose (mean over workers)
+    last = train[-1]
+    assert 0 < last["time/comm_s/train_sync"] + last["time/comm_s/handoff"] < last["time/elapsed_s"]
+    assert last["time/comm_s/control"] == 0.0  # a run that cannot be preempted never agrees on stops
+    assert last["comm/cum_ops/control"] == 0 and last["comm/cum_ops/init"] > 0
     for key in ("test/loss", "test/acc1", "test/acc5", "time/eval_s"):
         assert key in evals[0]
     assert all(a["step"] < b["step"] for a, b in zip(train, train[1:], strict=False))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -27,12 +29,17 @@ def test_collectives_and_their_ledger(size):
         comm.reduce(reduced, dst=0, purpose=Purpose.train_sync)
         gathered = comm.all_gather(torch.tensor([r, 10 * r]), Purpose.metrics)
         inbox = torch.zeros(5)
+        started = time.perf_counter()
         comm.exchange([((r + 1) % size, [torch.full((5,), float(r))])], [((r - 1) % size, [inbox])], Purpose.handoff)
-        return mixed, summed, shared, reduced, gathered, inbox, _entries(comm)
+        exchange_s = time.perf_counter() - started
+        handoff = [e.seconds for e in comm.ledger.round_entries if e.purpose == Purpose.handoff]
+        return mixed, summed, shared, reduced, gathered, inbox, _entries(comm), (handoff, exchange_s)
 
     results = run_in_threads(size, scenario)
     mean = sum(range(1, size + 1)) / size
-    for rank, (mixed, summed, shared, reduced, gathered, inbox, entries) in enumerate(results):
+    for rank, (mixed, summed, shared, reduced, gathered, inbox, entries, timing) in enumerate(results):
+        (send_s, recv_s), exchange_s = timing  # an exchange's duration is billed once, to its first entry
+        assert 0 < send_s <= exchange_s and recv_s == 0.0
         assert torch.equal(mixed[0], torch.full((3,), mean, dtype=torch.float64))
         assert torch.equal(mixed[1], torch.full((2, 2), 2.0 * sum(range(size)) / size))
         assert summed[0].item() == sum(range(size))

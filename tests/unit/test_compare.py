@@ -3,69 +3,25 @@ seeds, multirun expansion, the plots, and its refusals."""
 
 from __future__ import annotations
 
-import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from resist.analysis.runs import load_run, run_dirs, table
 from tests.conftest import REPO
-
-
-def _write_run(path: Path, *, protocol: str, seed: int, accuracies: list[float], bytes_per_eval: float) -> Path:
-    """A finished 2-worker run: a start record, one eval per epoch, a summary."""
-    path.mkdir(parents=True)
-    config = {
-        "model": {"arch": "preact_resnet_mini"},
-        "dataset": {"name": "digits"},
-        "seed": seed,
-        "protocol": {"name": protocol, "local_steps": 10},
-    }
-    (path / "resolved_config.yaml").write_text(yaml.safe_dump(config))
-    records = [{"event": "start", "step": 0, "protocol": protocol, "num_workers": 2, "steps_per_round": 10}]
-    for epoch, accuracy in enumerate(accuracies, start=1):
-        records.append(
-            {
-                "event": "eval",
-                "step": 12 * epoch,
-                "epoch": float(epoch),
-                "test/acc1": accuracy,
-                "comm/cum_wire_bytes": bytes_per_eval * epoch,
-                "time/elapsed_s": 2.0 * epoch,
-            }
-        )
-    total = bytes_per_eval * len(accuracies)
-    records.append(
-        {
-            "event": "summary",
-            "step": 12 * len(accuracies),
-            "test/acc1": accuracies[-1],
-            "comm/cum_wire_bytes": total,
-            "comm/cum_wire_bytes/init": 1e6,
-            "comm/cum_wire_bytes/train_sync": total - 3e6,
-            "comm/cum_wire_bytes/handoff": 1e6,
-            "time/elapsed_s": 2.0 * len(accuracies),
-        }
-    )
-    (path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
+from tests.generated_runs import write_run
 
 
 @pytest.fixture
 def runs(tmp_path: Path) -> dict[str, Path]:
     sweep = tmp_path / "multirun"
     return {
-        "resist0": _write_run(
-            sweep / "0", protocol="resist", seed=0, accuracies=[0.5, 0.91, 0.96], bytes_per_eval=10e6
-        ),
-        "resist1": _write_run(
-            sweep / "1", protocol="resist", seed=1, accuracies=[0.6, 0.89, 0.94], bytes_per_eval=10e6
-        ),
-        "local": _write_run(
+        "resist0": write_run(sweep / "0", protocol="resist", seed=0, accuracies=[0.5, 0.91, 0.96], bytes_per_eval=10e6),
+        "resist1": write_run(sweep / "1", protocol="resist", seed=1, accuracies=[0.6, 0.89, 0.94], bytes_per_eval=10e6),
+        "local": write_run(
             tmp_path / "local", protocol="local_sgd", seed=0, accuracies=[0.7, 0.93], bytes_per_eval=20e6
         ),
         "sweep": sweep,
@@ -94,8 +50,10 @@ def test_the_command_prints_the_table_and_writes_the_plots(runs, tmp_path):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("| protocol | S | l | model | dataset | seeds | final acc |")
-    assert "| resist | 2 | 10 |" in result.stdout and "| local_sgd | 2 | 10 |" in result.stdout
+    # the two runs also differ in their epochs, a setting of its own column
+    assert result.stdout.startswith("| protocol | S | l | model | dataset | settings | seeds | final acc |")
+    assert "| resist | 2 | 10 | preact_resnet_mini | digits | train.epochs=3 | 0 |" in result.stdout
+    assert "| local_sgd | 2 | 10 | preact_resnet_mini | digits | train.epochs=2 | 0 |" in result.stdout
     for name in ("accuracy_vs_bytes.png", "accuracy_vs_time.png", "accuracy_vs_epochs.png"):
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = subprocess.run(
@@ -106,6 +64,31 @@ def test_the_command_prints_the_table_and_writes_the_plots(runs, tmp_path):
         timeout=120,
     )
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+
+
+def test_runs_that_differ_in_a_setting_are_apart_and_the_setting_is_named(tmp_path):
+    """An ablation: same protocol, workers and l, another minimum depth; seeds still group."""
+    kept = [
+        write_run(tmp_path / f"base{seed}", protocol="resist", seed=seed, accuracies=[0.5], bytes_per_eval=1e6)
+        for seed in (0, 1)
+    ]
+    deeper = write_run(
+        tmp_path / "deeper",
+        protocol="resist",
+        seed=0,
+        accuracies=[0.4],
+        bytes_per_eval=1e6,
+        config={"protocol": {"decomposition": {"min_depth": 3}}, "train": {"eval_every": 5}, "logger": {"wandb": True}},
+    )
+    for path in kept:
+        (path / "resolved_config.yaml").write_text(
+            (path / "resolved_config.yaml")
+            .read_text()
+            .replace("local_steps: 10", "local_steps: 10\n  decomposition: {min_depth: 0}")
+        )
+    base, variant = table([load_run(p) for p in [*kept, deeper]], [])
+    assert base["seeds"] == "0,1" and base["settings"] == "protocol.decomposition.min_depth=0"
+    assert variant["seeds"] == "0" and variant["settings"] == "protocol.decomposition.min_depth=3"
 
 
 def test_an_unfinished_run_or_a_stray_folder_is_refused(runs, tmp_path):

@@ -1,0 +1,52 @@
+"""The CIFAR-10 study's results from its runs: the table of every (protocol, S) group over its
+seeds, ResIST against local SGD per S (the paper's claim: within 1 point at far fewer bytes), and
+the accuracy plots against bytes, wall-clock and epochs. Rewrites the README's ``results`` section
+and the PNG files beside it.
+
+Usage (from the repository root): python experiments/cifar10/analyze.py [--runs DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from resist.analysis.plots import write_plots
+from resist.analysis.runs import render, table, versus
+from resist.analysis.study import provenance, replace_section, study_runs
+from resist.errors import UserError, exit_with
+
+HERE = Path(__file__).resolve().parent
+THRESHOLDS = (0.4, 0.5)
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=HERE / "runs", help="the folder run.sh wrote")
+    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plots")
+    args = parser.parse_args(argv)
+    try:
+        results = study_runs(args.runs)
+        sections = [
+            "Every (protocol, S) group, mean ± std over its seeds; bytes are measured wire bytes of all "
+            "workers; `to 40 %` / `to 50 %`: wall-clock and bytes when an evaluation first reached it.",
+            "",
+            render(table(results, THRESHOLDS)),
+            "",
+            "ResIST against local SGD (means over seeds):",
+            "",
+            render(versus(results, "resist", "local_sgd")),
+            "",
+            f"Measured: {provenance(results)}.",
+        ]
+        replace_section(args.out / "README.md", "results", "\n".join(sections))
+        for path in write_plots(results, args.out):
+            print(f"wrote {path}")
+        print(f"wrote {args.out / 'README.md'} (section 'results')")
+    except UserError as exc:
+        exit_with(str(exc))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

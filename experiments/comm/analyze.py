@@ -1,0 +1,195 @@
+"""The communication-and-memory study's results from its benchmark runs (``bench.json`` of each):
+bytes per round per worker (wire, payload, the cost model's expectation), the paper's Table-1
+convention next to the paper's figures, bytes held and peak memory per worker, and ResIST's ratios
+to local SGD; a bar plot of wire bytes per round. Rewrites the README's ``results`` section and
+the PNG beside it.
+
+Usage (from the repository root): python -m experiments.comm.analyze [--runs DIR] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from resist.analysis.runs import RunsError, render
+from resist.analysis.study import replace_section
+from resist.errors import UserError, exit_with
+
+HERE = Path(__file__).resolve().parent
+# The paper's Table 1 (ResNet-101, CIFAR-100, GB per round): S -> (local SGD, ResIST).
+PAPER_TABLE1_GB = {2: (0.662, 0.454), 4: (1.325, 0.720), 8: (2.649, 1.289)}
+
+
+def load_benches(root: Path) -> list[dict[str, Any]]:
+    """Every ``bench.json`` under ``root`` (one folder per benchmark), with its folder's name."""
+    paths = sorted(root.glob("*/bench.json")) if root.is_dir() else []
+    if not paths:
+        raise RunsError(f"comm: no bench.json under {root} (fix: run bash experiments/comm/run.sh first)")
+    benches = []
+    for path in paths:
+        report = json.loads(path.read_text(encoding="utf-8"))
+        config = report["config"]
+        benches.append(
+            {
+                "name": path.parent.name,
+                "model": config["model"]["arch"],
+                "S": config["num_workers"],
+                "min_depth": config["protocol"]["decomposition"]["min_depth"],
+                "batch": config["train"]["batch_size"],
+                "protocols": report["protocols"],
+                "finished": path.stat().st_mtime,
+            }
+        )
+    return benches
+
+
+def _mb(value: float) -> str:
+    return f"{value / 1e6:,.1f}"
+
+
+def bytes_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for bench in benches:
+        for protocol, figures in bench["protocols"].items():
+            expected = figures.get("expected_wire_bytes_per_round_per_worker")
+            m = f", m = {bench['min_depth']}" if protocol == "resist" and bench["min_depth"] else ""
+            rows.append(
+                {
+                    "model": bench["model"],
+                    "S": bench["S"],
+                    "protocol": protocol + m + (" (round = 1 step)" if protocol == "ddp" else ""),
+                    "wire MB/round/worker": _mb(figures["wire_bytes_per_round_per_worker"]),
+                    "cost model": _mb(expected) if expected is not None else "-",
+                    "payload MB/round/worker": _mb(figures["payload_bytes_per_round_per_worker"]),
+                    "Table-1 GB/round": f"{figures['table1_bytes_per_round'] / 1e9:.3f}",
+                    "held MB/worker (max)": _mb(figures["held_bytes_per_worker"]),
+                    "peak MB/worker": _mb(figures["peak_memory_bytes_per_worker"]),
+                }
+            )
+    return rows
+
+
+def ratio_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ResIST / local SGD of the benchmarks that ran both."""
+    rows = []
+    for bench in benches:
+        protocols = bench["protocols"]
+        if "resist" not in protocols or "local_sgd" not in protocols:
+            continue
+        resist, local = protocols["resist"], protocols["local_sgd"]
+
+        def ratio(key: str, resist: dict[str, Any] = resist, local: dict[str, Any] = local) -> str:
+            return f"{resist[key] / local[key]:.3f}"
+
+        per_l = "wire_bytes_per_local_steps_per_worker"
+        rows.append(
+            {
+                "model": bench["model"],
+                "S": bench["S"],
+                "m": bench["min_depth"],
+                "wire bytes/round (measured)": ratio(per_l),
+                "wire bytes/round (cost model)": ratio("expected_wire_bytes_per_round_per_worker"),
+                "held parameter bytes (mean over workers)": ratio("param_bytes_per_worker_mean"),
+                "peak memory": ratio("peak_memory_bytes_per_worker"),
+            }
+        )
+    return rows
+
+
+def paper_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Table 1 in the paper's convention (2 × bytes held, summed over workers) for PreActResNet-101,
+    next to the paper's figures; ResIST from the benchmark whose minimum depth matches the paper's
+    slot count (m = 6 at S = 4, 4 at S = 8, none at S = 2)."""
+    paper_depth = {2: 0, 4: 6, 8: 4}
+    rows = []
+    for workers, (paper_local, paper_resist) in PAPER_TABLE1_GB.items():
+        ours = [b for b in benches if b["model"] == "preact_resnet101" and b["S"] == workers]
+        local = next((b["protocols"]["local_sgd"] for b in ours if "local_sgd" in b["protocols"]), None)
+        resist = next(
+            (
+                b["protocols"]["resist"]
+                for b in ours
+                if "resist" in b["protocols"] and b["min_depth"] == paper_depth[workers]
+            ),
+            None,
+        )
+        if local is None or resist is None:
+            continue
+        rows.append(
+            {
+                "S": workers,
+                "local SGD (measured)": f"{local['table1_bytes_per_round'] / 1e9:.3f} GB",
+                "local SGD (paper)": f"{paper_local:.3f} GB",
+                "ResIST (measured)": f"{resist['table1_bytes_per_round'] / 1e9:.3f} GB (m = {paper_depth[workers]})",
+                "ResIST (paper)": f"{paper_resist:.3f} GB",
+            }
+        )
+    return rows
+
+
+def write_plot(benches: list[dict[str, Any]], out: Path) -> Path:
+    """Wire MB per round per worker, one group of bars per PreActResNet-101 benchmark."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    chosen = [b for b in benches if b["model"] == "preact_resnet101" and len(b["protocols"]) > 1]
+    figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    protocols = ["ddp", "local_sgd", "resist"]
+    width = 0.8 / len(protocols)
+    for k, protocol in enumerate(protocols):
+        xs = [i + (k - 1) * width for i in range(len(chosen))]
+        ys = [b["protocols"][protocol]["wire_bytes_per_round_per_worker"] / 1e6 for b in chosen]
+        axis.bar(xs, ys, width=width, label=protocol)
+    axis.set_xticks(range(len(chosen)))
+    axis.set_xticklabels([f"S = {b['S']}" + (f", m = {b['min_depth']}" if b["min_depth"] else "") for b in chosen])
+    axis.set_ylabel("wire MB per round per worker")
+    axis.set_title("PreActResNet-101: bytes per round (ddp: per step)")
+    axis.legend()
+    axis.grid(axis="y", alpha=0.3)
+    figure.tight_layout()
+    path = out / "wire_bytes_per_round.png"
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=HERE / "runs", help="the folder run.sh wrote")
+    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plot")
+    args = parser.parse_args(argv)
+    try:
+        benches = load_benches(args.runs)
+        when = time.strftime("%Y-%m-%d", time.gmtime(max(b["finished"] for b in benches)))
+        sections = [
+            "Per protocol and benchmark (MB = 10^6 bytes; per round and per worker, over the measured rounds; "
+            "`cost model`: the expectation `dry_run=true` prints):",
+            "",
+            render(bytes_table(benches)),
+            "",
+            "ResIST / local SGD, measured side by side:",
+            "",
+            render(ratio_table(benches)),
+            "",
+            "The paper's Table 1 (2 × parameter bytes held, summed over workers; decimal GB; 100 classes):",
+            "",
+            render(paper_table(benches)),
+            "",
+            f"Measured: {len(benches)} benchmarks, the last finished {when}.",
+        ]
+        replace_section(args.out / "README.md", "results", "\n".join(sections))
+        print(f"wrote {write_plot(benches, args.out)}")
+        print(f"wrote {args.out / 'README.md'} (section 'results')")
+    except UserError as exc:
+        exit_with(str(exc))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

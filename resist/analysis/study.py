@@ -1,0 +1,44 @@
+"""What every study's analysis script needs (``experiments/<study>/analyze.py``): its runs, found
+under one folder, and its README's generated sections, rewritten in place between markers.
+
+A generated section of a README is the text between ``<!-- BEGIN <name> -->`` and
+``<!-- END <name> -->``; everything outside the markers is written by hand and left alone.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from resist.analysis.runs import RunResult, RunsError, load_run, run_dirs
+
+
+def study_runs(root: Path) -> list[RunResult]:
+    """The finished runs under ``root``: its run directories and those of the Hydra multirun
+    directories it holds, in name order. An empty or missing folder is an error naming the study's
+    run script."""
+    folders = sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    if not folders:
+        raise RunsError(f"study: no runs under {root} (fix: run the study's run.sh first, see its README)")
+    return [load_run(path) for path in run_dirs(folders)]
+
+
+def provenance(results: Sequence[RunResult]) -> str:
+    """One line: the machines (the runs' ``platform/*`` start fields) and the dates the runs finished."""
+    platforms = sorted({r.platform for r in results if r.platform}) or ["not recorded"]
+    dates = sorted(r.finished for r in results)
+    when = dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+    return f"{len(results)} runs, finished {when}; platform: {'; '.join(platforms)}"
+
+
+def replace_section(readme: Path, name: str, text: str) -> None:
+    """Rewrite the generated section ``name`` of ``readme`` with ``text``; a README without the
+    section's markers is an error (the hand-written text decides where results go)."""
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    source = readme.read_text(encoding="utf-8")
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), flags=re.DOTALL)
+    if not pattern.search(source):
+        raise RunsError(f"study: {readme} has no '{begin}' ... '{end}' section (fix: add the two markers)")
+    replacement = f"{begin}\n{text.strip()}\n{end}"
+    readme.write_text(pattern.sub(lambda _: replacement, source, count=1), encoding="utf-8")
