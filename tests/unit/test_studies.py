@@ -1,0 +1,212 @@
+"""Every study's analysis script (``experiments/<study>/analyze.py``) on small generated run
+directories: it rewrites its README's generated section (and only it) with the figures of those
+runs, writes its plots, and refuses a missing input with one line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resist.analysis.whatif import GBIT, LinkFit, RoundCost, fit_link, ring_messages, round_seconds
+from tests.conftest import REPO
+from tests.generated_runs import write_bench, write_run
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _analyze(study: str, *args: str | Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"experiments.{study}.analyze", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _out(tmp_path: Path, study: str) -> Path:
+    """A copy of the study's README (its markers and hand-written text) to write into."""
+    out = tmp_path / f"{study}-out"
+    out.mkdir()
+    shutil.copy(REPO / "experiments" / study / "README.md", out / "README.md")
+    return out
+
+
+def _section(readme: Path) -> str:
+    text = readme.read_text()
+    return text.split("<!-- BEGIN results -->")[1].split("<!-- END results -->")[0]
+
+
+def _cifar10_runs(root: Path) -> Path:
+    """The CIFAR-10 study's layout: one multirun per (S, seed), jobs ddp / local_sgd / resist."""
+    accuracy = {"ddp": 0.60, "local_sgd": 0.55, "resist": 0.50}
+    megabytes = {"ddp": 100e6, "local_sgd": 10e6, "resist": 4e6}
+    for workers in (2, 4):
+        for seed in (0, 1):
+            for job, protocol in enumerate(("ddp", "local_sgd", "resist")):
+                final = accuracy[protocol] + 0.02 * seed
+                write_run(
+                    root / f"S{workers}-seed{seed}" / str(job),
+                    protocol=protocol,
+                    seed=seed,
+                    workers=workers,
+                    local_steps=1 if protocol == "ddp" else 20,
+                    accuracies=[final - 0.2, final],
+                    bytes_per_eval=megabytes[protocol],
+                    seconds_per_eval=100.0 if protocol == "resist" else 200.0,
+                )
+    return root
+
+
+def test_cifar10_analysis_writes_the_table_the_comparison_and_the_plots(tmp_path):
+    out = _out(tmp_path, "cifar10")
+    before = (out / "README.md").read_text().split("<!-- BEGIN results -->")[0]
+    result = _analyze("cifar10", "--runs", _cifar10_runs(tmp_path / "runs"), "--out", out)
+    assert result.returncode == 0, result.stderr
+    section = _section(out / "README.md")
+    assert "| resist | 4 | 20 | preact_resnet_mini | digits | 0,1 | 51.00 % ± 1.41 % |" in section
+    # ResIST − local SGD: 5 points below; bytes to train (all but the 1 MB of evaluation and
+    # metrics) (2 × 4 MB − 1 MB) / (2 × 10 MB − 1 MB); wall-clock 0.5
+    assert f"| 2 | 2 / 2 | -5.00 points | {7 / 19:.3f} | 0.500 |" in section
+    assert "Measured: 12 runs, finished" in section
+    assert (out / "README.md").read_text().startswith(before)  # the hand-written part is kept
+    for name in ("accuracy_vs_bytes.png", "accuracy_vs_time.png", "accuracy_vs_epochs.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+
+
+def test_ablation_analysis_names_what_each_run_changes_against_the_reference(tmp_path):
+    reference_runs = _cifar10_runs(tmp_path / "cifar10")
+    runs = tmp_path / "ablations"
+    defaults = {"protocol": {"test_time_scaling": True, "decomposition": {"min_depth": 0}}}
+    reference = reference_runs / "S4-seed0" / "2"  # resist, S = 4, seed 0: given the variants' keys
+    config = (reference / "resolved_config.yaml").read_text()
+    (reference / "resolved_config.yaml").write_text(
+        config.replace("local_steps: 20", "local_steps: 20\n  test_time_scaling: true\n  decomposition: {min_depth: 0}")
+    )
+    write_run(
+        runs / "no_scaling",
+        protocol="resist",
+        seed=0,
+        workers=4,
+        local_steps=20,
+        accuracies=[0.3, 0.4],
+        bytes_per_eval=4e6,
+        config={"protocol": {**defaults["protocol"], "test_time_scaling": False}},
+    )
+    write_run(
+        runs / "l50",
+        protocol="resist",
+        seed=0,
+        workers=4,
+        local_steps=50,
+        accuracies=[0.3, 0.53],
+        bytes_per_eval=2e6,
+        config=defaults,
+    )
+    out = _out(tmp_path, "ablations")
+    result = _analyze("ablations", "--runs", runs, "--reference-runs", reference_runs, "--out", out)
+    assert result.returncode == 0, result.stderr
+    section = _section(out / "README.md")
+    assert "| reference (defaults) |" in section and "| +0.00 points |" in section
+    assert "| protocol.test_time_scaling=False |" in section and "| -10.00 points |" in section
+    assert "| protocol.local_steps=50 |" in section and "| +3.00 points |" in section
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    refused = _analyze("ablations", "--runs", runs, "--reference-runs", empty, "--out", out)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1 and "no runs under" in refused.stderr
+
+
+@pytest.fixture
+def benches(tmp_path: Path) -> Path:
+    root = tmp_path / "comm-runs"
+    for workers, depth in ((2, 0), (4, 0), (8, 4)):
+        write_bench(root / f"resnet101-S{workers}", model="preact_resnet101", workers=workers, min_depth=depth)
+    write_bench(root / "resnet101-S4-m6", model="preact_resnet101", workers=4, min_depth=6, protocols=("resist",))
+    return root
+
+
+def test_comm_analysis_reports_bytes_ratios_and_the_papers_table(benches, tmp_path):
+    out = _out(tmp_path, "comm")
+    result = _analyze("comm", "--runs", benches, "--out", out)
+    assert result.returncode == 0, result.stderr
+    section = _section(out / "README.md")
+    assert "| preact_resnet101 | 8 | resist, m = 4 | 40.0 | 40.0 | 20.0 | 1.600 | 200.0 | 500.0 |" in section
+    assert "| preact_resnet101 | 2 | 0 | 0.400 | 0.400 | 0.500 | 0.500 |" in section  # ResIST / local SGD
+    # Table 1: local SGD 2 × S × 200 MB; ResIST from the paper's depth (m = 6 at S = 4)
+    assert "| 4 | 1.600 GB | 1.325 GB | 0.800 GB (m = 6) | 0.720 GB |" in section
+    assert (out / "wire_bytes_per_round.png").read_bytes()[:8] == PNG
+
+
+def test_speed_analysis_splits_rounds_and_compares_with_the_compute_ceiling(benches, tmp_path):
+    out = _out(tmp_path, "speed")
+    result = _analyze("speed", "--runs", benches, "--out", out)
+    assert result.returncode == 0, result.stderr
+    section = _section(out / "README.md")
+    # s/step, images/s, s/round, compute, shared sync, hand-off, other sync (0.5 - 0.3 - 0.1), evaluation
+    assert "| resist | 0.500 | 16.0 | 1.500 | 1.000 | 0.300 | 0.100 | 0.100 | 0.25 |" in section
+    # sub-net step / full step 0.5 against (33 - 22 + 22/4) / 33 = 0.5
+    assert "| preact_resnet101 | 4 | 0 | 0.500 | 0.500 | 1.00 |" in section
+    assert (out / "round_time_split.png").read_bytes()[:8] == PNG
+
+
+def test_the_what_if_model_and_its_link_fit():
+    cost = RoundCost(compute_s=2.0, wire_bytes=125e6, messages=6)
+    assert round_seconds(cost, bandwidth_bits_per_s=10 * GBIT, latency_s=1e-3) == 2.0 + 0.1 + 0.006
+    assert ring_messages(3, 4) == 18
+    link = LinkFit(latency_s=2e-4, bandwidth_bits_per_s=5 * GBIT)
+
+    def measured(wire: float) -> tuple[float, float, float]:
+        return (wire, 2.0, round_seconds(RoundCost(0.0, wire, 2.0), bandwidth_bits_per_s=5 * GBIT, latency_s=2e-4))
+
+    fitted = fit_link(measured(4096.0), measured(64e6))
+    assert fitted.latency_s == pytest.approx(link.latency_s, rel=1e-9)
+    assert fitted.bandwidth_bits_per_s == pytest.approx(link.bandwidth_bits_per_s, rel=1e-9)
+
+
+def test_whatif_analysis_projects_runs_and_checks_the_loopback(benches, tmp_path):
+    loopback = tmp_path / "loopback.json"
+    link = {"latency_s": 1e-4, "bandwidth_bits_per_s": 8e9}
+    loopback.write_text(
+        json.dumps(
+            {
+                "workers": 2,
+                "measured": [[4096.0, 2.0, 0.0002041], [64e6, 2.0, 0.0642]],
+                "fit": link,
+                "finished": "2026-11-25 19:00 UTC",
+            }
+        )
+    )
+    out = _out(tmp_path, "whatif")
+    result = _analyze(
+        "whatif",
+        "--cifar10-runs",
+        _cifar10_runs(tmp_path / "runs"),
+        "--comm-runs",
+        benches,
+        "--loopback",
+        loopback,
+        "--out",
+        out,
+    )
+    assert result.returncode == 0, result.stderr
+    section = _section(out / "README.md")
+    # resist S = 2, seed 0 and 1 alike: 20 rounds; compute 0.5 × 200 s / 20 = 5 s per round; wire
+    # (train_sync + handoff) = (2 × 4 MB − 3 MB + 1 MB) / 2 workers / 20 rounds = 0.15 MB per round;
+    # messages 1 all-reduce (2 messages) + 1 send; evaluations 0.2 s; 2 epochs.
+    per_round = round_seconds(RoundCost(5.0, 0.15e6, 3.0), bandwidth_bits_per_s=1 * GBIT, latency_s=10e-6)
+    assert f"| resist | 2 | 2 | 0.15 | 5.00 | {(20 * per_round + 0.2) / 2:.1f} |" in section
+    # the probe's large transfer under the fit: 1e-4 × 2 + 64e6 × 8 / 8e9 = 0.0642 s
+    assert "| probe all-reduce, 64 MB on the wire | 0.0642 | 0.0642 | 1.00 |" in section
+    # local SGD's S = 2 round: 100 MB: 2e-4 + 0.1 = 0.1002 s against the measured 0.3 s
+    assert (
+        "| preact_resnet101 S = 2 local SGD: the round's all-reduce of the model | 0.1002 | 0.3000 | 0.33 |" in section
+    )
+    assert (out / "epoch_time_vs_bandwidth.png").read_bytes()[:8] == PNG
+    loopback.unlink()
+    refused = _analyze("whatif", "--loopback", loopback, "--out", out)
+    assert refused.returncode == 2 and "run bash experiments/whatif/run.sh" in refused.stderr
