@@ -9,19 +9,19 @@ hand-off bytes come from this run's own assignments (:func:`hand_off_plan` of ro
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 from torch import nn
 
 from resist.comm.cost import Op, wire_bytes
-from resist.config import Config, DatasetName, LauncherName, OptimizerStatePolicy, ProtocolName, plain
+from resist.config import Config, DatasetConfig, DatasetName, LauncherName, OptimizerStatePolicy, ProtocolName, plain
 from resist.decomposition import POLICIES, Assignment, site_sizes
 from resist.decomposition.plan import hand_off_plan
 from resist.launch.slurm_plan import slurm_plan
 from resist.models.preact import build_model
-from resist.models.spec import ARCHITECTURES
+from resist.models.spec import ARCHITECTURES, Stem
 from resist.protocols.base import model_state_tensors
 
 ROUNDS_AVERAGED = 2000
@@ -64,7 +64,7 @@ class _Shapes:
         self.shared = self.total - sum(self.block.values())
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ResistExpectation:
     """The cost model's ResIST wire bytes per round per worker: the shared layers' ring all-reduce
     and the block hand-off (``how`` says whether it is an exact expectation or a mean over rounds)."""
@@ -150,6 +150,22 @@ def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
     ]
 
 
+def _paper_input_note(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
+    """For a CIFAR network sized on another dataset (the default digits: 1 channel), local SGD's
+    bytes on CIFAR-10 input, the paper's setting, which differ in the stem and the head."""
+    if shapes.spec.stem == Stem.imagenet or cfg.dataset.name in (DatasetName.cifar10, DatasetName.cifar100):
+        return []
+    on_cifar = dataclasses.replace(cfg, dataset=DatasetConfig(name=DatasetName.cifar10))
+    paper = wire_bytes(Op.all_reduce, _Shapes(on_cifar).total, cfg.num_workers)
+    if paper == local_sgd:
+        return []
+    classes, channels = _classes_and_channels(cfg)
+    return [
+        f"    (with dataset {cfg.dataset.name.value}: {channels} input channel(s), {classes} classes; "
+        f"with dataset=cifar10, as the paper: {_mb(paper)})"
+    ]
+
+
 def dry_run_report(cfg: Config) -> str:
     """The resolved config, the first assignments, expected wire bytes per round per worker (the
     chosen protocol's and local SGD's), bytes held per worker, and for SLURM the sbatch plan."""
@@ -163,6 +179,7 @@ def dry_run_report(cfg: Config) -> str:
         f"{len(shapes.blocks)} partitionable blocks; {workers} workers",
         "expected wire bytes per round per worker (cost model):",
         f"  local SGD (whole model, ring all-reduce): {_mb(local_sgd)}",
+        *_paper_input_note(cfg, shapes, local_sgd),
     ]
     if cfg.protocol.name == ProtocolName.resist and workers > 1:
         lines += _resist_lines(cfg, shapes, local_sgd)

@@ -41,3 +41,14 @@ def test_minimum_depth_and_slurm_show_their_plan(tmp_path, monkeypatch):
     )
     assert "(mean over rounds 1-2000 of this run's assignments)" in out
     assert 'sbatch plan (submitit parameters): {"cpus_per_task": 1' in out and '"tasks_per_node": 8' in out
+
+
+def test_the_paper_network_sized_on_the_default_digits_names_its_bytes_on_cifar10(tmp_path, monkeypatch):
+    """The issue's command leaves the default dataset (digits: 1 channel), whose stem is smaller by
+    64 × 3 × 3 × 2 weights: 6,912 wire bytes at S = 4; the CIFAR-10 figure is printed beside it."""
+    out = _dry_run(tmp_path, monkeypatch, "model=preact_resnet101", "num_workers=4")
+    assert "local SGD (whole model, ring all-reduce): 248,097,468 B = 248.1 MB" in out
+    assert "(with dataset digits: 1 input channel(s), 10 classes; with dataset=cifar10, as the paper: " in out
+    assert "248,104,380 B = 248.1 MB)" in out
+    cifar = _dry_run(tmp_path, monkeypatch, "model=preact_resnet101", "num_workers=4", "dataset=cifar10")
+    assert "as the paper" not in cifar
