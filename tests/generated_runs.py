@@ -60,6 +60,8 @@ def write_run(
         "steps_per_round": local_steps,
         "num_rounds": 10 * len(accuracies),
         "platform/torch": "2.14.1",
+        "platform/threads_per_worker": 1,
+        "platform/host_cpus": 2,
     }
     records: list[dict[str, Any]] = [start]
     for epoch, accuracy in enumerate(accuracies, start=1):
@@ -105,7 +107,8 @@ def write_bench(
 ) -> Path:
     """A ``bench.json`` as ``python -m resist.bench`` writes it, with round figures that scale
     simply: local SGD and DDP send 100 MB per round per worker and compute for 2 s, ResIST 40 MB and
-    1 s; every protocol holds 200 MB and peaks at 1 GB (ResIST: half of both)."""
+    1 s; every protocol holds 200 MB and peaks at 1 GB (ResIST: half of both). Each protocol's run
+    directory holds a start record: 1 thread per worker on a host of 2 CPUs."""
     path.mkdir(parents=True)
     figures = {}
     for protocol in protocols:
@@ -144,4 +147,8 @@ def write_bench(
         "protocol": {"name": "resist", "local_steps": 2, "decomposition": {"min_depth": min_depth}},
     }
     (path / "bench.json").write_text(json.dumps({"config": config, "protocols": figures}, indent=2))
+    for protocol in protocols:  # each protocol's run directory starts with its platform facts
+        start = {"event": "start", "protocol": protocol, "platform/threads_per_worker": 1, "platform/host_cpus": 2}
+        (path / protocol).mkdir()
+        (path / protocol / "metrics.jsonl").write_text(json.dumps(start) + "\n")
     return path

@@ -3,7 +3,7 @@ seeds, ResIST against local SGD per S (the paper's claim: within 1 point at far 
 the accuracy plots against bytes, wall-clock and epochs. Rewrites the README's ``results`` section
 and the PNG files beside it.
 
-Usage (from the repository root): python experiments/cifar10/analyze.py [--runs DIR] [--out DIR]
+Usage (from the repository root): python -m experiments.cifar10.analyze [--runs DIR] [--out DIR]
 """
 
 from __future__ import annotations

@@ -10,42 +10,19 @@ Usage (from the repository root): python -m experiments.comm.analyze [--runs DIR
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from resist.analysis.runs import RunsError, render
+from resist.analysis.benches import load_benches
+from resist.analysis.runs import render
 from resist.analysis.study import replace_section
 from resist.errors import UserError, exit_with
 
 HERE = Path(__file__).resolve().parent
 # The paper's Table 1 (ResNet-101, CIFAR-100, GB per round): S -> (local SGD, ResIST).
 PAPER_TABLE1_GB = {2: (0.662, 0.454), 4: (1.325, 0.720), 8: (2.649, 1.289)}
-
-
-def load_benches(root: Path) -> list[dict[str, Any]]:
-    """Every ``bench.json`` under ``root`` (one folder per benchmark), with its folder's name."""
-    paths = sorted(root.glob("*/bench.json")) if root.is_dir() else []
-    if not paths:
-        raise RunsError(f"comm: no bench.json under {root} (fix: run bash experiments/comm/run.sh first)")
-    benches = []
-    for path in paths:
-        report = json.loads(path.read_text(encoding="utf-8"))
-        config = report["config"]
-        benches.append(
-            {
-                "name": path.parent.name,
-                "model": config["model"]["arch"],
-                "S": config["num_workers"],
-                "min_depth": config["protocol"]["decomposition"]["min_depth"],
-                "batch": config["train"]["batch_size"],
-                "protocols": report["protocols"],
-                "finished": path.stat().st_mtime,
-            }
-        )
-    return benches
 
 
 def _mb(value: float) -> str:

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from experiments.comm.analyze import load_benches
+from resist.analysis.benches import load_benches
 from resist.analysis.runs import render
 from resist.analysis.study import replace_section
 from resist.errors import UserError, exit_with

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.comm.analyze import load_benches
+from resist.analysis.benches import load_benches
 from resist.analysis.runs import RunResult, RunsError, grouped, render
 from resist.analysis.study import replace_section, study_runs
-from resist.analysis.whatif import GBIT, LinkFit, RoundCost, ring_messages, round_seconds
+from resist.analysis.whatif import GBIT, LinkFit, RoundCost, dedicated_compute, ring_messages, round_seconds
 from resist.errors import UserError, exit_with
 from resist.logging.jsonl import read_jsonl
 from resist.run_dir import RunDir
@@ -49,18 +49,37 @@ class RunCosts:
         return self.rounds * per_round + self.eval_s
 
 
+_RUN_KEYS = (
+    "comm/cum_wire_bytes/train_sync",
+    "comm/cum_wire_bytes/handoff",
+    "comm/cum_ops/train_sync",
+    "comm/cum_ops/handoff",
+    "time/compute_s",
+    "time/eval_s",
+)
+
+
 def run_costs(result: RunResult, compute_s: float | None = None) -> RunCosts:
-    """``result``'s measured costs from its records; ``compute_s`` replaces its total compute
-    seconds (DDP: a full-model step's compute measured without overlapped communication)."""
+    """``result``'s measured costs from its records, its compute on dedicated cores
+    (:func:`dedicated_compute`); ``compute_s`` replaces its measured total compute seconds (DDP: a
+    full-model step's compute measured without overlapped communication)."""
     records = read_jsonl(RunDir(result.path).metrics)
     start, summary = records[0], records[-1]
+    missing = [key for key in (*_RUN_KEYS, "platform/host_cpus") if key not in summary and key not in start]
+    if missing:
+        raise RunsError(f"whatif: {result.path} records no {missing[0]} (fix: rerun it with this version)")
     workers, rounds = start["num_workers"], start["num_rounds"]
     training = ("train_sync", "handoff")
     wire = sum(summary[f"comm/cum_wire_bytes/{p}"] for p in training) / workers
     all_reduces = summary["comm/cum_ops/train_sync"] / workers
     sends = summary["comm/cum_ops/handoff"] / workers / 2  # each send has its receive
     messages = ring_messages(all_reduces, workers) + sends
-    compute = summary["time/compute_s"] if compute_s is None else compute_s
+    compute = dedicated_compute(
+        summary["time/compute_s"] if compute_s is None else compute_s,
+        workers=workers,
+        threads_per_worker=start["platform/threads_per_worker"],
+        host_cpus=start["platform/host_cpus"],
+    )
     return RunCosts(
         result=result,
         round=RoundCost(compute_s=compute / rounds, wire_bytes=wire / rounds, messages=messages / rounds),
@@ -117,24 +136,30 @@ def epoch_table(groups: list[list[RunCosts]]) -> list[dict[str, Any]]:
 
 
 def paper_model_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """PreActResNet-101 benchmarks: each protocol's projected seconds per round and the bandwidth
-    below which its communication takes longer than its compute."""
+    """PreActResNet-101 benchmarks: each protocol's projected seconds per round (compute on
+    dedicated cores; DDP's a local-SGD step's, its own clock holding its overlapped all-reduce) and
+    the bandwidth below which its communication takes longer than its compute."""
     rows = []
     for bench in benches:
-        if bench["model"] != "preact_resnet101" or len(bench["protocols"]) < 2:
+        protocols = bench["protocols"]
+        if bench["model"] != "preact_resnet101" or "local_sgd" not in protocols:
             continue
-        for protocol, f in bench["protocols"].items():
+        for protocol, f in protocols.items():
             operations = f["operations_per_round_per_worker"]
             if protocol == "resist":  # one shared all-reduce; the rest are hand-off sends and receives
                 messages = ring_messages(1, bench["S"]) + (operations - 1) / 2
             else:  # all-reduces only (DDP: one per gradient bucket)
                 messages = ring_messages(operations, bench["S"])
-            cost = RoundCost(
-                compute_s=f["compute_seconds_per_round"],
-                wire_bytes=f["wire_bytes_per_round_per_worker"],
-                messages=messages,
+            measured = protocols["local_sgd"]["step_seconds"] if protocol == "ddp" else f["compute_seconds_per_round"]
+            compute = dedicated_compute(
+                measured,
+                workers=bench["S"],
+                threads_per_worker=bench["threads_per_worker"],
+                host_cpus=bench["host_cpus"],
             )
-            row: dict[str, Any] = {"S": bench["S"], "protocol": protocol, "compute s/round": f"{cost.compute_s:.2f}"}
+            cost = RoundCost(compute_s=compute, wire_bytes=f["wire_bytes_per_round_per_worker"], messages=messages)
+            m = f", m = {bench['min_depth']}" if protocol == "resist" and bench["min_depth"] else ""
+            row: dict[str, Any] = {"S": bench["S"], "protocol": protocol + m, "compute s/round": f"{compute:.2f}"}
             for gbit in BANDWIDTHS_GBIT:
                 seconds = round_seconds(cost, bandwidth_bits_per_s=gbit * GBIT, latency_s=LATENCY_S)
                 row[f"s/round @ {gbit} Gbit/s"] = f"{seconds:.3f}"
@@ -148,11 +173,13 @@ def loopback_check(loopback: dict[str, Any], benches: list[dict[str, Any]]) -> l
     all-reduce in each 2-worker benchmark round (the bench ran on the same machine, 2 processes)."""
     fit = LinkFit(**loopback["fit"])
     rows = []
-    for wire, messages, seconds in loopback["measured"]:
+    measured = loopback["measured"]
+    for k, (wire, messages, seconds) in enumerate(measured):
         predicted = round_seconds(
             RoundCost(0.0, wire, messages), bandwidth_bits_per_s=fit.bandwidth_bits_per_s, latency_s=fit.latency_s
         )
-        rows.append(_check_row(f"probe all-reduce, {wire / 1e6:g} MB on the wire", predicted, seconds))
+        fitted = " (fitted)" if k in (0, len(measured) - 1) else ""
+        rows.append(_check_row(f"probe all-reduce, {wire / 1e6:g} MB on the wire{fitted}", predicted, seconds))
     for bench in benches:
         local = bench["protocols"].get("local_sgd")
         if bench["S"] != loopback["workers"] or local is None:
@@ -162,7 +189,7 @@ def loopback_check(loopback: dict[str, Any], benches: list[dict[str, Any]]) -> l
             bandwidth_bits_per_s=fit.bandwidth_bits_per_s,
             latency_s=fit.latency_s,
         )
-        what = f"{bench['model']} S = 2 local SGD: the round's all-reduce of the model"
+        what = f"{bench['model']} S = {bench['S']} local SGD: the round's all-reduce of the model"
         rows.append(_check_row(what, predicted, local["train_sync_seconds_per_round"]))
     return rows
 

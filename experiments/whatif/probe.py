@@ -2,7 +2,7 @@
 workers' ``Comm``) and write ``loopback.json``: each payload's wire bytes, messages and median
 seconds per worker, and the latency and bandwidth fitted from the smallest and largest.
 
-Usage (from the repository root): python -m experiments.whatif.probe [--out FILE]
+Usage (from the repository root): python -m experiments.whatif.probe [--out FILE] [--payloads B,B,...] [--repeats N]
 """
 
 from __future__ import annotations
@@ -24,8 +24,15 @@ PAYLOADS = [4096, 1_000_000, 16_000_000, 64_000_000]  # bytes per all-reduce (fl
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=HERE / "runs" / "loopback.json")
+    parser.add_argument(
+        "--payloads",
+        type=lambda text: [int(v) for v in text.split(",")],
+        default=PAYLOADS,
+        help="bytes, e.g. 4096,64000000",
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="timed all-reduces per payload (median)")
     args = parser.parse_args(argv)
-    measured = loopback_all_reduce(2, PAYLOADS, repeats=7)
+    measured = loopback_all_reduce(2, args.payloads, repeats=args.repeats)
     fit = fit_link(measured[0], measured[-1])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {

@@ -24,7 +24,8 @@ TRAINING_PURPOSES = ("init", "train_sync", "handoff")
 
 # Config keys that do not change what a run trains: who it is, where and how often it reports,
 # checkpoints and launches. Runs that differ only in these (and their seed) form one group.
-_NOT_SETTINGS = ("seed", "name", "resume", "dry_run", "logger.", "launcher.", "checkpoint.", "hydra.")
+_NOT_SETTINGS = ("seed", "name", "resume", "dry_run")
+_NOT_SETTINGS_GROUPS = ("logger.", "launcher.", "checkpoint.", "hydra.")
 _REPORTING = ("train.eval_every", "train.eval_unit", "train.eval_batch_size", "train.log_every_steps")
 # Settings every table shows in their own columns.
 _COLUMN_SETTINGS = ("protocol.name", "num_workers", "protocol.local_steps", "model.arch", "dataset.name")
@@ -36,7 +37,7 @@ def flat_settings(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"
-        if name.startswith(_NOT_SETTINGS) or name in _NOT_SETTINGS or name in _REPORTING:
+        if name in _NOT_SETTINGS or name in _REPORTING or f"{name}.".startswith(_NOT_SETTINGS_GROUPS):
             continue
         if isinstance(value, dict):
             flat.update(flat_settings(value, f"{name}."))
@@ -82,7 +83,13 @@ class RunResult:
     @property
     def group(self) -> tuple[tuple[str, Any], ...]:
         """What the run trains: its settings, its seed apart (:func:`flat_settings`)."""
-        return self.settings or (("protocol.name", self.protocol), ("num_workers", self.workers))
+        return self.settings or (
+            ("dataset.name", self.dataset),
+            ("model.arch", self.model),
+            ("num_workers", self.workers),
+            ("protocol.local_steps", self.local_steps),
+            ("protocol.name", self.protocol),
+        )
 
     @property
     def label(self) -> str:

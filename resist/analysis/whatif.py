@@ -57,3 +57,11 @@ def fit_link(small: tuple[float, float, float], large: tuple[float, float, float
     latency = (small_s * 8 * large_bytes - large_s * 8 * small_bytes) / det
     inverse_bandwidth = (small_messages * large_s - large_messages * small_s) / det
     return LinkFit(latency_s=latency, bandwidth_bits_per_s=1 / inverse_bandwidth)
+
+
+def dedicated_compute(measured_s: float, *, workers: int, threads_per_worker: int, host_cpus: int) -> float:
+    """The compute seconds a worker would take on cores of its own, from seconds measured while
+    ``workers`` workers of ``threads_per_worker`` threads shared ``host_cpus`` CPUs: when they asked
+    for more threads than there were CPUs, each got ``host_cpus / (workers × threads)`` of the time
+    (an approximation: it ignores memory bandwidth and cache sharing)."""
+    return measured_s * min(1.0, host_cpus / (workers * threads_per_worker))

@@ -152,7 +152,7 @@ def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
 
 def _paper_input_note(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
     """For a CIFAR network sized on another dataset (the default digits: 1 channel), local SGD's
-    bytes on CIFAR-10 input, the paper's setting, which differ in the stem and the head."""
+    bytes on CIFAR-10 input (3 channels, 10 classes), which differ in the stem and the head."""
     if shapes.spec.stem == Stem.imagenet or cfg.dataset.name in (DatasetName.cifar10, DatasetName.cifar100):
         return []
     on_cifar = dataclasses.replace(cfg, dataset=DatasetConfig(name=DatasetName.cifar10))
@@ -162,7 +162,7 @@ def _paper_input_note(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[st
     classes, channels = _classes_and_channels(cfg)
     return [
         f"    (with dataset {cfg.dataset.name.value}: {channels} input channel(s), {classes} classes; "
-        f"with dataset=cifar10, as the paper: {_mb(paper)})"
+        f"with dataset=cifar10, 3 channels and 10 classes: {_mb(paper)})"
     ]
 
 

@@ -7,8 +7,10 @@ reports, the gather that collects them included: ``comm/<convention>_bytes`` sin
 train record summed over workers,
 ``comm/<convention>_bytes_per_worker`` the same divided by the number of workers,
 ``comm/cum_<convention>_bytes`` cumulative over workers, ``comm/cum_<convention>_bytes/<purpose>``
-cumulative per purpose; ``memory/*`` per worker (lists: peak allocation, parameter bytes, parameter +
-optimizer-state bytes) and their maximum; ``time/*`` rank 0's clocks.
+cumulative per purpose, ``comm/cum_ops/<purpose>`` the operations per purpose summed over workers
+(an exchange counts each send and each receive); ``memory/*`` per worker (lists: peak allocation,
+parameter bytes, parameter + optimizer-state bytes) and their maximum; ``time/*`` rank 0's clocks,
+except ``time/comm_s/<purpose>``: the ledgers' seconds per purpose, cumulative, mean over workers.
 """
 
 from __future__ import annotations

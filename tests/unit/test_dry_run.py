@@ -48,7 +48,9 @@ def test_the_paper_network_sized_on_the_default_digits_names_its_bytes_on_cifar1
     64 × 3 × 3 × 2 weights: 6,912 wire bytes at S = 4; the CIFAR-10 figure is printed beside it."""
     out = _dry_run(tmp_path, monkeypatch, "model=preact_resnet101", "num_workers=4")
     assert "local SGD (whole model, ring all-reduce): 248,097,468 B = 248.1 MB" in out
-    assert "(with dataset digits: 1 input channel(s), 10 classes; with dataset=cifar10, as the paper: " in out
+    assert (
+        "(with dataset digits: 1 input channel(s), 10 classes; with dataset=cifar10, 3 channels and 10 classes: " in out
+    )
     assert "248,104,380 B = 248.1 MB)" in out
     cifar = _dry_run(tmp_path, monkeypatch, "model=preact_resnet101", "num_workers=4", "dataset=cifar10")
-    assert "as the paper" not in cifar
+    assert "with dataset=cifar10" not in cifar

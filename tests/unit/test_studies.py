@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from resist.analysis.whatif import GBIT, LinkFit, RoundCost, fit_link, ring_messages, round_seconds
+from resist.analysis.whatif import GBIT, LinkFit, RoundCost, dedicated_compute, fit_link, ring_messages, round_seconds
 from tests.conftest import REPO
 from tests.generated_runs import write_bench, write_run
 
@@ -164,6 +164,8 @@ def test_the_what_if_model_and_its_link_fit():
         return (wire, 2.0, round_seconds(RoundCost(0.0, wire, 2.0), bandwidth_bits_per_s=5 * GBIT, latency_s=2e-4))
 
     fitted = fit_link(measured(4096.0), measured(64e6))
+    assert dedicated_compute(8.0, workers=4, threads_per_worker=1, host_cpus=2) == 4.0  # time-sliced in half
+    assert dedicated_compute(8.0, workers=2, threads_per_worker=1, host_cpus=16) == 8.0
     assert fitted.latency_s == pytest.approx(link.latency_s, rel=1e-9)
     assert fitted.bandwidth_bits_per_s == pytest.approx(link.bandwidth_bits_per_s, rel=1e-9)
 
@@ -201,12 +203,23 @@ def test_whatif_analysis_projects_runs_and_checks_the_loopback(benches, tmp_path
     per_round = round_seconds(RoundCost(5.0, 0.15e6, 3.0), bandwidth_bits_per_s=1 * GBIT, latency_s=10e-6)
     assert f"| resist | 2 | 2 | 0.15 | 5.00 | {(20 * per_round + 0.2) / 2:.1f} |" in section
     # the probe's large transfer under the fit: 1e-4 × 2 + 64e6 × 8 / 8e9 = 0.0642 s
-    assert "| probe all-reduce, 64 MB on the wire | 0.0642 | 0.0642 | 1.00 |" in section
+    assert "| probe all-reduce, 64 MB on the wire (fitted) | 0.0642 | 0.0642 | 1.00 |" in section
     # local SGD's S = 2 round: 100 MB: 2e-4 + 0.1 = 0.1002 s against the measured 0.3 s
     assert (
         "| preact_resnet101 S = 2 local SGD: the round's all-reduce of the model | 0.1002 | 0.3000 | 0.33 |" in section
     )
+    # PreActResNet-101 at S = 8 (8 one-thread workers on 2 CPUs: a quarter of the measured compute);
+    # DDP computes as local SGD's step (1 s) and sends its 100 MB per step
+    assert "| 8 | ddp | 0.25 |" in section and "| 8 | local_sgd | 0.50 |" in section
+    assert "| 8 | resist, m = 4 | 0.25 |" in section
     assert (out / "epoch_time_vs_bandwidth.png").read_bytes()[:8] == PNG
+    older = tmp_path / "older"
+    shutil.copytree(tmp_path / "runs", older)
+    summary_of = older / "S2-seed0" / "0" / "metrics.jsonl"
+    summary_of.write_text(summary_of.read_text().replace('"comm/cum_ops/train_sync"', '"unknown"'))
+    refused = _analyze("whatif", "--cifar10-runs", older, "--comm-runs", benches, "--loopback", loopback, "--out", out)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "records no comm/cum_ops/train_sync (fix: rerun it with this version)" in refused.stderr
     loopback.unlink()
     refused = _analyze("whatif", "--loopback", loopback, "--out", out)
     assert refused.returncode == 2 and "run bash experiments/whatif/run.sh" in refused.stderr
