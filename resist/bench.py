@@ -20,6 +20,7 @@ from typing import Any
 from resist.config import (
     PROTOCOL_CONFIGS,
     BenchConfig,
+    Compression,
     Config,
     EvalUnit,
     ProtocolConfig,
@@ -37,13 +38,13 @@ SYNC_PURPOSES = ("train_sync", "handoff")
 
 def protocol_settings(settings: ProtocolConfig, protocol: ProtocolName) -> ProtocolConfig:
     """``protocol``'s config in a benchmark whose ``protocol`` group is ``settings`` (pure): the same
-    local steps and optimizer-state policy where the protocol has them, ResIST's decomposition from
+    local steps, optimizer-state policy and compression where the protocol has them, ResIST's decomposition from
     ``settings`` when it is a ResIST config."""
     if type(settings) is PROTOCOL_CONFIGS[protocol]:
         return copy.deepcopy(settings)
     shared = {
         key: getattr(settings, key)
-        for key in ("local_steps", "optimizer_state")
+        for key in ("local_steps", "optimizer_state", "compress")
         if hasattr(settings, key) and key in {f.name for f in dataclasses.fields(PROTOCOL_CONFIGS[protocol])}
     }
     return PROTOCOL_CONFIGS[protocol](**shared)
@@ -228,7 +229,13 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         )
         if protocol in (ProtocolName.local_sgd, ProtocolName.resist):
             results[protocol.value]["expected_wire_bytes_per_round_per_worker"] = expected_wire_bytes(run)
-    report = {"config": resolved, "protocols": results}
+    compress = getattr(typed.protocol, "compress", Compression.none)
+    float32_ring = None
+    if compress != Compression.none:  # the reference the compressed figures are measured against
+        reference = protocol_run_config(typed, ProtocolName.local_sgd)
+        reference.protocol.compress = Compression.none  # type: ignore[attr-defined]
+        float32_ring = expected_wire_bytes(reference)
+    report = {"config": resolved, "protocols": results, "float32_ring_local_sgd_wire_bytes": float32_ring}
     RunDir(bench_dir).bench_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     params = next(iter(results.values()))["model_params"]
     print(
@@ -237,6 +244,13 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         f"measured rounds after {typed.bench.warmup_rounds} warm-up; MB = 10^6 bytes"
     )
     print(format_table(results))
+    if float32_ring is not None:
+        for name, figures in results.items():
+            ratio = figures["wire_bytes_per_round_per_worker"] / float32_ring
+            print(
+                f"{name} with compress={compress.value} / float32 ring local SGD "
+                f"({float32_ring / 1e6:.1f} MB per round per worker): wire bytes {ratio:.3f}"
+            )
     print(f"written: {RunDir(bench_dir).bench_report}")
 
 

@@ -16,6 +16,7 @@ import torch
 import torch.distributed as dist
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
+from resist.comm.codecs import Codec, alignment, shard_bounds
 from resist.comm.cost import Op, wire_bytes
 from resist.comm.ledger import Ledger, LedgerEntry, Purpose
 
@@ -222,6 +223,60 @@ class Comm:
         for peer, _ in recvs:
             self._bill(Op.recv, purpose, payload=0, seconds=seconds, group_size=2, peer=peer)
             seconds = 0.0
+
+    def all_reduce_compressed(
+        self, tensors: Sequence[torch.Tensor], purpose: Purpose, *, codec: Codec, generator: torch.Generator | None
+    ) -> None:
+        """Average float32 ``tensors`` over all ranks in place, sending only ``codec``-encoded
+        shards (torchft's scheme for quantized all-reduces):
+
+        1. reduce-scatter: the flat values are cut into one shard per rank (:func:`shard_bounds`,
+           chunk-aligned); each rank encodes every other rank's shard and sends it to that rank,
+           which decodes what it receives and adds it to its own values (in rank order);
+        2. all-gather: each rank encodes its shard's mean and sends it to every other rank.
+
+        Every rank decodes the same bytes for every shard (its own included), so all hold identical
+        results. Each rank sends its encodings of the S − 1 shards it does not own and S − 1 copies
+        of its own: over all ranks, 2(S − 1) × the encoded size of the whole payload, as a ring
+        all-reduce's 2(S − 1)/S per rank. ``generator`` feeds stochastic rounding (the same draws on
+        a resumed run when it is derived from the run's seed and round). Billed as the exchanges'
+        point-to-point sends of encoded bytes, scales included."""
+        if not tensors:
+            return
+        if any(t.dtype != torch.float32 for t in tensors):
+            raise ValueError("Comm.all_reduce_compressed: float32 tensors only")
+        flat = _flat_copy(tensors)
+        bounds = shard_bounds(flat.numel(), self.size, alignment(codec))
+        mine = bounds[self.rank]
+        own_numel = mine[1] - mine[0]
+        others = [peer for peer in range(self.size) if peer != self.rank]
+
+        def shard(peer: int) -> torch.Tensor:
+            begin, end = bounds[peer]
+            return flat[begin:end]
+
+        def inbox(numel: int) -> torch.Tensor:
+            return torch.empty(codec.encoded_bytes(numel), dtype=torch.uint8, device=flat.device)
+
+        # 1. reduce-scatter: encoded shards to their owners
+        outgoing = [(peer, [codec.encode(shard(peer), generator)]) for peer in others if shard(peer).numel()]
+        incoming = [(peer, [inbox(own_numel)]) for peer in others] if own_numel else []
+        self.exchange(outgoing, incoming, purpose)
+        total = shard(self.rank).clone()
+        for _, (data,) in incoming:
+            total += codec.decode(data, own_numel)
+        # 2. all-gather: the encoded mean of each shard to every other rank
+        encoded = codec.encode(total / self.size, generator) if own_numel else None
+        outgoing = [(peer, [encoded]) for peer in others] if encoded is not None else []
+        incoming = [(peer, [inbox(shard(peer).numel())]) for peer in others if shard(peer).numel()]
+        self.exchange(outgoing, incoming, purpose)
+        received = {peer: data for peer, (data,) in incoming}
+        if encoded is not None:
+            received[self.rank] = encoded
+        for peer, data in received.items():
+            shard(peer).copy_(codec.decode(data, shard(peer).numel()))
+        for tensor, result in zip(tensors, _unflatten(flat, tensors), strict=True):
+            tensor.detach().copy_(result)
 
     def barrier(self) -> None:
         """Wait for every rank (moves no payload; not billed)."""

@@ -49,6 +49,16 @@ class ProtocolName(str, Enum):
     resist = "resist"
 
 
+class Compression(str, Enum):
+    """How local SGD and ResIST encode what they send (:mod:`resist.comm.codecs`): ``none`` (float32),
+    ``bf16`` (2 bytes per value), ``int8`` (1 byte per value and a float32 scale per 256 values,
+    stochastic rounding). Averaging sends each value's change since the last synchronisation."""
+
+    none = "none"
+    bf16 = "bf16"
+    int8 = "int8"
+
+
 class OptimizerStatePolicy(str, Enum):
     """At each synchronisation: ``reset`` the optimizer state (momentum; the paper's code builds a new
     SGD every round) or ``keep`` it (local SGD: each worker its own; ResIST: momentum travels with its

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from resist.config.enums import (
     AmpMode,
     AugmentPolicy,
+    Compression,
     DatasetName,
     DeviceKind,
     EvalUnit,
@@ -32,6 +33,7 @@ __all__ = [  # the enums and BatchNormMode (the model's) are re-exported: config
     "AugmentPolicy",
     "ProtocolName",
     "OptimizerStatePolicy",
+    "Compression",
     "AmpMode",
     "ScheduleName",
     "EvalUnit",
@@ -139,13 +141,15 @@ class LocalSGDConfig(ProtocolConfig):
     synchronisations. ``optimizer_state``: reset at each synchronisation, or keep each worker's own.
     ``paper_style``: move the partitionable blocks of ``paper_style_stage`` (None: the model's default
     partition stage) through a reduce to rank 0 and a broadcast from it, as the paper's code does,
-    instead of one all-reduce (the same average; for Table-1 comparisons)."""
+    instead of one all-reduce (the same average; for Table-1 comparisons). ``compress``: how the
+    averaged changes travel (:class:`Compression`)."""
 
     name: ProtocolName = ProtocolName.local_sgd
     local_steps: int = 50
     optimizer_state: OptimizerStatePolicy = OptimizerStatePolicy.reset
     paper_style: bool = False
     paper_style_stage: int | None = None
+    compress: Compression = Compression.none
 
 
 @dataclass
@@ -154,7 +158,8 @@ class ResISTConfig(ProtocolConfig):
     paper) or keep (momentum travels with its block, billed). ``warmup_epochs``: epochs of local SGD
     on the whole model before ResIST starts. ``decomposition``: how blocks are partitioned.
     ``test_time_scaling``: scale the partitioned blocks' residual branches by ``max(1/S, m/n)`` in the
-    evaluated (and final) global model, as the paper; false leaves them at 1 (an ablation)."""
+    evaluated (and final) global model, as the paper; false leaves them at 1 (an ablation).
+    ``compress``: how shared-layer changes and handed-off blocks travel (:class:`Compression`)."""
 
     name: ProtocolName = ProtocolName.resist
     local_steps: int = 50
@@ -162,6 +167,7 @@ class ResISTConfig(ProtocolConfig):
     warmup_epochs: int = 0
     decomposition: DecompositionConfig = field(default_factory=DecompositionConfig)
     test_time_scaling: bool = True
+    compress: Compression = Compression.none
 
 
 PROTOCOL_CONFIGS: dict[ProtocolName, type[ProtocolConfig]] = {

@@ -12,6 +12,7 @@ from resist.config.schema import (
     PROTOCOL_CONFIGS,
     BenchConfig,
     BenchSettings,
+    Compression,
     Config,
     ConfigError,
     DatasetConfig,
@@ -261,6 +262,13 @@ def _validate_protocol(cfg: Config) -> None:
         )
     if isinstance(protocol, LocalSGDConfig) and protocol.paper_style_stage is not None:
         _partitioned_blocks(cfg, protocol.paper_style_stage, "protocol.paper_style_stage")
+    if isinstance(protocol, LocalSGDConfig):
+        _require(
+            not (protocol.paper_style and protocol.compress != Compression.none),
+            "protocol.compress",
+            problem=f"compress={protocol.compress.value} with paper_style=true (the paper code's pattern is float32)",
+            fix="set protocol.paper_style=false or protocol.compress=none",
+        )
     if isinstance(protocol, ResISTConfig):
         _validate_decomposition(cfg, protocol)
 

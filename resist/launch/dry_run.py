@@ -15,14 +15,25 @@ from pathlib import Path
 
 from torch import nn
 
+from resist.comm.codecs import Codec, compressed_all_reduce_wire_bytes
 from resist.comm.cost import Op, wire_bytes
-from resist.config import Config, DatasetConfig, DatasetName, LauncherName, OptimizerStatePolicy, ProtocolName, plain
+from resist.config import (
+    Compression,
+    Config,
+    DatasetConfig,
+    DatasetName,
+    LauncherName,
+    OptimizerStatePolicy,
+    ProtocolName,
+    plain,
+)
 from resist.decomposition import POLICIES, Assignment, site_sizes
 from resist.decomposition.plan import hand_off_plan
 from resist.launch.slurm_plan import slurm_plan
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES, Stem
 from resist.protocols.base import model_state_tensors
+from resist.protocols.compressed import codec_for
 
 ROUNDS_AVERAGED = 2000
 _CLASSES = {DatasetName.digits: 10, DatasetName.cifar10: 10, DatasetName.cifar100: 100, DatasetName.imagenet: 1000}
@@ -99,7 +110,8 @@ def _expectation(cfg: Config, shapes: _Shapes) -> ResistExpectation:
     decomposition = protocol.decomposition  # type: ignore[attr-defined]
     assignment = _assignments(cfg, shapes)
     carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0  # type: ignore[attr-defined]
-    per_block = {b: size * (2 if carries else 1) for b, size in shapes.block.items()}
+    codec = codec_for(protocol.compress)  # type: ignore[attr-defined]
+    per_block = {b: _sent(codec, size * (2 if carries else 1)) for b, size in shapes.block.items()}
     handoffs = []
     for round_index in range(1, ROUNDS_AVERAGED + 1):
         plan = hand_off_plan(assignment(round_index - 1), assignment(round_index), shapes.blocks)
@@ -107,7 +119,7 @@ def _expectation(cfg: Config, shapes: _Shapes) -> ResistExpectation:
             per_block[b] for transfers in (plan.gather, plan.deliver) for blocks in transfers.values() for b in blocks
         )
         handoffs.append(sent / workers)
-    shared = wire_bytes(Op.all_reduce, shapes.shared, workers)
+    shared = _averaged(codec, shapes.shared, workers)
     mean = sum(handoffs) / len(handoffs)
     if decomposition.policy == "paper" and decomposition.min_depth == 0:
         # Each round deals a fresh permutation in chunks of fixed sizes s_w: a block stays with its
@@ -122,14 +134,28 @@ def _expectation(cfg: Config, shapes: _Shapes) -> ResistExpectation:
     return ResistExpectation(shared, mean, f"mean over rounds 1-{ROUNDS_AVERAGED} of this run's assignments")
 
 
+def _sent(codec: Codec | None, float32_bytes: int) -> int:
+    """Bytes a point-to-point transfer of ``float32_bytes`` of values sends, encoded by ``codec``."""
+    return float32_bytes if codec is None else codec.encoded_bytes(float32_bytes // 4)
+
+
+def _averaged(codec: Codec | None, float32_bytes: int, workers: int) -> float:
+    """Wire bytes per worker of averaging ``float32_bytes`` of values: a ring all-reduce, or the
+    compressed reduce-scatter and all-gather of the encoded changes."""
+    if codec is None:
+        return wire_bytes(Op.all_reduce, float32_bytes, workers)
+    return compressed_all_reduce_wire_bytes(codec, float32_bytes // 4, workers)
+
+
 def expected_wire_bytes(cfg: Config) -> float:
-    """The cost model's wire bytes per round per worker of ``cfg``'s protocol: local SGD's ring
-    all-reduce of the whole model, or ResIST's :class:`ResistExpectation` total."""
+    """The cost model's wire bytes per round per worker of ``cfg``'s protocol: local SGD's
+    averaging of the whole model (a ring all-reduce, or the compressed exchange of
+    ``protocol.compress``), or ResIST's :class:`ResistExpectation` total."""
     shapes = _Shapes(cfg)
     if cfg.protocol.name == ProtocolName.resist:
         return _expectation(cfg, shapes).total
     if cfg.protocol.name == ProtocolName.local_sgd:
-        return wire_bytes(Op.all_reduce, shapes.total, cfg.num_workers)
+        return _averaged(codec_for(cfg.protocol.compress), shapes.total, cfg.num_workers)  # type: ignore[attr-defined]
     raise ValueError(f"expected_wire_bytes: no round model for protocol {cfg.protocol.name.value}")
 
 
@@ -143,8 +169,10 @@ def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
     return [
         "resist assignments of the first rounds (partitionable blocks per worker):",
         *(f"  round {r}: " + json.dumps([list(b) for b in assignment(r).blocks]) for r in range(3)),
-        f"  resist: {_mb(expected.total)} per round per worker, {expected.total / local_sgd:.3f} of local SGD's",
-        f"    shared layers (ring all-reduce): {_mb(expected.shared)}",
+        f"  resist: {_mb(expected.total)} per round per worker, "
+        f"{expected.total / local_sgd:.3f} of float32 local SGD's",
+        f"    shared layers ({'ring all-reduce' if cfg.protocol.compress == Compression.none else 'encoded changes'}): "  # type: ignore[attr-defined]
+        f"{_mb(expected.shared)}",
         f"    block hand-off: {_mb(expected.handoff)} ({expected.how})",
         f"  held by the largest sub-network (weights{' + momentum' if factor == 2 else ''}): {_mb(held * factor)}",
     ]
@@ -181,6 +209,13 @@ def dry_run_report(cfg: Config) -> str:
         f"  local SGD (whole model, ring all-reduce): {_mb(local_sgd)}",
         *_paper_input_note(cfg, shapes, local_sgd),
     ]
+    compress = getattr(cfg.protocol, "compress", Compression.none)
+    if compress != Compression.none:
+        compressed = _averaged(codec_for(compress), shapes.total, workers)
+        lines.append(
+            f"  local SGD with compress={compress.value} (encoded changes): {_mb(compressed)}, "
+            f"{compressed / local_sgd:.3f} of float32's"
+        )
     if cfg.protocol.name == ProtocolName.resist and workers > 1:
         lines += _resist_lines(cfg, shapes, local_sgd)
     elif cfg.protocol.name == ProtocolName.ddp:

@@ -18,7 +18,7 @@ from resist.protocols.single import SingleWorker
 BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], TrainingProtocol]] = {
     ProtocolName.none: lambda _, comm, __: SingleWorker(comm),
     ProtocolName.ddp: lambda _, comm, __: DataParallel(comm),
-    ProtocolName.local_sgd: lambda protocol, comm, _: LocalSGD(comm, protocol),
+    ProtocolName.local_sgd: lambda protocol, comm, cfg: LocalSGD(comm, protocol, seed=cfg.seed),
     ProtocolName.resist: lambda protocol, comm, cfg: ResIST(comm, protocol, arch=cfg.model.arch, seed=cfg.seed),
 }
 

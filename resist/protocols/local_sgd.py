@@ -1,5 +1,6 @@
 """Local SGD: every worker trains the whole model for ``local_steps`` steps, then the replicas are
-averaged (parameters and BatchNorm running statistics) with one bucketed all-reduce."""
+averaged (parameters and BatchNorm running statistics) with one bucketed all-reduce, or, with
+``protocol.compress``, by sending their encoded changes (:class:`DeltaAveraging`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from resist.comm import Comm, Purpose
 from resist.config import LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import PreActResNet
 from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state, model_state_tensors
+from resist.protocols.compressed import DeltaAveraging, codec_for
 
 
 class LocalSGD(TrainingProtocol):
@@ -22,18 +24,24 @@ class LocalSGD(TrainingProtocol):
     name = "local_sgd"
     final_model = "the workers' replicas averaged after the last round"
 
-    def __init__(self, comm: Comm, cfg: LocalSGDConfig) -> None:
+    def __init__(self, comm: Comm, cfg: LocalSGDConfig, *, seed: int) -> None:
+        """``seed`` derives the draws of stochastic rounding when ``cfg.compress`` is int8."""
         super().__init__(comm)
         self.steps_per_round = cfg.local_steps
         self.reset_optimizer = cfg.optimizer_state == OptimizerStatePolicy.reset
         self.paper_style = cfg.paper_style
         self.paper_style_stage = cfg.paper_style_stage
+        codec = codec_for(cfg.compress)
+        self.averaging = None if codec is None else DeltaAveraging(comm, codec, seed=seed)
+        self.round = 0
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
         model = make_model(initialize=state is None)
         if state is None:
             broadcast_initial_state(model, self.comm)
         self.model = model
+        if state is not None:
+            self.round = state["round"]
         everything = model_state_tensors(model)
         self.partitioned: list[torch.Tensor] = []
         if self.paper_style:
@@ -43,16 +51,35 @@ class LocalSGD(TrainingProtocol):
             self.partitioned = [t for block in blocks for t in model_state_tensors(block)]
         ids = {id(t) for t in self.partitioned}
         self.shared = [t for t in everything if id(t) not in ids]
+        if self.averaging is not None:
+            if state is None:
+                self.averaging.start_from(self.shared)
+            else:
+                self.averaging.load_state_dict(state["averaging"])
         return model
 
+    def state_dict(self) -> dict[str, Any]:
+        """The round count and, with compression, the averaging's anchors."""
+        state: dict[str, Any] = {"round": self.round}
+        if self.averaging is not None:
+            state["averaging"] = self.averaging.state_dict()
+        return state
+
     def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> None:  # type: ignore[override]
+        self.round += 1
+        if self.averaging is not None:
+            self.averaging.average(self.shared, round_index=self.round, purpose=Purpose.train_sync)
+        else:
+            self._average(self.shared)
+        if self.reset_optimizer:
+            optimizer.state.clear()
+
+    def _average(self, shared: list[torch.Tensor]) -> None:
         with torch.no_grad():
-            self.comm.all_reduce(self.shared, Purpose.train_sync)
+            self.comm.all_reduce(shared, Purpose.train_sync)
             if self.partitioned:
                 self.comm.reduce(self.partitioned, dst=0, purpose=Purpose.train_sync)
                 self.comm.broadcast(self.partitioned, src=0, purpose=Purpose.train_sync)
-        if self.reset_optimizer:
-            optimizer.state.clear()
 
     def eval_model(self) -> nn.Module:
         return self.model

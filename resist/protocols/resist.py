@@ -29,6 +29,7 @@ the sub-ResNets (the loop builds a new optimizer for them).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,9 +39,11 @@ from resist.comm import Comm, Purpose
 from resist.config import OptimizerStatePolicy, ResISTConfig
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
 from resist.decomposition.plan import eval_gather_plan, hand_off_plan, receives_of, sends_of
+from resist.generators import generator
 from resist.models.preact import PreActResNet
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state, model_state_tensors
+from resist.protocols.compressed import DeltaAveraging, codec_for
 
 
 class ResIST(TrainingProtocol):
@@ -68,6 +71,8 @@ class ResIST(TrainingProtocol):
         )
         self.round = 0
         self.current: Assignment | None = None  # this round's assignment; None during the warm-up
+        self.codec = codec_for(cfg.compress)
+        self.averaging = None if self.codec is None else DeltaAveraging(comm, self.codec, seed=seed)
 
     # -- set-up and the switch from the warm-up --------------------------------------------------
 
@@ -89,16 +94,32 @@ class ResIST(TrainingProtocol):
             self.current = None if blocks is None else Assignment(tuple(tuple(b) for b in blocks))
             held = None if self.current is None else {self.stage: self._stage_blocks(self.current)}
             self.model = make_model(held, initialize=False)
+            if self.averaging is not None:
+                self.averaging.load_state_dict(state["averaging"])
             return self.model
         if self.warmup_rounds > 0:
             self.model = make_model()
             broadcast_initial_state(self.model, self.comm)
+            self._start_averaging_from(model_state_tensors(self.model))
             return self.model
         self.current = self.assignment(0)
         self.model = make_model({self.stage: self._stage_blocks(self.current)})
         with torch.no_grad():
             self.comm.broadcast(self._shared_tensors(), src=0, purpose=Purpose.init)
+        self._start_averaging_from(self._shared_tensors())
         return self.model
+
+    def _start_averaging_from(self, tensors: list[torch.Tensor]) -> None:
+        if self.averaging is not None:
+            self.averaging.start_from(tensors)
+
+    def _average(self, tensors: list[torch.Tensor]) -> None:
+        """Average ``tensors`` over all workers: one all-reduce, or the compressed changes."""
+        if self.averaging is not None:
+            self.averaging.average(tensors, round_index=self.round, purpose=Purpose.train_sync)
+        else:
+            with torch.no_grad():
+                self.comm.all_reduce(tensors, Purpose.train_sync)
 
     def _stage_blocks(self, assignment: Assignment) -> list[int]:
         """This worker's blocks of the partitioned stage: the shared ones and its own."""
@@ -135,25 +156,31 @@ class ResIST(TrainingProtocol):
         return sub
 
     def state_dict(self) -> dict[str, Any]:
-        """The round count and the current assignment (None during the warm-up)."""
+        """The round count, the current assignment (None during the warm-up) and, with compression,
+        the averaging's anchors."""
         blocks = None if self.current is None else [list(b) for b in self.current.blocks]
-        return {"round": self.round, "assignment": blocks}
+        state: dict[str, Any] = {"round": self.round, "assignment": blocks}
+        if self.averaging is not None:
+            state["averaging"] = self.averaging.state_dict()
+        return state
 
     # -- the round end --------------------------------------------------------------------------
 
     def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> nn.Module | None:
         self.round += 1
         if self.round <= self.warmup_rounds:  # local SGD on the whole model
-            with torch.no_grad():
-                self.comm.all_reduce(model_state_tensors(self.model), Purpose.train_sync)
+            self._average(model_state_tensors(self.model))
             if not self.carry_optimizer_state:
                 optimizer.state.clear()
-            switches = self.round == self.warmup_rounds and not last_round
-            return self._switch_to_sub_network() if switches else None
+            if self.round == self.warmup_rounds and not last_round:
+                sub = self._switch_to_sub_network()
+                self._start_averaging_from(self._shared_tensors())
+                return sub
+            return None
         assert self.current is not None
         following = self.current if last_round else self.assignment(self.round)
+        self._average(self._shared_tensors())
         with torch.no_grad():
-            self.comm.all_reduce(self._shared_tensors(), Purpose.train_sync)
             self._hand_off(following, optimizer)
         if not self.carry_optimizer_state:
             optimizer.state.clear()
@@ -188,11 +215,9 @@ class ResIST(TrainingProtocol):
             return [torch.empty_like(t) for t in template]
 
         # 1. Copies of blocks with several holders meet at their aggregator, which averages them.
-        inbox = {(peer, b): fresh() for peer, blocks in receives_of(plan.gather, rank) for b in blocks}
-        self.comm.exchange(
-            [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends_of(plan.gather, rank)],
-            [(peer, [t for b in blocks for t in inbox[(peer, b)]]) for peer, blocks in receives_of(plan.gather, rank)],
-            Purpose.handoff,
+        draws = None if self.codec is None else generator(self.seed, "handoff", self.round, rank)
+        inbox, _ = self._transfer(
+            sends_of(plan.gather, rank), receives_of(plan.gather, rank), tensors=tensors, fresh=fresh, draws=draws
         )
         for b in {b for _, b in inbox}:
             copies = [inbox[(peer, b)] for peer in current.holders(b) if peer != rank]
@@ -200,12 +225,14 @@ class ResIST(TrainingProtocol):
                 tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
 
         # 2. Each aggregator sends its block to every next holder but itself.
-        arrivals = {b: fresh() for _, blocks in receives_of(plan.deliver, rank) for b in blocks}
-        self.comm.exchange(
-            [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends_of(plan.deliver, rank)],
-            [(peer, [t for b in blocks for t in arrivals[b]]) for peer, blocks in receives_of(plan.deliver, rank)],
-            Purpose.handoff,
+        received, sent = self._transfer(
+            sends_of(plan.deliver, rank), receives_of(plan.deliver, rank), tensors=tensors, fresh=fresh, draws=draws
         )
+        arrivals = {b: values for (_, b), values in received.items()}
+        for b, values in sent.items():  # a block it sends and keeps: hold what its receivers decode
+            if b in plan.kept(rank):
+                for target, value in zip(tensors(b), values, strict=True):
+                    target.copy_(value)
         # Fill the slots in the next round's order: kept blocks from their slots, the rest from arrivals.
         kept = {b: [t.clone() for t in tensors(b)] for b in plan.kept(rank)}
         stage = self.model.stages[self.stage]
@@ -215,6 +242,53 @@ class ResIST(TrainingProtocol):
             for target, value in zip(tensors(b), kept[b] if b in kept else arrivals[b], strict=True):
                 target.copy_(value)
         self.current = following
+
+    def _transfer(
+        self,
+        sends: list[tuple[int, tuple[int, ...]]],
+        receives: list[tuple[int, tuple[int, ...]]],
+        *,
+        tensors: Callable[[int], list[torch.Tensor]],
+        fresh: Callable[[], list[torch.Tensor]],
+        draws: torch.Generator | None,
+    ) -> tuple[dict[tuple[int, int], list[torch.Tensor]], dict[int, list[torch.Tensor]]]:
+        """One exchange of blocks (billed to ``handoff``): send each ``(peer, blocks)`` of ``sends``
+        and receive each of ``receives`` into fresh tensors. With a codec each block travels
+        encoded, encoded once however many peers get it. Returns what arrived per (peer, block)
+        and, with a codec, each sent block as its receivers decode it (without one: {})."""
+        if self.codec is None:
+            inbox = {(peer, b): fresh() for peer, blocks in receives for b in blocks}
+            self.comm.exchange(
+                [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends],
+                [(peer, [t for b in blocks for t in inbox[(peer, b)]]) for peer, blocks in receives],
+                Purpose.handoff,
+            )
+            return inbox, {}
+        codec, template = self.codec, fresh()
+        numel = sum(t.numel() for t in template)
+        encoded = {
+            b: codec.encode(torch.cat([t.reshape(-1) for t in tensors(b)]), draws)
+            for b in sorted({b for _, blocks in sends for b in blocks})
+        }
+        buffers = {
+            (peer, b): torch.empty(codec.encoded_bytes(numel), dtype=torch.uint8, device=template[0].device)
+            for peer, blocks in receives
+            for b in blocks
+        }
+        self.comm.exchange(
+            [(peer, [encoded[b] for b in blocks]) for peer, blocks in sends],
+            [(peer, [buffers[(peer, b)] for b in blocks]) for peer, blocks in receives],
+            Purpose.handoff,
+        )
+
+        def decoded(data: torch.Tensor) -> list[torch.Tensor]:
+            flat = codec.decode(data, numel)
+            return [
+                part.view_as(t).clone()
+                for part, t in zip(flat.split([t.numel() for t in template]), template, strict=True)
+            ]
+
+        return {key: decoded(data) for key, data in buffers.items()}, {b: decoded(data) for b, data in encoded.items()}
 
     # -- evaluation -------------------------------------------------------------------------------
 

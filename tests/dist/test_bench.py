@@ -51,3 +51,26 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
     for protocol in ("ddp", "local_sgd"):
         assert (tmp_path / protocol / "metrics.jsonl").exists()
         assert not (tmp_path / protocol / "checkpoints").exists()  # the benchmark writes none
+
+
+def test_compressed_bench_measures_what_the_cost_model_expects(tmp_path):
+    """``protocol.compress=int8`` reaches local SGD and ResIST; local SGD's measured bytes equal the
+    compressed cost model exactly, and both are set against the float32 ring."""
+    result = subprocess.run(
+        [sys.executable, "-m", "resist.bench", "model=preact_resnet_mini", "train.batch_size=8", "num_workers=2",
+         "protocol.local_steps=2", "bench.rounds=2", "bench.warmup_rounds=1", "dataset.num_train_samples=256",
+         "protocol.compress=int8", "bench.protocols=[local_sgd,resist]", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    local, resist = report["protocols"]["local_sgd"], report["protocols"]["resist"]
+    numel = count_parameters(build_model(ARCHITECTURES["preact_resnet_mini"], 10, device="meta"))
+    assert report["float32_ring_local_sgd_wire_bytes"] == numel * 4  # 2(S-1)/S = 1 at S = 2
+    assert local["wire_bytes_per_round_per_worker"] == local["expected_wire_bytes_per_round_per_worker"]
+    # 2 shards cut at a multiple of 256 values, each sent once per phase: a byte per value, 4 per chunk
+    first = -(-numel // 512) * 256
+    chunks = -(-first // 256) + -(-(numel - first) // 256)
+    assert local["wire_bytes_per_round_per_worker"] == numel + 4 * chunks
+    assert 0 < resist["wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]
+    assert "resist with compress=int8 / float32 ring local SGD" in result.stdout

@@ -47,7 +47,7 @@ def scenario(comm, initial):
     comm.exchange([((r + 1) % WORKERS, [torch.full((3,), float(r))])], [((r - 1) % WORKERS, [inbox])],
                   Purpose.handoff)
     out["collectives"] = [*values, *shared, *reduced, inbox, *comm.all_gather(torch.tensor([r]), Purpose.metrics)]
-    for name, protocol in (("local_sgd", LocalSGD(comm, LocalSGDConfig())),
+    for name, protocol in (("local_sgd", LocalSGD(comm, LocalSGDConfig(), seed=0)),
                            ("ddp", DataParallel(comm))):
         model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)

@@ -36,7 +36,7 @@ def _model():
 @pytest.mark.parametrize("workers", [2, 4, 8])
 def test_local_sgd_sync_bytes(workers):
     def worker(comm):
-        protocol = LocalSGD(comm, LocalSGDConfig())
+        protocol = LocalSGD(comm, LocalSGDConfig(), seed=0)
         model = protocol.setup(fixed(_model()), steps_per_epoch=100)
         protocol.end_round(torch.optim.SGD(model.parameters(), lr=0.1))
         return comm.ledger
@@ -52,7 +52,7 @@ def test_local_sgd_sync_bytes(workers):
 @pytest.mark.parametrize("workers", [2, 4])
 def test_paper_style_local_sgd_sync_bytes(workers):
     def worker(comm):
-        protocol = LocalSGD(comm, LocalSGDConfig(paper_style=True))
+        protocol = LocalSGD(comm, LocalSGDConfig(paper_style=True), seed=0)
         model = protocol.setup(fixed(_model()), steps_per_epoch=100)
         protocol.end_round(torch.optim.SGD(model.parameters(), lr=0.1))
         return [

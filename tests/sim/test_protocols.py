@@ -78,7 +78,7 @@ def _local_sgd_round(workers: int, paper_style: bool, policy: OptimizerStatePoli
 
     def worker(comm):
         cfg = LocalSGDConfig(local_steps=local_steps, optimizer_state=policy, paper_style=paper_style)
-        protocol = LocalSGD(comm, cfg)
+        protocol = LocalSGD(comm, cfg, seed=0)
         model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = _sgd(model.parameters())
         for step in range(local_steps):

@@ -1,6 +1,7 @@
 """Stop-and-resume on thread workers running the real loop: a run stopped at a round end and resumed
 from its checkpoint ends bit for bit where the uninterrupted run ends, with the same records and
-ledger totals (ResIST, ResIST with a warm-up that spans the stop, local SGD)."""
+ledger totals (ResIST, ResIST with a warm-up that spans the stop, local SGD, and both with int8
+transfers)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from resist.checkpoints import CheckpointStore
 from resist.comm import Comm
 from resist.comm.backends import run_in_threads
-from resist.config import ProtocolName
+from resist.config import Compression, ProtocolName
 from resist.run_dir import RunDir
 from resist.train.loop import train
 from resist.train.stop import StopRequest
@@ -57,6 +58,9 @@ CASES = {
     "resist": dict(protocol=ProtocolName.resist),
     "resist_warmup_spans_the_stop": dict(protocol=ProtocolName.resist, warmup_epochs=1, optimizer_state="keep"),
     "local_sgd": dict(protocol=ProtocolName.local_sgd),
+    # int8: averaging anchors and stochastic-rounding draws are restored; the warm-up spans the stop
+    "resist_int8_warmup": dict(protocol=ProtocolName.resist, warmup_epochs=1, compress=Compression.int8),
+    "local_sgd_int8": dict(protocol=ProtocolName.local_sgd, compress=Compression.int8),
 }  # DDP is resumed through processes (tests/e2e/test_survival.py): its reducer rebuilds its buckets
 # after the first step of every process, so its operation count restarts with a resume.
 

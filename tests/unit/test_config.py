@@ -186,7 +186,7 @@ def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
         (
             ["protocol=local_sgd", "protocol.warmup_epochs=1"],
             "protocol.warmup_epochs: protocol=local_sgd has no such key (its keys: name, local_steps, optimizer_state, "
-            "paper_style, paper_style_stage)",
+            "paper_style, paper_style_stage, compress)",
         ),
         (
             ["protocol=none", "num_workers=1", "protocol.decomposition.min_depth=2"],

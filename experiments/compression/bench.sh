@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Compressed transfers on the paper's network, bytes measured side by side: python -m resist.bench
+# with protocol.compress=int8 (local SGD and ResIST) at S = 2, 4, 8 (minimum depth 4 at S = 8 as the
+# paper's runs, and 0), and bf16 local SGD at S = 4; the CIFAR-100 PreActResNet-101 on synthetic data
+# (bytes do not depend on pixels), settings as experiments/comm/run.sh.
+# Usage (from the repository root): bash experiments/compression/bench.sh [RUNS_DIR]
+set -euo pipefail
+runs=${1:-experiments/compression/runs}
+common=(model=preact_resnet101 dataset=synthetic dataset.num_classes=100 dataset.num_train_samples=2048
+        protocol.local_steps=2 bench.warmup_rounds=1 "bench.protocols=[local_sgd,resist]")
+bench() {  # bench NAME OVERRIDES...: one benchmark into $runs/NAME, skipped when it is there already
+  local name=$1; shift
+  if [[ -f "$runs/$name/bench.json" ]]; then echo "compression: $name is done ($runs/$name)"; return; fi
+  python -m resist.bench "${common[@]}" "$@" hydra.run.dir="$runs/$name"
+}
+bench int8-S2 num_workers=2 train.batch_size=8 bench.rounds=6 protocol.compress=int8
+bench int8-S4 num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=int8
+bench int8-S8 num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8
+bench int8-S8-m0 num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8 protocol.decomposition.min_depth=0
+bench bf16-S4 num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=bf16 "bench.protocols=[local_sgd]"
