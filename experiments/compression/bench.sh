@@ -7,14 +7,15 @@
 set -euo pipefail
 runs=${1:-experiments/compression/runs}
 common=(model=preact_resnet101 dataset=synthetic dataset.num_classes=100 dataset.num_train_samples=2048
-        protocol.local_steps=2 bench.warmup_rounds=1 "bench.protocols=[local_sgd,resist]")
+        protocol.local_steps=2 bench.warmup_rounds=1)
+both="bench.protocols=[local_sgd,resist]"
 bench() {  # bench NAME OVERRIDES...: one benchmark into $runs/NAME, skipped when it is there already
   local name=$1; shift
   if [[ -f "$runs/$name/bench.json" ]]; then echo "compression: $name is done ($runs/$name)"; return; fi
   python -m resist.bench "${common[@]}" "$@" hydra.run.dir="$runs/$name"
 }
-bench int8-S2 num_workers=2 train.batch_size=8 bench.rounds=6 protocol.compress=int8
-bench int8-S4 num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=int8
-bench int8-S8 num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8
-bench int8-S8-m0 num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8 protocol.decomposition.min_depth=0
+bench int8-S2 "$both" num_workers=2 train.batch_size=8 bench.rounds=6 protocol.compress=int8
+bench int8-S4 "$both" num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=int8
+bench int8-S8 "$both" num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8
+bench int8-S8-m0 "$both" num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8 protocol.decomposition.min_depth=0
 bench bf16-S4 num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=bf16 "bench.protocols=[local_sgd]"
