@@ -104,11 +104,13 @@ def write_bench(
     workers: int,
     min_depth: int = 0,
     protocols: tuple[str, ...] = ("ddp", "local_sgd", "resist"),
+    compress: str = "none",
 ) -> Path:
     """A ``bench.json`` as ``python -m resist.bench`` writes it, with round figures that scale
     simply: local SGD and DDP send 100 MB per round per worker and compute for 2 s, ResIST 40 MB and
     1 s; every protocol holds 200 MB and peaks at 1 GB (ResIST: half of both). Each protocol's run
-    directory holds a start record: 1 thread per worker on a host of 2 CPUs."""
+    directory holds a start record: 1 thread per worker on a host of 2 CPUs. With ``compress``, the
+    float32 ring local SGD reference is 400 MB."""
     path.mkdir(parents=True)
     figures = {}
     for protocol in protocols:
@@ -144,9 +146,16 @@ def write_bench(
         "model": {"arch": model},
         "num_workers": workers,
         "train": {"batch_size": 8},
-        "protocol": {"name": "resist", "local_steps": 2, "decomposition": {"min_depth": min_depth}},
+        "protocol": {
+            "name": "resist",
+            "local_steps": 2,
+            "decomposition": {"min_depth": min_depth},
+            "compress": compress,
+        },
     }
-    (path / "bench.json").write_text(json.dumps({"config": config, "protocols": figures}, indent=2))
+    reference = None if compress == "none" else 400e6
+    report = {"config": config, "protocols": figures, "float32_ring_local_sgd_wire_bytes": reference}
+    (path / "bench.json").write_text(json.dumps(report, indent=2))
     for protocol in protocols:  # each protocol's run directory starts with its platform facts
         start = {"event": "start", "protocol": protocol, "platform/threads_per_worker": 1, "platform/host_cpus": 2}
         (path / protocol).mkdir()

@@ -154,6 +154,24 @@ def test_speed_analysis_splits_rounds_and_compares_with_the_compute_ceiling(benc
     assert (out / "round_time_split.png").read_bytes()[:8] == PNG
 
 
+def test_compression_analysis_sets_measured_bytes_against_float32_ring_local_sgd(tmp_path):
+    runs = tmp_path / "compression-runs"
+    write_bench(
+        runs / "int8-S4", model="preact_resnet101", workers=4, protocols=("local_sgd", "resist"), compress="int8"
+    )
+    write_bench(
+        runs / "int8-S8", model="preact_resnet101", workers=8, min_depth=4, protocols=("resist",), compress="int8"
+    )
+    out = _out(tmp_path, "compression")
+    result = _analyze("compression", "--runs", runs, "--out", out)
+    assert result.returncode == 0, result.stderr
+    section = (out / "README.md").read_text().split("<!-- BEGIN bytes -->")[1].split("<!-- END bytes -->")[0]
+    # ResIST sends 40 MB against the 400 MB float32 reference: 0.1, within 0.12 at S = 4, 0.11 at S = 8
+    assert "| 4 | resist, m = 0 | int8 | 40.000 | 40.000 | 400.000 | 0.1000 | ≤ 0.12: met |" in section
+    assert "| 8 | resist, m = 4 | int8 | 40.000 | 40.000 | 400.000 | 0.1000 | ≤ 0.11: met |" in section
+    assert "| 4 | local_sgd | int8 | 100.000 | 100.000 | 400.000 | 0.2500 | - |" in section
+
+
 def test_the_what_if_model_and_its_link_fit():
     cost = RoundCost(compute_s=2.0, wire_bytes=125e6, messages=6)
     assert round_seconds(cost, bandwidth_bits_per_s=10 * GBIT, latency_s=1e-3) == 2.0 + 0.1 + 0.006
