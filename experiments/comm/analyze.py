@@ -120,9 +120,10 @@ def write_plot(benches: list[dict[str, Any]], out: Path) -> Path:
     figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     protocols = ["ddp", "local_sgd", "resist"]
     width = 0.8 / len(protocols)
-    for k, protocol in enumerate(protocols):
-        xs = [i + (k - 1) * width for i in range(len(chosen))]
-        ys = [b["protocols"][protocol]["wire_bytes_per_round_per_worker"] / 1e6 for b in chosen]
+    for k, protocol in enumerate(protocols):  # a benchmark that did not run a protocol has no bar
+        present = [(i, b) for i, b in enumerate(chosen) if protocol in b["protocols"]]
+        xs = [i + (k - 1) * width for i, _ in present]
+        ys = [b["protocols"][protocol]["wire_bytes_per_round_per_worker"] / 1e6 for _, b in present]
         axis.bar(xs, ys, width=width, label=protocol)
     axis.set_xticks(range(len(chosen)))
     axis.set_xticklabels([f"S = {b['S']}" + (f", m = {b['min_depth']}" if b["min_depth"] else "") for b in chosen])

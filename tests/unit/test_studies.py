@@ -127,6 +127,7 @@ def benches(tmp_path: Path) -> Path:
     for workers, depth in ((2, 0), (4, 0), (8, 4)):
         write_bench(root / f"resnet101-S{workers}", model="preact_resnet101", workers=workers, min_depth=depth)
     write_bench(root / "resnet101-S4-m6", model="preact_resnet101", workers=4, min_depth=6, protocols=("resist",))
+    write_bench(root / "resnet101-S8-m0", model="preact_resnet101", workers=8, protocols=("local_sgd", "resist"))
     return root
 
 
