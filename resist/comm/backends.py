@@ -9,6 +9,7 @@ transfers and DDP behave exactly as across processes, at a fraction of the start
 from __future__ import annotations
 
 import contextlib
+import gc
 import datetime
 import itertools
 import threading
@@ -79,6 +80,15 @@ def _registered(group: dist.ProcessGroup | dist.Backend, size: int) -> Iterator[
         registry.pop(group, None)
 
 
+def _shut_down(group: dist.ProcessGroupGloo) -> None:
+    """Stop a finished thread worker's gloo group from the caller's thread (the caller then collects
+    the garbage there too). Left to the garbage collector (the groups sit in reference cycles: DDP's
+    reducer and hook hold the Comm), a group's last reference could drop in another thread, one of
+    gloo's own among them, and its destructor would then join that very thread: the process aborts
+    (std::system_error, "Resource deadlock avoided"; seen with DDP runs after int8 all-reduces)."""
+    group.shutdown()
+
+
 class ThreadWorkerError(RuntimeError):
     def __init__(self, rank: int, error: BaseException) -> None:
         super().__init__(f"thread worker {rank} failed: {type(error).__name__}: {error}")
@@ -98,10 +108,12 @@ def run_in_threads(
     fabric = Fabric(num_workers, timeout_s) if nccl_model else None
     results: list[T | None] = [None] * num_workers
     errors: list[BaseException | None] = [None] * num_workers
+    groups: list[dist.ProcessGroupGloo] = []
 
     def work(rank: int) -> None:
         try:
             gloo = dist.ProcessGroupGloo(store, rank, num_workers, datetime.timedelta(seconds=timeout_s))
+            groups.append(gloo)
             if fabric is not None:
                 group = process_group = NcclModelGroup(rank, num_workers, fabric=fabric, gloo=gloo)
             else:
@@ -117,6 +129,10 @@ def run_in_threads(
         thread.start()
     for thread in threads:
         thread.join()
+    for group in groups:  # here, in the caller's thread: see _shut_down
+        _shut_down(group)
+    groups.clear()
+    gc.collect()  # the workers' cycles end here too, not in whichever thread allocates next
     for rank, error in enumerate(errors):
         if error is not None:
             raise ThreadWorkerError(rank, error) from error
