@@ -9,8 +9,8 @@ transfers and DDP behave exactly as across processes, at a fraction of the start
 from __future__ import annotations
 
 import contextlib
-import gc
 import datetime
+import gc
 import itertools
 import threading
 from collections.abc import Callable, Iterator
