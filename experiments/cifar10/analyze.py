@@ -38,6 +38,22 @@ def main(argv: list[str]) -> None:
             "",
             render(versus(results, "resist", "local_sgd")),
             "",
+            "Each run (wall-clock as measured; compare it across runs measured alike, see the note below):",
+            "",
+            render(
+                [
+                    {
+                        "protocol": r.protocol,
+                        "S": r.workers,
+                        "seed": r.seed,
+                        "final acc": f"{100 * r.final_accuracy:.2f} %",
+                        "wall-clock": f"{r.seconds:.1f} s",
+                        "finished": r.finished,
+                    }
+                    for r in results
+                ]
+            ),
+            "",
             f"Measured: {provenance(results)}.",
         ]
         replace_section(args.out / "README.md", "results", "\n".join(sections))

@@ -9,7 +9,7 @@ from pathlib import Path
 from resist.analysis.runs import RunResult, grouped
 
 AXES = {
-    "accuracy_vs_bytes.png": ("cumulative wire bytes, all workers (MB)", lambda p: p.wire_bytes / 1e6),
+    "accuracy_vs_bytes.png": ("cumulative wire bytes, all workers (MB, log scale)", lambda p: p.wire_bytes / 1e6),
     "accuracy_vs_time.png": ("wall-clock (s)", lambda p: p.seconds),
     "accuracy_vs_epochs.png": ("epochs", lambda p: p.epoch),
 }
@@ -45,6 +45,8 @@ def write_plots(
                 markersize=3,
                 label=f"{(label_of or (lambda r: r.label))(result)} seed {result.seed}",
             )
+        if name == "accuracy_vs_bytes.png":  # DDP sends orders of magnitude more than the others
+            axis.set_xscale("log")
         axis.set_xlabel(label)
         axis.set_ylabel("test accuracy (%)")
         axis.grid(alpha=0.3)
