@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resist.analysis.benches import load_benches
+from resist.analysis.plots import figure
 from resist.analysis.runs import render
 from resist.analysis.study import replace_section
 from resist.errors import UserError, exit_with
@@ -111,30 +112,22 @@ def paper_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_plot(benches: list[dict[str, Any]], out: Path) -> Path:
     """Wire MB per round per worker, one group of bars per PreActResNet-101 benchmark."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     chosen = [b for b in benches if b["model"] == "preact_resnet101" and len(b["protocols"]) > 1]
-    figure, axis = plt.subplots(figsize=(6.4, 4.0), dpi=100)
     protocols = ["ddp", "local_sgd", "resist"]
     width = 0.8 / len(protocols)
-    for k, protocol in enumerate(protocols):  # a benchmark that did not run a protocol has no bar
-        present = [(i, b) for i, b in enumerate(chosen) if protocol in b["protocols"]]
-        xs = [i + (k - 1) * width for i, _ in present]
-        ys = [b["protocols"][protocol]["wire_bytes_per_round_per_worker"] / 1e6 for _, b in present]
-        axis.bar(xs, ys, width=width, label=protocol)
-    axis.set_xticks(range(len(chosen)))
-    axis.set_xticklabels([f"S = {b['S']}" + (f", m = {b['min_depth']}" if b["min_depth"] else "") for b in chosen])
-    axis.set_ylabel("wire MB per round per worker")
-    axis.set_title("PreActResNet-101: bytes per round (ddp: per step)")
-    axis.legend()
-    axis.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
     path = out / "wire_bytes_per_round.png"
-    figure.savefig(path)
-    plt.close(figure)
+    with figure(path, size=(6.4, 4.0)) as axis:
+        for k, protocol in enumerate(protocols):  # a benchmark that did not run a protocol has no bar
+            present = [(i, b) for i, b in enumerate(chosen) if protocol in b["protocols"]]
+            xs = [i + (k - 1) * width for i, _ in present]
+            ys = [b["protocols"][protocol]["wire_bytes_per_round_per_worker"] / 1e6 for _, b in present]
+            axis.bar(xs, ys, width=width, label=protocol)
+        axis.set_xticks(range(len(chosen)))
+        axis.set_xticklabels([f"S = {b['S']}" + (f", m = {b['min_depth']}" if b["min_depth"] else "") for b in chosen])
+        axis.set_ylabel("wire MB per round per worker")
+        axis.set_title("PreActResNet-101: bytes per round (ddp: per step)")
+        axis.legend()
+        axis.grid(axis="y", alpha=0.3)
     return path
 
 

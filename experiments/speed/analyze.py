@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from resist.analysis.benches import load_benches
+from resist.analysis.plots import figure
 from resist.analysis.runs import render
 from resist.analysis.study import replace_section
 from resist.errors import UserError, exit_with
@@ -81,11 +82,6 @@ def ratio_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_plot(benches: list[dict[str, Any]], out: Path) -> Path:
     """Seconds per round split into compute, shared sync, hand-off and other sync (stacked bars)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     bars = [
         (f"{b['model'].removeprefix('preact_resnet')} S={b['S']}\n{protocol}", b["protocols"][protocol])
         for b in benches
@@ -104,21 +100,18 @@ def write_plot(benches: list[dict[str, Any]], out: Path) -> Path:
             ),
         ),
     ]
-    figure, axis = plt.subplots(figsize=(7.2, 4.2), dpi=100)
-    bottoms = [0.0] * len(bars)
-    for label, value in parts:
-        heights = [value(f) for _, f in bars]
-        axis.bar(range(len(bars)), heights, bottom=bottoms, label=label)
-        bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
-    axis.set_xticks(range(len(bars)))
-    axis.set_xticklabels([name for name, _ in bars], fontsize=7)
-    axis.set_ylabel("seconds per round")
-    axis.legend(fontsize=8)
-    axis.grid(axis="y", alpha=0.3)
-    figure.tight_layout()
     path = out / "round_time_split.png"
-    figure.savefig(path)
-    plt.close(figure)
+    with figure(path, size=(7.2, 4.2)) as axis:
+        bottoms = [0.0] * len(bars)
+        for label, value in parts:
+            heights = [value(f) for _, f in bars]
+            axis.bar(range(len(bars)), heights, bottom=bottoms, label=label)
+            bottoms = [b + h for b, h in zip(bottoms, heights, strict=True)]
+        axis.set_xticks(range(len(bars)))
+        axis.set_xticklabels([name for name, _ in bars], fontsize=7)
+        axis.set_ylabel("seconds per round")
+        axis.legend(fontsize=8)
+        axis.grid(axis="y", alpha=0.3)
     return path
 
 

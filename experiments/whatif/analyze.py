@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from resist.analysis.benches import load_benches
+from resist.analysis.plots import figure
 from resist.analysis.runs import RunResult, RunsError, grouped, render
 from resist.analysis.study import replace_section, study_runs
 from resist.analysis.whatif import GBIT, LinkFit, RoundCost, dedicated_compute, ring_messages, round_seconds
@@ -205,28 +206,21 @@ def _check_row(what: str, predicted: float, measured: float) -> dict[str, Any]:
 
 def write_plot(groups: list[list[RunCosts]], out: Path) -> Path:
     """Projected seconds per epoch against bandwidth (log scale), one line per (protocol, S)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     grid = [10 ** (k / 10) for k in range(-10, 27)]  # 0.1 .. 400 Gbit/s
-    figure, axis = plt.subplots(figsize=(6.4, 4.2), dpi=100)
-    for g, costs in enumerate(groups):
-        first = costs[0].result
-        ys = [_mean([c.seconds(gbit * GBIT) / c.epochs for c in costs]) for gbit in grid]
-        style = "-" if first.workers == min(c[0].result.workers for c in groups) else "--"
-        axis.plot(grid, ys, color=f"C{g % 10}", linestyle=style, label=f"{first.protocol} S={first.workers}")
-    axis.set_xscale("log")
-    axis.set_yscale("log")
-    axis.set_xlabel("bandwidth per link (Gbit/s)")
-    axis.set_ylabel("projected seconds per epoch")
-    axis.grid(alpha=0.3, which="both")
-    axis.legend(fontsize=8)
-    figure.tight_layout()
     path = out / "epoch_time_vs_bandwidth.png"
-    figure.savefig(path)
-    plt.close(figure)
+    fewest = min(c[0].result.workers for c in groups)
+    with figure(path) as axis:
+        for g, costs in enumerate(groups):
+            first = costs[0].result
+            ys = [_mean([c.seconds(gbit * GBIT) / c.epochs for c in costs]) for gbit in grid]
+            style = "-" if first.workers == fewest else "--"
+            axis.plot(grid, ys, color=f"C{g % 10}", linestyle=style, label=f"{first.protocol} S={first.workers}")
+        axis.set_xscale("log")
+        axis.set_yscale("log")
+        axis.set_xlabel("bandwidth per link (Gbit/s)")
+        axis.set_ylabel("projected seconds per epoch")
+        axis.grid(alpha=0.3, which="both")
+        axis.legend(fontsize=8)
     return path
 
 
