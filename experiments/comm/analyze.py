@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from resist.analysis.benches import load_benches
+from resist.analysis.benches import load_benches, side_by_side
 from resist.analysis.plots import figure
 from resist.analysis.runs import render
 from resist.analysis.study import replace_section
@@ -55,11 +55,7 @@ def bytes_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def ratio_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """ResIST / local SGD of the benchmarks that ran both."""
     rows = []
-    for bench in benches:
-        protocols = bench["protocols"]
-        if "resist" not in protocols or "local_sgd" not in protocols:
-            continue
-        resist, local = protocols["resist"], protocols["local_sgd"]
+    for bench, resist, local in side_by_side(benches):
 
         def ratio(key: str, resist: dict[str, Any] = resist, local: dict[str, Any] = local) -> str:
             return f"{resist[key] / local[key]:.3f}"

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from resist.analysis.benches import load_benches
+from resist.analysis.benches import load_benches, side_by_side
 from resist.analysis.plots import figure
 from resist.analysis.runs import render
 from resist.analysis.study import replace_section
@@ -61,11 +61,8 @@ def time_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def ratio_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
-    for bench in benches:
-        protocols = bench["protocols"]
-        if "resist" not in protocols or "local_sgd" not in protocols:
-            continue
-        measured = protocols["resist"]["step_seconds"] / protocols["local_sgd"]["step_seconds"]
+    for bench, resist, local in side_by_side(benches):
+        measured = resist["step_seconds"] / local["step_seconds"]
         ceiling = compute_ceiling(bench["model"], bench["S"], bench["min_depth"])
         rows.append(
             {

@@ -63,3 +63,12 @@ def _start_record(bench_dir: Path, protocols: dict[str, Any]) -> dict[str, Any]:
         if metrics.is_file():
             return read_jsonl(metrics)[0]
     return {}
+
+
+def side_by_side(benches: list[dict[str, Any]]) -> list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """``(bench, ResIST's figures, local SGD's figures)`` for each benchmark that ran both."""
+    return [
+        (bench, bench["protocols"]["resist"], bench["protocols"]["local_sgd"])
+        for bench in benches
+        if "resist" in bench["protocols"] and "local_sgd" in bench["protocols"]
+    ]
