@@ -29,7 +29,7 @@ the sub-ResNets (the loop builds a new optimizer for them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import torch
@@ -225,14 +225,18 @@ class ResIST(TrainingProtocol):
                 tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
 
         # 2. Each aggregator sends its block to every next holder but itself.
-        received, sent = self._transfer(
-            sends_of(plan.deliver, rank), receives_of(plan.deliver, rank), tensors=tensors, fresh=fresh, draws=draws
+        received, sent_and_kept = self._transfer(
+            sends_of(plan.deliver, rank),
+            receives_of(plan.deliver, rank),
+            tensors=tensors,
+            fresh=fresh,
+            draws=draws,
+            kept=plan.kept(rank),
         )
         arrivals = {b: values for (_, b), values in received.items()}
-        for b, values in sent.items():  # a block it sends and keeps: hold what its receivers decode
-            if b in plan.kept(rank):
-                for target, value in zip(tensors(b), values, strict=True):
-                    target.copy_(value)
+        for b, values in sent_and_kept.items():  # a block it sends and keeps: hold what its receivers decode
+            for target, value in zip(tensors(b), values, strict=True):
+                target.copy_(value)
         # Fill the slots in the next round's order: kept blocks from their slots, the rest from arrivals.
         kept = {b: [t.clone() for t in tensors(b)] for b in plan.kept(rank)}
         stage = self.model.stages[self.stage]
@@ -251,11 +255,12 @@ class ResIST(TrainingProtocol):
         tensors: Callable[[int], list[torch.Tensor]],
         fresh: Callable[[], list[torch.Tensor]],
         draws: torch.Generator | None,
+        kept: Collection[int] = (),
     ) -> tuple[dict[tuple[int, int], list[torch.Tensor]], dict[int, list[torch.Tensor]]]:
         """One exchange of blocks (billed to ``handoff``): send each ``(peer, blocks)`` of ``sends``
         and receive each of ``receives`` into fresh tensors. With a codec each block travels
         encoded, encoded once however many peers get it. Returns what arrived per (peer, block)
-        and, with a codec, each sent block as its receivers decode it (without one: {})."""
+        and, with a codec, each sent block also in ``kept`` as its receivers decode it (else {})."""
         if self.codec is None:
             inbox = {(peer, b): fresh() for peer, blocks in receives for b in blocks}
             self.comm.exchange(
@@ -288,7 +293,8 @@ class ResIST(TrainingProtocol):
                 for part, t in zip(flat.split([t.numel() for t in template]), template, strict=True)
             ]
 
-        return {key: decoded(data) for key, data in buffers.items()}, {b: decoded(data) for b, data in encoded.items()}
+        received = {key: decoded(data) for key, data in buffers.items()}
+        return received, {b: decoded(data) for b, data in encoded.items() if b in kept}
 
     # -- evaluation -------------------------------------------------------------------------------
 
