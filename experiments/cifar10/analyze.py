@@ -14,7 +14,7 @@ from pathlib import Path
 
 from resist.analysis.plots import write_plots
 from resist.analysis.runs import render, table, versus
-from resist.analysis.study import provenance, replace_section, study_runs
+from resist.analysis.study import provenance, publish, study_runs
 from resist.errors import UserError, exit_with
 
 HERE = Path(__file__).resolve().parent
@@ -56,10 +56,7 @@ def main(argv: list[str]) -> None:
             "",
             f"Measured: {provenance(results)}.",
         ]
-        replace_section(args.out / "README.md", "results", "\n".join(sections))
-        for path in write_plots(results, args.out):
-            print(f"wrote {path}")
-        print(f"wrote {args.out / 'README.md'} (section 'results')")
+        publish(args.out, sections, write_plots(results, args.out))
     except UserError as exc:
         exit_with(str(exc))
 

@@ -18,7 +18,7 @@ from typing import Any
 from resist.analysis.benches import load_benches, side_by_side
 from resist.analysis.plots import figure
 from resist.analysis.runs import render
-from resist.analysis.study import replace_section
+from resist.analysis.study import publish
 from resist.errors import UserError, exit_with
 
 HERE = Path(__file__).resolve().parent
@@ -151,9 +151,7 @@ def main(argv: list[str]) -> None:
             "",
             f"Measured: {len(benches)} benchmarks, the last finished {when}.",
         ]
-        replace_section(args.out / "README.md", "results", "\n".join(sections))
-        print(f"wrote {write_plot(benches, args.out)}")
-        print(f"wrote {args.out / 'README.md'} (section 'results')")
+        publish(args.out, sections, [write_plot(benches, args.out)])
     except UserError as exc:
         exit_with(str(exc))
 

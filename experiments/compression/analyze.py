@@ -16,7 +16,7 @@ from typing import Any
 
 from resist.analysis.benches import load_benches
 from resist.analysis.runs import render
-from resist.analysis.study import replace_section
+from resist.analysis.study import publish
 from resist.errors import UserError, exit_with
 
 HERE = Path(__file__).resolve().parent
@@ -67,8 +67,7 @@ def main(argv: list[str]) -> None:
             "",
             render(bytes_table(benches, args.runs)),
         ]
-        replace_section(args.out / "README.md", "bytes", "\n".join(sections))
-        print(f"wrote {args.out / 'README.md'} (section 'bytes')")
+        publish(args.out, sections, section="bytes")
     except UserError as exc:
         exit_with(str(exc))
 

@@ -21,7 +21,7 @@ from typing import Any
 from resist.analysis.benches import load_benches
 from resist.analysis.plots import figure
 from resist.analysis.runs import RunResult, RunsError, grouped, render
-from resist.analysis.study import replace_section, study_runs
+from resist.analysis.study import publish, study_runs
 from resist.analysis.whatif import GBIT, LinkFit, RoundCost, dedicated_compute, ring_messages, round_seconds
 from resist.errors import UserError, exit_with
 from resist.logging.jsonl import read_jsonl
@@ -256,9 +256,7 @@ def main(argv: list[str]) -> None:
             "",
             render(loopback_check(loopback, benches)),
         ]
-        replace_section(args.out / "README.md", "results", "\n".join(sections))
-        print(f"wrote {write_plot(groups, args.out)}")
-        print(f"wrote {args.out / 'README.md'} (section 'results')")
+        publish(args.out, sections, [write_plot(groups, args.out)])
     except UserError as exc:
         exit_with(str(exc))
 

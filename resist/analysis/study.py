@@ -8,7 +8,7 @@ A generated section of a README is the text between ``<!-- BEGIN <name> -->`` an
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from resist.analysis.runs import RunResult, RunsError, load_run, run_dirs
@@ -42,3 +42,13 @@ def replace_section(readme: Path, name: str, text: str) -> None:
         raise RunsError(f"study: {readme} has no '{begin}' ... '{end}' section (fix: add the two markers)")
     replacement = f"{begin}\n{text.strip()}\n{end}"
     readme.write_text(pattern.sub(lambda _: replacement, source, count=1), encoding="utf-8")
+
+
+def publish(out: Path, sections: Sequence[str], plots: Iterable[Path] = (), *, section: str = "results") -> None:
+    """Write a study's results: ``sections`` (joined by newlines) into the generated ``section`` of
+    ``out/README.md``, then each of ``plots`` (an iterable that writes its PNG files as it goes);
+    print what was written."""
+    replace_section(out / "README.md", section, "\n".join(sections))
+    for path in plots:
+        print(f"wrote {path}")
+    print(f"wrote {out / 'README.md'} (section '{section}')")
