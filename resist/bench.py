@@ -22,7 +22,9 @@ from resist.config import (
     BenchConfig,
     Compression,
     Config,
+    ConfigError,
     EvalUnit,
+    LocalSGDConfig,
     ProtocolConfig,
     ProtocolName,
     ScheduleName,
@@ -42,11 +44,22 @@ def protocol_settings(settings: ProtocolConfig, protocol: ProtocolName) -> Proto
     ``settings`` when it is a ResIST config."""
     if type(settings) is PROTOCOL_CONFIGS[protocol]:
         return copy.deepcopy(settings)
+    target = PROTOCOL_CONFIGS[protocol]()
     shared = {
         key: getattr(settings, key)
         for key in ("local_steps", "optimizer_state", "compress")
-        if hasattr(settings, key) and key in {f.name for f in dataclasses.fields(PROTOCOL_CONFIGS[protocol])}
+        if hasattr(settings, key) and key in {f.name for f in dataclasses.fields(target)}
     }
+    if "compress" in shared:  # each protocol has its own compression enum; bf16 and none are in all
+        kind = type(target.compress)  # type: ignore[attr-defined]
+        if shared["compress"].value not in {c.value for c in kind}:
+            raise ConfigError(
+                "bench.protocols",
+                problem=f"protocol.compress={shared['compress'].value} does not apply to {protocol.value} "
+                f"(its values: {', '.join(c.value for c in kind)})",
+                fix=f"leave {protocol.value} out of bench.protocols, or benchmark it on its own",
+            )
+        shared["compress"] = kind(shared["compress"].value)
     return PROTOCOL_CONFIGS[protocol](**shared)
 
 
@@ -227,14 +240,15 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
             min_depth=min_depth,
             batch_size=typed.train.batch_size,
         )
-        if protocol in (ProtocolName.local_sgd, ProtocolName.resist):
-            results[protocol.value]["expected_wire_bytes_per_round_per_worker"] = expected_wire_bytes(run)
+        if protocol != ProtocolName.none:
+            measured = range(typed.bench.warmup_rounds, typed.bench.warmup_rounds + typed.bench.rounds)
+            results[protocol.value]["expected_wire_bytes_per_round_per_worker"] = expected_wire_bytes(run, measured)
     compress = getattr(typed.protocol, "compress", Compression.none)
     float32_ring = None
     if compress != Compression.none:  # the reference the compressed figures are measured against
-        reference = protocol_run_config(typed, ProtocolName.local_sgd)
-        reference.protocol.compress = Compression.none  # type: ignore[attr-defined]
-        float32_ring = expected_wire_bytes(reference)
+        float32 = copy.deepcopy(typed)
+        float32.protocol = LocalSGDConfig()
+        float32_ring = expected_wire_bytes(protocol_run_config(float32, ProtocolName.local_sgd))
     report = {"config": resolved, "protocols": results, "float32_ring_local_sgd_wire_bytes": float32_ring}
     RunDir(bench_dir).bench_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     params = next(iter(results.values()))["model_params"]

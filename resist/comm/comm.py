@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 
 import torch
 import torch.distributed as dist
-from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 
 from resist.comm.codecs import Codec, alignment, shard_bounds
 from resist.comm.cost import Op, wire_bytes
@@ -282,21 +281,10 @@ class Comm:
         """Wait for every rank (moves no payload; not billed)."""
         self._wait([self.group.barrier()])
 
-    def ddp_comm_hook(self, purpose: Purpose = Purpose.train_sync):
-        """A DDP communication hook: torch's default all-reduce hook, billed to the ledger.
-
-        Register it with ``ddp.register_comm_hook(state=None, hook=comm.ddp_comm_hook())``.
-        """
-
-        def hook(_state, bucket):  # unannotated: DDP inspects annotations, which are strings here
-            start = time.perf_counter()
-            buffer = bucket.buffer()
-            future = default_hooks.allreduce_hook(self.group, bucket)
-
-            def billed(fut: torch.futures.Future[torch.Tensor]) -> torch.Tensor:
-                self._bill(Op.all_reduce, purpose, payload=payload_bytes([buffer]), seconds=time.perf_counter() - start)
-                return fut.value()
-
-            return future.then(billed)
-
-        return hook
+    def record_all_reduces(self, payloads: Sequence[int], purpose: Purpose, *, seconds: float) -> None:
+        """Bill all-reduces that torch's DDP communication hooks ran on this Comm's group
+        (:mod:`resist.comm.gradient_hooks`): ``payloads`` are each one's bytes, in issue order; their
+        ``seconds`` (issue to completion) are billed once, to the first."""
+        for payload in payloads:
+            self._bill(Op.all_reduce, purpose, payload=payload, seconds=seconds)
+            seconds = 0.0

@@ -15,6 +15,9 @@ document the conventions, never to replace the measurement.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -57,3 +60,33 @@ def table1_bytes_per_round(held_bytes_per_worker: list[int]) -> int:
     """The paper's Table-1 convention: every worker uploads and downloads everything it holds,
     ``Σ_workers 2 × held bytes`` (parameter-server style; no ring factor)."""
     return 2 * sum(held_bytes_per_worker)
+
+
+@dataclass(frozen=True)
+class PowerSGDSizes:
+    """The values one rank all-reduces for a bucket in a compressing step of torch's PowerSGD hook:
+    ``uncompressed`` (tensors that travel as they are), ``p`` and ``q`` (the factors)."""
+
+    uncompressed: int
+    p: int
+    q: int
+
+    @property
+    def total(self) -> int:
+        return self.uncompressed + self.p + self.q
+
+
+def powersgd_sizes(shapes: Sequence[Sequence[int]], rank: int, min_compression_rate: float = 2) -> PowerSGDSizes:
+    """torch's PowerSGD rule on gradient ``shapes``: each tensor is viewed as an n × m matrix (n its
+    first dimension), approximated at rank ``r = min(n, m, rank)`` when ``(n + m) r ×
+    min_compression_rate < n m``, sending P (n × r) and Q (m × r); otherwise (vectors among them) it
+    travels uncompressed."""
+    uncompressed = p = q = 0
+    for shape in shapes:
+        n, m = shape[0], math.prod(shape[1:])
+        r = min(n, m, rank)
+        if (n + m) * r * min_compression_rate < n * m:
+            p, q = p + n * r, q + m * r
+        else:
+            uncompressed += n * m
+    return PowerSGDSizes(uncompressed, p, q)

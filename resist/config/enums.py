@@ -59,6 +59,17 @@ class Compression(str, Enum):
     int8 = "int8"
 
 
+class GradientCompression(str, Enum):
+    """How DDP's gradient all-reduces travel, through torch's communication hooks
+    (:mod:`resist.comm.gradient_hooks`): ``none`` (float32), ``bf16`` (torch's ``bf16_compress_hook``:
+    2 bytes per value), ``powersgd`` (torch's ``powerSGD_hook``: rank-r factors of each weight
+    matrix, error feedback and warm start; vectors and matrices too small to gain travel in float32)."""
+
+    none = "none"
+    bf16 = "bf16"
+    powersgd = "powersgd"
+
+
 class OptimizerStatePolicy(str, Enum):
     """At each synchronisation: ``reset`` the optimizer state (momentum; the paper's code builds a new
     SGD every round) or ``keep`` it (local SGD: each worker its own; ResIST: momentum travels with its

@@ -16,6 +16,7 @@ from resist.config.enums import (
     DatasetName,
     DeviceKind,
     EvalUnit,
+    GradientCompression,
     LauncherName,
     OptimizerStatePolicy,
     ProtocolName,
@@ -34,6 +35,7 @@ __all__ = [  # the enums and BatchNormMode (the model's) are re-exported: config
     "ProtocolName",
     "OptimizerStatePolicy",
     "Compression",
+    "GradientCompression",
     "AmpMode",
     "ScheduleName",
     "EvalUnit",
@@ -130,9 +132,14 @@ class ProtocolConfig:
 
 @dataclass
 class DDPConfig(ProtocolConfig):
-    """``protocol=ddp``: data-parallel SGD, gradients all-reduced every step (a round is one step)."""
+    """``protocol=ddp``: data-parallel SGD, gradients all-reduced every step (a round is one step), as
+    ``compress`` says (:class:`GradientCompression`); PowerSGD approximates each weight matrix at rank
+    ``powersgd_rank`` from step ``powersgd_start_step`` (>= 2: torch's; float32 before it) on."""
 
     name: ProtocolName = ProtocolName.ddp
+    compress: GradientCompression = GradientCompression.none
+    powersgd_rank: int = 2
+    powersgd_start_step: int = 2
 
 
 @dataclass

@@ -17,6 +17,7 @@ from resist.config.schema import (
     ConfigError,
     DatasetConfig,
     DatasetName,
+    DDPConfig,
     LocalSGDConfig,
     OptimConfig,
     ProtocolName,
@@ -53,18 +54,10 @@ def validate(cfg: Config) -> None:
 
 
 def _validate_checkpoint(cfg: Config) -> None:
-    _require(
-        cfg.checkpoint.every_rounds >= 0,
-        "checkpoint.every_rounds",
-        problem=f"must be >= 0, got {cfg.checkpoint.every_rounds}",
-        fix="set checkpoint.every_rounds=10 (0: only at the end and when stopped)",
-    )
-    _require(
-        cfg.checkpoint.keep >= 1,
-        "checkpoint.keep",
-        problem=f"must be >= 1 (a resume needs a checkpoint), got {cfg.checkpoint.keep}",
-        fix="set checkpoint.keep=2",
-    )
+    every, keep = cfg.checkpoint.every_rounds, cfg.checkpoint.keep
+    every_fix = "set checkpoint.every_rounds=10 (0: only at the end and when stopped)"
+    _at_least(every, 0, "checkpoint.every_rounds", fix=every_fix)
+    _at_least(keep, 1, "checkpoint.keep", why=" (a resume needs a checkpoint)", fix="set checkpoint.keep=2")
     _require(
         cfg.launcher.collective_timeout_s > 0,
         "launcher.collective_timeout_s",
@@ -82,6 +75,11 @@ def _validate_checkpoint(cfg: Config) -> None:
 def _require(condition: bool, key: str, *, problem: str, fix: str) -> None:
     if not condition:
         raise ConfigError(key, problem, fix)
+
+
+def _at_least(value: int, minimum: int, key: str, *, fix: str, why: str = "") -> None:
+    """The common rule: ``key``, here ``value``, must be >= ``minimum`` (``why``: the reason, if any)."""
+    _require(value >= minimum, key, problem=f"must be >= {minimum}{why}, got {value}", fix=fix)
 
 
 def _validate_model(cfg: Config) -> None:
@@ -254,12 +252,7 @@ def _validate_protocol(cfg: Config) -> None:
         fix=f"select the protocol with protocol={protocol.name.value}, not protocol.name",
     )
     if isinstance(protocol, LocalSGDConfig | ResISTConfig):
-        _require(
-            protocol.local_steps >= 1,
-            "protocol.local_steps",
-            problem=f"must be >= 1, got {protocol.local_steps}",
-            fix="set e.g. protocol.local_steps=50",
-        )
+        _at_least(protocol.local_steps, 1, "protocol.local_steps", fix="set e.g. protocol.local_steps=50")
     if isinstance(protocol, LocalSGDConfig) and protocol.paper_style_stage is not None:
         _partitioned_blocks(cfg, protocol.paper_style_stage, "protocol.paper_style_stage")
     if isinstance(protocol, LocalSGDConfig):
@@ -271,6 +264,10 @@ def _validate_protocol(cfg: Config) -> None:
         )
     if isinstance(protocol, ResISTConfig):
         _validate_decomposition(cfg, protocol)
+    if isinstance(protocol, DDPConfig):
+        _at_least(protocol.powersgd_rank, 1, "protocol.powersgd_rank", fix="set e.g. protocol.powersgd_rank=2")
+        start, why = protocol.powersgd_start_step, " (torch's PowerSGD hook with error feedback)"
+        _at_least(start, 2, "protocol.powersgd_start_step", why=why, fix="set e.g. protocol.powersgd_start_step=2")
 
 
 def _partitioned_blocks(cfg: Config, stage: int | None, key: str) -> tuple[int, ...]:

@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 from torch import nn
 
 from resist.comm.codecs import Codec, compressed_all_reduce_wire_bytes
-from resist.comm.cost import Op, wire_bytes
+from resist.comm.cost import Op, powersgd_sizes, wire_bytes
 from resist.config import (
     Compression,
     Config,
     DatasetConfig,
     DatasetName,
+    DDPConfig,
+    GradientCompression,
     LauncherName,
     OptimizerStatePolicy,
     ProtocolName,
@@ -66,6 +69,7 @@ class _Shapes:
         model = build_model(self.spec, num_classes, in_channels=channels, batchnorm=cfg.model.batchnorm, device="meta")
         self.total = _bytes(model)
         self.parameters = sum(p.numel() for p in model.parameters())
+        self.parameter_shapes = [tuple(p.shape) for p in model.parameters()]
         self.params = sum(p.numel() * p.element_size() for p in model.parameters())
         decomposition = getattr(cfg.protocol, "decomposition", None)
         stage = decomposition.stage if decomposition is not None else None
@@ -147,15 +151,34 @@ def _averaged(codec: Codec | None, float32_bytes: int, workers: int) -> float:
     return compressed_all_reduce_wire_bytes(codec, float32_bytes // 4, workers)
 
 
-def expected_wire_bytes(cfg: Config) -> float:
+def _ddp_step(cfg: Config, shapes: _Shapes, step: int) -> float:
+    """Wire bytes per worker of DDP's gradient all-reduces in optimizer step ``step`` (0-based):
+    float32 or bf16 gradients, or with PowerSGD from its start step on the uncompressed tensors and
+    the factors of :func:`powersgd_sizes` (float32), each ring all-reduced."""
+    protocol, workers = cfg.protocol, cfg.num_workers
+    assert isinstance(protocol, DDPConfig)
+    if protocol.compress == GradientCompression.bf16:
+        return wire_bytes(Op.all_reduce, 2 * shapes.parameters, workers)
+    if protocol.compress == GradientCompression.powersgd and step >= protocol.powersgd_start_step:
+        sizes = powersgd_sizes(shapes.parameter_shapes, protocol.powersgd_rank)
+        return wire_bytes(Op.all_reduce, 4 * sizes.total, workers)
+    return wire_bytes(Op.all_reduce, shapes.params, workers)
+
+
+def expected_wire_bytes(cfg: Config, rounds: Sequence[int] | None = None) -> float:
     """The cost model's wire bytes per round per worker of ``cfg``'s protocol: local SGD's
     averaging of the whole model (a ring all-reduce, or the compressed exchange of
-    ``protocol.compress``), or ResIST's :class:`ResistExpectation` total."""
+    ``protocol.compress``), ResIST's :class:`ResistExpectation` total, or DDP's gradient
+    all-reduces per step (a round), the mean over ``rounds`` (0-based steps; default: a step from
+    PowerSGD's start step on)."""
     shapes = _Shapes(cfg)
     if cfg.protocol.name == ProtocolName.resist:
         return _expectation(cfg, shapes).total
     if cfg.protocol.name == ProtocolName.local_sgd:
         return _averaged(codec_for(cfg.protocol.compress), shapes.total, cfg.num_workers)  # type: ignore[attr-defined]
+    if cfg.protocol.name == ProtocolName.ddp:
+        steps = [cfg.protocol.powersgd_start_step] if rounds is None else list(rounds)  # type: ignore[attr-defined]
+        return sum(_ddp_step(cfg, shapes, step) for step in steps) / len(steps)
     raise ValueError(f"expected_wire_bytes: no round model for protocol {cfg.protocol.name.value}")
 
 
@@ -175,6 +198,26 @@ def _resist_lines(cfg: Config, shapes: _Shapes, local_sgd: float) -> list[str]:
         f"{_mb(expected.shared)}",
         f"    block hand-off: {_mb(expected.handoff)} ({expected.how})",
         f"  held by the largest sub-network (weights{' + momentum' if factor == 2 else ''}): {_mb(held * factor)}",
+    ]
+
+
+def _ddp_lines(cfg: Config, shapes: _Shapes) -> list[str]:
+    """DDP's gradient bytes per step, and with PowerSGD what it sends from its start step on."""
+    protocol = cfg.protocol
+    assert isinstance(protocol, DDPConfig)
+    float32 = wire_bytes(Op.all_reduce, shapes.params, cfg.num_workers)
+    if protocol.compress == GradientCompression.none:
+        return [f"  ddp (gradients, every step): {_mb(float32)}"]
+    if protocol.compress == GradientCompression.bf16:
+        bf16 = _ddp_step(cfg, shapes, 0)
+        return [f"  ddp with compress=bf16 (gradients, every step): {_mb(bf16)}, {bf16 / float32:.3f} of float32's"]
+    sizes = powersgd_sizes(shapes.parameter_shapes, protocol.powersgd_rank)
+    compressed = _ddp_step(cfg, shapes, protocol.powersgd_start_step)
+    return [
+        f"  ddp, steps before {protocol.powersgd_start_step} (float32 gradients): {_mb(float32)}",
+        f"  ddp with compress=powersgd, rank {protocol.powersgd_rank}, from step {protocol.powersgd_start_step} on: "
+        f"{_mb(compressed)}, {compressed / float32:.4f} of float32's ({sizes.uncompressed:,} values uncompressed, "
+        f"factors P {sizes.p:,} and Q {sizes.q:,})",
     ]
 
 
@@ -210,7 +253,7 @@ def dry_run_report(cfg: Config) -> str:
         *_paper_input_note(cfg, shapes, local_sgd),
     ]
     compress = getattr(cfg.protocol, "compress", Compression.none)
-    if compress != Compression.none:
+    if compress != Compression.none and cfg.protocol.name != ProtocolName.ddp:
         compressed = _averaged(codec_for(compress), shapes.total, workers)
         lines.append(
             f"  local SGD with compress={compress.value} (encoded changes): {_mb(compressed)}, "
@@ -219,7 +262,7 @@ def dry_run_report(cfg: Config) -> str:
     if cfg.protocol.name == ProtocolName.resist and workers > 1:
         lines += _resist_lines(cfg, shapes, local_sgd)
     elif cfg.protocol.name == ProtocolName.ddp:
-        lines.append(f"  ddp (gradients, every step): {_mb(wire_bytes(Op.all_reduce, shapes.params, workers))}")
+        lines += _ddp_lines(cfg, shapes)
     lines.append(
         f"  held by a whole model (weights{' + momentum' if factor == 2 else ''}): {_mb(shapes.params * factor)}"
     )

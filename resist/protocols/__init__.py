@@ -17,7 +17,7 @@ from resist.protocols.single import SingleWorker
 # name -> (its config, the worker's Comm, the run's config) -> the protocol
 BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], TrainingProtocol]] = {
     ProtocolName.none: lambda _, comm, __: SingleWorker(comm),
-    ProtocolName.ddp: lambda _, comm, __: DataParallel(comm),
+    ProtocolName.ddp: lambda protocol, comm, cfg: DataParallel(comm, protocol, seed=cfg.seed),
     ProtocolName.local_sgd: lambda protocol, comm, cfg: LocalSGD(comm, protocol, seed=cfg.seed),
     ProtocolName.resist: lambda protocol, comm, cfg: ResIST(comm, protocol, arch=cfg.model.arch, seed=cfg.seed),
 }

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from resist.comm import Purpose
 from resist.comm.backends import init_process_comm, run_in_threads, shutdown_process_comm
-from resist.config import BatchNormMode, Config, DecompositionConfig, LocalSGDConfig, ResISTConfig
+from resist.config import BatchNormMode, Config, DDPConfig, DecompositionConfig, LocalSGDConfig, ResISTConfig
 from resist.launch import free_port
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
@@ -48,7 +48,7 @@ def scenario(comm, initial):
                   Purpose.handoff)
     out["collectives"] = [*values, *shared, *reduced, inbox, *comm.all_gather(torch.tensor([r]), Purpose.metrics)]
     for name, protocol in (("local_sgd", LocalSGD(comm, LocalSGDConfig(), seed=0)),
-                           ("ddp", DataParallel(comm))):
+                           ("ddp", DataParallel(comm, DDPConfig(), seed=0))):
         model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         for step in range(2):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from resist.comm import Op, Purpose
 from resist.comm.backends import run_in_threads
-from resist.config import DecompositionConfig, LocalSGDConfig, ResISTConfig
+from resist.config import DDPConfig, DecompositionConfig, LocalSGDConfig, ResISTConfig
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
@@ -71,7 +71,7 @@ def test_paper_style_local_sgd_sync_bytes(workers):
 @pytest.mark.parametrize("workers", [2, 4, 8])
 def test_ddp_gradient_bytes_per_step(workers):
     def worker(comm):
-        model = DataParallel(comm).setup(fixed(_model()), steps_per_epoch=100)
+        model = DataParallel(comm, DDPConfig(), seed=0).setup(fixed(_model()), steps_per_epoch=100)
         images = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(comm.rank))
         F.cross_entropy(model(images), torch.tensor([0, 1])).backward()
         return comm.ledger

@@ -79,16 +79,20 @@ def _config(protocol: ProtocolName, workers: int, min_depth: int = 0) -> Config:
 
 
 @pytest.mark.parametrize(
-    ("protocol", "workers", "min_depth"),
+    ("protocol", "workers", "min_depth", "compress"),
     [
-        (ProtocolName.resist, 2, 0),
-        (ProtocolName.resist, 3, 4),  # blocks with several holders: averaged on their way
-        (ProtocolName.local_sgd, 2, 0),
-        (ProtocolName.ddp, 2, 0),
+        (ProtocolName.resist, 2, 0, "none"),
+        (ProtocolName.resist, 3, 4, "none"),  # blocks with several holders: averaged on their way
+        (ProtocolName.resist, 3, 4, "int8"),  # encoded shards and blocks
+        (ProtocolName.local_sgd, 2, 0, "none"),
+        (ProtocolName.local_sgd, 3, 0, "int8"),
+        (ProtocolName.ddp, 2, 0, "none"),
+        (ProtocolName.ddp, 2, 0, "powersgd"),  # three all-reduces per bucket
     ],
 )
-def test_every_protocol_completes_under_nccl_ordering(protocol, workers, min_depth):
+def test_every_protocol_completes_under_nccl_ordering(protocol, workers, min_depth, compress):
     cfg = _config(protocol, workers, min_depth)
+    cfg.protocol.compress = type(cfg.protocol.compress)(compress)  # type: ignore[attr-defined]
     sink = ListSink()
     run_in_threads(workers, lambda comm: train(cfg, comm, sink), timeout_s=20, nccl_model=True)
     events = [r["event"] for r in sink.records]

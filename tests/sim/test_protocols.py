@@ -11,7 +11,7 @@ from torch import nn
 
 from resist.comm import Purpose
 from resist.comm.backends import run_in_threads
-from resist.config import BatchNormMode, LocalSGDConfig, OptimizerStatePolicy
+from resist.config import BatchNormMode, DDPConfig, LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
@@ -41,7 +41,7 @@ def test_ddp_equals_single_process_sgd_on_the_combined_batch(workers):
     initial = _tiny_net()
 
     def worker(comm):
-        model = DataParallel(comm).setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
+        model = DataParallel(comm, DDPConfig(), seed=0).setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = _sgd(model.parameters())
         for step in range(steps):
             images, labels = _batch(comm.rank, step)

@@ -1,7 +1,7 @@
 """Stop-and-resume on thread workers running the real loop: a run stopped at a round end and resumed
 from its checkpoint ends bit for bit where the uninterrupted run ends, with the same records and
-ledger totals (ResIST, ResIST with a warm-up that spans the stop, local SGD, and both with int8
-transfers)."""
+ledger totals (ResIST, ResIST with a warm-up that spans the stop, local SGD, both with int8
+transfers, and DDP with PowerSGD)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from resist.checkpoints import CheckpointStore
 from resist.comm import Comm
 from resist.comm.backends import run_in_threads
-from resist.config import Compression, ProtocolName
+from resist.config import Compression, GradientCompression, ProtocolName
 from resist.run_dir import RunDir
 from resist.train.loop import train
 from resist.train.stop import StopRequest
@@ -61,14 +61,18 @@ CASES = {
     # int8: averaging anchors and stochastic-rounding draws are restored; the warm-up spans the stop
     "resist_int8_warmup": dict(protocol=ProtocolName.resist, warmup_epochs=1, compress=Compression.int8),
     "local_sgd_int8": dict(protocol=ProtocolName.local_sgd, compress=Compression.int8),
-}  # DDP is resumed through processes (tests/e2e/test_survival.py): its reducer rebuilds its buckets
-# after the first step of every process, so its operation count restarts with a resume.
+    # PowerSGD's residuals and factors are restored (its DDP keeps one bucket layout): stopped after
+    # step 4 of 12, two steps into compression
+    "ddp_powersgd": dict(protocol=ProtocolName.ddp, compress=GradientCompression.powersgd, stop_round=4),
+}  # float32 DDP is resumed through processes (tests/e2e/test_survival.py): its reducer rebuilds its
+# buckets after the first step of every process, so its operation count restarts with a resume.
 
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(case, tmp_path):
     changes = dict(CASES[case])
     protocol = changes.pop("protocol")
+    stop_round = changes.pop("stop_round", 2)  # default: of 4 rounds of 3 steps; the ResIST warm-up is 2 rounds
     if "optimizer_state" in changes:
         from resist.config import OptimizerStatePolicy
 
@@ -79,7 +83,6 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(ca
     for d in (whole, interrupted):
         d.mkdir()
     records, results = _train(cfg, whole)
-    stop_round = 2  # of 4 rounds of 3 steps; the ResIST warm-up is 1 epoch = 6 steps = 2 rounds
     first, stopped = _train(cfg, interrupted, stop_at=stop_round)
     assert [r["event"] for r, _ in stopped] == ["stopped"] * WORKERS
     assert CheckpointStore(interrupted).newest().step == stopped[0][0]["step"]

@@ -181,7 +181,8 @@ def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
     [
         (
             ["protocol=ddp", "protocol.local_steps=3"],
-            "protocol.local_steps: protocol=ddp has no such key (its keys: name)",
+            "protocol.local_steps: protocol=ddp has no such key (its keys: name, compress, powersgd_rank, "
+            "powersgd_start_step)",
         ),
         (
             ["protocol=local_sgd", "protocol.warmup_epochs=1"],

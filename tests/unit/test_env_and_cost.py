@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from resist.comm.cost import Op, ring_all_reduce_bytes_per_worker, table1_bytes_per_round, wire_bytes
+from resist.comm.cost import (
+    Op,
+    PowerSGDSizes,
+    powersgd_sizes,
+    ring_all_reduce_bytes_per_worker,
+    table1_bytes_per_round,
+    wire_bytes,
+)
 from resist.launch.env import DistEnv, DistEnvError, cpu_threads_per_worker, first_host, parse_dist_env
 
 TORCHRUN = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1", "MASTER_ADDR": "10.0.0.1", "MASTER_PORT": "29500"}
@@ -82,6 +89,28 @@ def test_full_model_ring_all_reduce_of_the_paper_network(workers, megabytes):
     assert ring_all_reduce_bytes_per_worker(41_350_730, workers) == pytest.approx(megabytes * 1e6, abs=1)
 
 
+def test_powersgd_sizes():
+    """Vectors and matrices too small to gain (at least 2x) travel as they are; the others send
+    an n x r and an m x r factor, r = min(n, m, rank), m the product of the other dimensions."""
+    shapes = [(16,), (16, 3, 3, 3), (4, 4), (10, 128), (3, 200)]
+    # (16, 27): 43 x 2 x 2 = 172 < 432; (4, 4): 8 x 2 x 2 = 32 >= 16; (10, 128): 552 < 1280;
+    # (3, 200): 203 x 2 x 2 = 812 >= 600
+    assert powersgd_sizes(shapes, rank=2) == PowerSGDSizes(uncompressed=16 + 16 + 600, p=32 + 20, q=54 + 256)
+    assert powersgd_sizes(shapes, rank=1).p == 16 + 10 + 3  # (3, 200) compresses at rank 1
+
+
+def test_powersgd_sizes_follow_torchs_rule():
+    """The rule the ledger bills by is the one torch's hook compresses by (its private helper)."""
+    from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import _should_compress
+
+    for n in (1, 2, 3, 8, 64):
+        for m in (1, 2, 5, 9, 64, 300):
+            for rank in (1, 2, 4):
+                r = min(n, m, rank)
+                compressed = powersgd_sizes([(n, m)], rank).uncompressed == 0
+                assert compressed == _should_compress(n, m, r, 2)[0], (n, m, rank)
+
+
 def test_table1_convention_for_local_sgd_matches_the_paper():
     """Paper Table 1, local SGD, CIFAR-100 PreActResNet-101: 0.662 / 1.325 / 2.649 GB per round."""
     for workers, gigabytes in [(2, 0.662), (4, 1.325), (8, 2.649)]:
@@ -97,3 +126,25 @@ def test_run_names_carry_workers_seed_and_slurm_array_ids():
     assert run_name(cfg, {}) == "cifar10_resist-none-S4-seed2"
     array = {"SLURM_ARRAY_JOB_ID": "77", "SLURM_ARRAY_TASK_ID": "3"}
     assert run_name(cfg, array) == "cifar10_resist-none-S4-seed2-77_3"
+
+
+def test_a_benchmark_gives_each_protocol_the_compression_it_has():
+    from resist.bench import protocol_settings
+    from resist.config import (
+        Compression,
+        ConfigError,
+        DDPConfig,
+        GradientCompression,
+        LocalSGDConfig,
+        ProtocolName,
+        ResISTConfig,
+    )
+
+    ddp = protocol_settings(ResISTConfig(compress=Compression.bf16), ProtocolName.ddp)
+    assert isinstance(ddp, DDPConfig) and ddp.compress is GradientCompression.bf16
+    local = protocol_settings(DDPConfig(compress=GradientCompression.bf16), ProtocolName.local_sgd)
+    assert isinstance(local, LocalSGDConfig) and local.compress is Compression.bf16
+    with pytest.raises(ConfigError, match="protocol.compress=int8 does not apply to ddp"):
+        protocol_settings(LocalSGDConfig(compress=Compression.int8), ProtocolName.ddp)
+    with pytest.raises(ConfigError, match="protocol.compress=powersgd does not apply to resist"):
+        protocol_settings(DDPConfig(compress=GradientCompression.powersgd), ProtocolName.resist)
