@@ -1,27 +1,34 @@
-"""The compression study's byte results from its benchmarks (``bench.sh``): each compressed
+"""The compression study's results. ``bytes``: from its benchmarks (``bench.sh``), each compressed
 protocol's measured wire bytes per round per worker, the cost model's, and their ratio to float32
 ring local SGD's next to the targets (ResIST int8 at most 0.14 / 0.12 / 0.11 at S = 2 / 4 / 8; bf16
-local SGD exactly 0.5). Rewrites the README's ``bytes`` section.
+local SGD exactly 0.5). ``accuracy``: from its CIFAR-10 runs (``run.sh``), every (protocol,
+compression) group over its seeds, each compressed group against its protocol's float32 runs (the
+goal: int8 ResIST within 0.5 point of float32 ResIST), and the plots: final accuracy against bytes
+to train, and the accuracy curves. Rewrites the README's ``bytes`` and ``accuracy`` sections.
 
-Usage (from the repository root): python -m experiments.compression.analyze [--runs DIR] [--out DIR]
+Usage (from the repository root):
+python -m experiments.compression.analyze [--runs DIR] [--out DIR] [--only bytes|accuracy]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 from resist.analysis.benches import load_benches
-from resist.analysis.runs import render
-from resist.analysis.study import publish
+from resist.analysis.plots import figure, write_plots
+from resist.analysis.runs import RunResult, grouped, render, table
+from resist.analysis.study import provenance, publish, study_runs
 from resist.errors import UserError, exit_with
 
 HERE = Path(__file__).resolve().parent
 # (protocol, compression) -> {S: the largest ratio to float32 ring local SGD the issue accepts}
 TARGETS = {("resist", "int8"): {2: 0.14, 4: 0.12, 8: 0.11}, ("local_sgd", "bf16"): {2: 0.5, 4: 0.5, 8: 0.5}}
+GOAL_POINTS = 0.5  # int8 ResIST's final accuracy within this many points of float32 ResIST's
 
 
 def bytes_table(benches: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
@@ -39,10 +46,11 @@ def bytes_table(benches: list[dict[str, Any]], root: Path) -> list[dict[str, Any
                 met = abs(ratio - target) < 1e-12 if exact else ratio <= target
                 verdict += "met" if met else "**not met**"
             m = f", m = {bench['min_depth']}" if protocol == "resist" else ""
+            per = " (per step)" if protocol == "ddp" else ""
             rows.append(
                 {
                     "S": bench["S"],
-                    "protocol": f"{protocol}{m}",
+                    "protocol": f"{protocol}{m}{per}",
                     "compress": compress,
                     "wire MB/round/worker": f"{f['wire_bytes_per_round_per_worker'] / 1e6:.3f}",
                     "cost model": f"{f['expected_wire_bytes_per_round_per_worker'] / 1e6:.3f}",
@@ -54,20 +62,112 @@ def bytes_table(benches: list[dict[str, Any]], root: Path) -> list[dict[str, Any
     return rows
 
 
+def compression_of(result: RunResult) -> str:
+    return str(dict(result.settings).get("protocol.compress", "none"))
+
+
+def _mean(runs: list[RunResult], field: str) -> float:
+    return statistics.mean(getattr(r, field) for r in runs)
+
+
+def against_float32(results: list[RunResult]) -> list[dict[str, Any]]:
+    """Each compressed (protocol, S) group against the same protocol's float32 group (means over
+    seeds): final accuracy difference, and ratios of bytes to train and wall-clock; bytes also
+    against float32 local SGD's."""
+    groups = {(g[0].protocol, g[0].workers, compression_of(g[0])): g for g in grouped(results)}
+    rows = []
+    for (protocol, workers, compress), runs in groups.items():
+        float32 = groups.get((protocol, workers, "none"))
+        local_sgd = groups.get(("local_sgd", workers, "none"))
+        if compress == "none" or float32 is None:
+            continue
+        gap = 100 * (_mean(runs, "final_accuracy") - _mean(float32, "final_accuracy"))
+        goal = "-"
+        if (protocol, compress) == ("resist", "int8"):
+            goal = f"within {GOAL_POINTS} point: {'met' if abs(gap) <= GOAL_POINTS else '**not met**'}"
+        rows.append(
+            {
+                "protocol": protocol,
+                "S": workers,
+                "compress": compress,
+                "seeds": f"{len(runs)} / {len(float32)}",
+                "final acc − float32's": f"{gap:+.2f} points",
+                "bytes to train / float32's": f"{_mean(runs, 'training_bytes') / _mean(float32, 'training_bytes'):.4f}",
+                "/ float32 local SGD's": "-"
+                if local_sgd is None
+                else f"{_mean(runs, 'training_bytes') / _mean(local_sgd, 'training_bytes'):.4f}",
+                "wall-clock / float32's": f"{_mean(runs, 'seconds') / _mean(float32, 'seconds'):.3f}",
+                "goal": goal,
+            }
+        )
+    return rows
+
+
+def label(result: RunResult) -> str:
+    return f"{result.protocol} {compression_of(result)}"
+
+
+def final_accuracy_vs_bytes(results: list[RunResult], out: Path) -> Path:
+    """One point per run: final accuracy against bytes to train (log scale); a group's seeds share
+    a colour and marker."""
+    path = out / "final_accuracy_vs_bytes.png"
+    markers = "osD^v<>"
+    with figure(path) as axis:
+        for g, runs in enumerate(grouped(results)):
+            axis.scatter(
+                [r.training_bytes / 1e6 for r in runs],
+                [100 * r.final_accuracy for r in runs],
+                color=f"C{g % 10}",
+                marker=markers[g % len(markers)],
+                label=f"{label(runs[0])} S={runs[0].workers}",
+            )
+        axis.set_xscale("log")
+        axis.set_xlabel("bytes to train, all workers (MB, log scale)")
+        axis.set_ylabel("final test accuracy (%)")
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    return path
+
+
+def accuracy_sections(root: Path, out: Path) -> tuple[list[str], list[Path]]:
+    results = study_runs(root)
+    sections = [
+        "Every (protocol, compression) group, mean ± std over its seeds; bytes are measured wire bytes of "
+        "all workers; `to 40 %`: wall-clock and bytes when an evaluation first reached it.",
+        "",
+        render(table(results, (0.4,))),
+        "",
+        "Each compressed group against its protocol's float32 runs (means over seeds):",
+        "",
+        render(against_float32(results)),
+        "",
+        f"Measured: {provenance(results)}.",
+    ]
+    plots = [final_accuracy_vs_bytes(results, out), *write_plots(results, out, label_of=label)]
+    return sections, plots
+
+
+def bytes_sections(root: Path) -> list[str]:
+    return [
+        "Per benchmark (MB = 10^6 bytes, per round and worker over the measured rounds; ResIST's hand-off "
+        "depends on the rounds' random partitions, the cost model gives its expectation):",
+        "",
+        render(bytes_table(load_benches(root), root)),
+    ]
+
+
 def main(argv: list[str]) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=HERE / "runs", help="the folder bench.sh wrote")
-    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md")
+    parser.add_argument("--runs", type=Path, default=HERE / "runs", help="the folder bench.sh and run.sh wrote into")
+    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plots")
+    parser.add_argument("--only", choices=("bytes", "accuracy"), help="write one section only")
     args = parser.parse_args(argv)
     try:
-        benches = load_benches(args.runs)
-        sections = [
-            "Per benchmark (MB = 10^6 bytes, per round and worker over the measured rounds; ResIST's hand-off "
-            "depends on the rounds' random partitions, the cost model gives its expectation):",
-            "",
-            render(bytes_table(benches, args.runs)),
-        ]
-        publish(args.out, sections, section="bytes")
+        if args.only in (None, "bytes"):
+            publish(args.out, bytes_sections(args.runs), section="bytes")
+        if args.only in (None, "accuracy"):
+            sections, plots = accuracy_sections(args.runs / "accuracy", args.out)
+            publish(args.out, sections, plots, section="accuracy")
     except UserError as exc:
         exit_with(str(exc))
 

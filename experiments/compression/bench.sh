@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compressed transfers on the paper's network, bytes measured side by side: python -m resist.bench
 # with protocol.compress=int8 (local SGD and ResIST) at S = 2, 4, 8 (minimum depth 4 at S = 8 as the
-# paper's runs, and 0), and bf16 local SGD at S = 4; the CIFAR-100 PreActResNet-101 on synthetic data
+# paper's runs, and 0), and bf16 DDP (torch's hook) and local SGD at S = 4; the CIFAR-100 PreActResNet-101 on synthetic data
 # (bytes do not depend on pixels), settings as experiments/comm/run.sh.
 # Usage (from the repository root): bash experiments/compression/bench.sh [RUNS_DIR]
 set -euo pipefail
@@ -18,4 +18,4 @@ bench int8-S2 "$both" num_workers=2 train.batch_size=8 bench.rounds=6 protocol.c
 bench int8-S4 "$both" num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=int8
 bench int8-S8 "$both" num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8
 bench int8-S8-m0 "$both" num_workers=8 train.batch_size=2 bench.rounds=4 protocol.compress=int8 protocol.decomposition.min_depth=0
-bench bf16-S4 num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=bf16 "bench.protocols=[local_sgd]"
+bench bf16-S4 num_workers=4 train.batch_size=4 bench.rounds=6 protocol.compress=bf16 "bench.protocols=[ddp,local_sgd]"

@@ -164,13 +164,51 @@ def test_compression_analysis_sets_measured_bytes_against_float32_ring_local_sgd
         runs / "int8-S8", model="preact_resnet101", workers=8, min_depth=4, protocols=("resist",), compress="int8"
     )
     out = _out(tmp_path, "compression")
-    result = _analyze("compression", "--runs", runs, "--out", out)
+    result = _analyze("compression", "--runs", runs, "--out", out, "--only", "bytes")
     assert result.returncode == 0, result.stderr
     section = (out / "README.md").read_text().split("<!-- BEGIN bytes -->")[1].split("<!-- END bytes -->")[0]
     # ResIST sends 40 MB against the 400 MB float32 reference: 0.1, within 0.12 at S = 4, 0.11 at S = 8
     assert "| 4 | resist, m = 0 | int8 | 40.000 | 40.000 | 400.000 | 0.1000 | ≤ 0.12: met |" in section
     assert "| 8 | resist, m = 4 | int8 | 40.000 | 40.000 | 400.000 | 0.1000 | ≤ 0.11: met |" in section
     assert "| 4 | local_sgd | int8 | 100.000 | 100.000 | 400.000 | 0.2500 | - |" in section
+
+
+def test_compression_analysis_sets_each_compressed_group_against_its_float32_runs(tmp_path):
+    runs = tmp_path / "compression-runs"
+    # final accuracy, bytes per evaluation (two evaluations per run)
+    figures = {
+        ("resist", "none"): (0.50, 40e6),
+        ("resist", "int8"): (0.497, 11e6),
+        ("resist", "bf16"): (0.49, 21e6),
+        ("local_sgd", "none"): (0.55, 100e6),
+        ("local_sgd", "int8"): (0.54, 26e6),
+    }
+    for seed in (0, 1):
+        for job, ((protocol, compress), (final, megabytes)) in enumerate(figures.items()):
+            write_run(
+                runs / "accuracy" / f"sweep-seed{seed}" / str(job),
+                protocol=protocol,
+                seed=seed,
+                workers=4,
+                accuracies=[final - 0.2, final],
+                bytes_per_eval=megabytes,
+                config={"protocol": {"compress": compress}},
+            )
+    out = _out(tmp_path, "compression")
+    result = _analyze("compression", "--runs", runs, "--out", out, "--only", "accuracy")
+    assert result.returncode == 0, result.stderr
+    section = (out / "README.md").read_text().split("<!-- BEGIN accuracy -->")[1].split("<!-- END accuracy -->")[0]
+    group = "| resist | 4 | 10 | preact_resnet_mini | digits | protocol.compress=int8 | 0,1 | 49.70 % ± 0.00 % |"
+    assert group in section
+    # bytes to train: 2 evaluations' bytes less the 1 MB of evaluation and metrics
+    int8 = f"| resist | 4 | int8 | 2 / 2 | -0.30 points | {21 / 79:.4f} | {21 / 199:.4f} | 1.000 |"
+    assert f"{int8} within 0.5 point: met |" in section
+    assert f"| resist | 4 | bf16 | 2 / 2 | -1.00 points | {41 / 79:.4f} | {41 / 199:.4f} | 1.000 | - |" in section
+    assert "| local_sgd | 4 | int8 | 2 / 2 | -1.00 points |" in section
+    for name in ("final_accuracy_vs_bytes.png", "accuracy_vs_bytes.png", "accuracy_vs_epochs.png"):
+        assert (out / name).read_bytes()[:8] == PNG
+    missing = _analyze("compression", "--runs", tmp_path / "nothing", "--out", out, "--only", "accuracy")
+    assert missing.returncode == 2 and len(missing.stderr.strip().splitlines()) == 1
 
 
 def test_the_what_if_model_and_its_link_fit():
