@@ -98,6 +98,8 @@ CATALOGUE: list[tuple[str, Setup, str]] = [
     ("protocol none with workers", _args("protocol=none"), "num_workers: protocol=none trains one worker"),
     ("too few blocks per worker", _args("num_workers=8"), "protocol.decomposition.min_depth: 8 workers share 4"),
     ("another protocol's key", _args("protocol=ddp", "protocol.local_steps=5"), "protocol.local_steps: protocol=ddp"),
+    ("a compression DDP lacks", _args("protocol=ddp", "protocol.compress=int8"), "protocol.compress: Invalid value"),
+    ("PowerSGD from step 1", _args("protocol=ddp", "protocol.powersgd_start_step=1"), "protocol.powersgd_start_step: "),
     ("milestones out of order", _args("optim.milestones=[0.8,0.5]"), "optim.milestones: "),
     ("zero batch size", _args("train.batch_size=0"), "train.batch_size: "),
     ("image too small for the model", _args("model=imagenet_preact_resnet50"), "dataset.image_size: 16px is too small"),
