@@ -3,7 +3,7 @@
 # experiments: PreActResNet "mini deep", 2 epochs, batch 64 per worker, lr 0.05, l = 20) at S = 4,
 # evaluated every half epoch: local SGD and ResIST at protocol.compress = bf16, int8 and none, DDP
 # at powersgd (rank 2) and none, seeds 0 and 1. One Hydra multirun per sweep, in the order below
-# (compressed runs first); run again, the script resumes the runs that were stopped and keeps those
+# (compressed runs first, then their float32 references); run again, the script resumes the runs that were stopped and keeps those
 # that finished, so it can be stopped between sweeps and continued.
 # Usage (from the repository root): bash experiments/compression/run.sh [RUNS_DIR]
 set -euo pipefail
@@ -29,9 +29,9 @@ sweep() {  # sweep NAME SEED JOBS OVERRIDES...: one multirun into $runs/NAME-see
 for seed in 0 1; do
   sweep bf16 "$seed" 2 "$averaging" protocol.compress=bf16
   sweep int8 "$seed" 2 "$averaging" protocol.compress=int8
-  sweep none "$seed" 2 "$averaging" protocol.compress=none
   sweep ddp-powersgd "$seed" 1 +experiment=cifar10_cpu_ddp protocol.compress=powersgd
 done
-for seed in 0 1; do
+for seed in 0 1; do   # the float32 references (the CIFAR-10 study's runs, bitwise the same)
+  sweep none "$seed" 2 "$averaging" protocol.compress=none
   sweep ddp-none "$seed" 1 +experiment=cifar10_cpu_ddp
 done
