@@ -23,9 +23,11 @@ def data_parallel(model: nn.Module, comm: Comm, hook: Float32Hook | None = None)
     DDP's own initial broadcast and its per-forward buffer broadcast are off: they would move bytes
     outside the ledger. Initial weights and BatchNorm statistics are the caller's to move via ``comm``.
     A hook whose state is per bucket (``freezes_buckets``) gets DDP's first bucket layout for the
-    whole run (``find_unused_parameters=True``: DDP then never rebuilds its buckets).
+    whole run (``find_unused_parameters=True``: DDP then never rebuilds its buckets, and all-reduces
+    its used-parameter map every step, which the hook bills).
     """
     hook = Float32Hook(comm) if hook is None else hook
+    hook.bind(model)
     device_ids = [comm.device] if comm.device.type == "cuda" else None
     ddp = DistributedDataParallel(
         model,

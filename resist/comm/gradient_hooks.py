@@ -1,5 +1,5 @@
 """DDP communication hooks: torch's own hooks, run on a :class:`Comm`'s group, every all-reduce they
-issue billed to the Comm's ledger with the bytes it moves.
+issue billed to the Comm's ledger (``train_sync``) with the bytes it moves.
 
 * :class:`Float32Hook` — ``default_hooks.allreduce_hook``: the bucket's float32 gradients.
 * :class:`BF16Hook` — ``default_hooks.bf16_compress_hook``: the bucket cast to bfloat16 (2 bytes per
@@ -11,15 +11,18 @@ issue billed to the Comm's ledger with the bytes it moves.
   training state: :meth:`PowerSGDHook.state_dict` holds all of it, so a resumed run continues
   bitwise rather than restarting the residuals. Its random initial Q factors are drawn from a
   generator derived from the run's seed and the bucket (never from torch's global generator), the
-  same on every rank. The bytes billed follow :func:`resist.comm.cost.powersgd_sizes`; after each
-  bucket the hook checks them against the factors torch allocated and fails loudly if they differ.
+  same on every rank. The bytes billed follow :func:`resist.comm.cost.powersgd_sizes`; each bucket
+  checks them against torch's own count of the values it compresses to
+  (``total_numel_after_compression``) and fails loudly if they differ.
 
 PowerSGD's state is kept per DDP bucket, so the buckets must not change during a run: DDP rebuilds
 them once, after a process's first step (in gradient-ready order), and on a resumed run that
 rebuild would come after the checkpoint's residuals were loaded into the first layout. The
 PowerSGD data-parallel wrapper is therefore built with ``find_unused_parameters=True``
-(:func:`resist.comm.data_parallel.data_parallel`), under which DDP keeps its first layout (one extra
-traversal of the autograd graph per step; torch warns once about it).
+(:func:`resist.comm.data_parallel.data_parallel`), under which DDP keeps its first layout. That
+costs one extra traversal of the autograd graph per step (torch warns once about it) and one more
+all-reduce per step, which DDP issues itself: its map of the parameters used, one int32 per
+parameter tensor, billed here with the step's last bucket.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 from typing import Any
 
 import torch
+from torch import nn
 from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.distributed.algorithms.ddp_comm_hooks.powerSGD_hook import PowerSGDState, powerSGD_hook
 
@@ -43,8 +47,16 @@ class Float32Hook:
 
     freezes_buckets = False
 
-    def __init__(self, comm: Comm, purpose: Purpose = Purpose.train_sync) -> None:
-        self.comm, self.purpose = comm, purpose
+    def __init__(self, comm: Comm) -> None:
+        self.comm = comm
+        self._used_map_bytes = 0
+
+    def bind(self, model: nn.Module) -> None:
+        """Called by :func:`resist.comm.data_parallel.data_parallel` with the model DDP wraps: with
+        ``freezes_buckets``, DDP also all-reduces its used-parameter map (an int32 per parameter
+        tensor) every step, billed with the step's last bucket."""
+        if self.freezes_buckets:
+            self._used_map_bytes = 4 * sum(1 for p in model.parameters() if p.requires_grad)
 
     def _run(self, bucket):
         return default_hooks.allreduce_hook(self.comm.group, bucket)
@@ -59,16 +71,14 @@ class Float32Hook:
         start = time.perf_counter()
         payloads = self._payloads(bucket)
         future = self._run(bucket)
+        if bucket.is_last() and self._used_map_bytes:
+            payloads.append(self._used_map_bytes)
 
         def billed(fut: torch.futures.Future[torch.Tensor]) -> torch.Tensor:
-            self._check(bucket)
-            self.comm.record_all_reduces(payloads, self.purpose, seconds=time.perf_counter() - start)
+            self.comm.record_all_reduces(payloads, Purpose.train_sync, seconds=time.perf_counter() - start)
             return fut.value()
 
         return future.then(billed)
-
-    def _check(self, bucket) -> None:
-        """Called when a bucket's all-reduces are done (nothing to check for a plain hook)."""
 
     def state_dict(self) -> dict[str, Any]:
         """The hook's training state, plain data and tensors (none for a stateless hook)."""
@@ -94,8 +104,8 @@ class PowerSGDHook(Float32Hook):
 
     freezes_buckets = True
 
-    def __init__(self, comm: Comm, *, rank: int, start_step: int, seed: int, purpose: Purpose = Purpose.train_sync):
-        super().__init__(comm, purpose)
+    def __init__(self, comm: Comm, *, rank: int, start_step: int, seed: int) -> None:
+        super().__init__(comm)
         self.seed = seed
         self.state = PowerSGDState(
             process_group=comm.group,
@@ -104,12 +114,12 @@ class PowerSGDHook(Float32Hook):
             use_error_feedback=True,
             warm_start=True,
         )
-        self._expected: dict[int, tuple[int, int]] = {}  # bucket index -> (P, Q) sizes of its last step
+        self._billed_values = 0  # values of the bucket being sent, as billed (0: a float32 step)
 
     def _payloads(self, bucket) -> list[int]:
         state, buffer = self.state, bucket.buffer()
         if state.iter < state.start_powerSGD_iter:  # torch's hook all-reduces the float32 bucket
-            self._expected.pop(bucket.index(), None)
+            self._billed_values = 0
             return [buffer.numel() * buffer.element_size()]
         sizes = powersgd_sizes(
             [g.shape for g in bucket.gradients()], state.matrix_approximation_rank, state.min_compression_rate
@@ -120,29 +130,27 @@ class PowerSGDHook(Float32Hook):
             state.p_memory_dict[index] = torch.zeros(sizes.p, dtype=buffer.dtype, device=buffer.device)
             q = torch.randn(sizes.q, generator=draws, dtype=buffer.dtype)
             state.q_memory_dict[index] = q.to(buffer.device)
-        self._expected[index] = (sizes.p, sizes.q)
+        self._billed_values = sizes.total
         size = buffer.element_size()
         return [sizes.uncompressed * size, sizes.p * size, sizes.q * size]
 
     def _run(self, bucket):
+        counted = self.state.total_numel_after_compression
         future = powerSGD_hook(self.state, bucket)
+        sent = self.state.total_numel_after_compression - counted  # torch's count, made before it sends
+        if self._billed_values and sent != self._billed_values:
+            raise RuntimeError(
+                f"PowerSGD bucket {bucket.index()}: torch's hook sends {sent} values, the ledger bills "
+                f"{self._billed_values}: resist.comm.cost.powersgd_sizes no longer matches this torch"
+            )
         # torch's hook issues a bucket's P and Q all-reduces from the completion callbacks of the one
         # before, which gloo runs on its own threads: left to run on, they would interleave with the
-        # next bucket's all-reduces in a different order on each rank (a collective mismatch; gloo and
-        # NCCL both need every rank to issue collectives in one order). Each bucket finishes first.
+        # next bucket's all-reduces in a different order on each rank (a collective mismatch: every
+        # rank must issue collectives in one order). Each bucket finishes first, which gives up the
+        # overlap of PowerSGD's all-reduces with the rest of the backward pass (NCCL, whose futures
+        # complete on the issuing thread, would not need it; the order is kept the same everywhere).
         future.wait()
         return future
-
-    def _check(self, bucket) -> None:
-        index = bucket.index()
-        if index not in self._expected:
-            return
-        torch_sizes = (self.state.p_memory_dict[index].numel(), self.state.q_memory_dict[index].numel())
-        if torch_sizes != self._expected[index]:
-            raise RuntimeError(
-                f"PowerSGD bucket {index}: torch's hook sent factors of {torch_sizes} values, the ledger billed "
-                f"{self._expected[index]}: resist.comm.cost.powersgd_sizes no longer matches this torch"
-            )
 
     def state_dict(self) -> dict[str, Any]:
         """The step count and, per bucket index, the error-feedback residual and the P and Q factors."""

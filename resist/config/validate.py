@@ -10,6 +10,7 @@ import math
 
 from resist.config.schema import (
     PROTOCOL_CONFIGS,
+    AmpMode,
     BenchConfig,
     BenchSettings,
     Compression,
@@ -18,6 +19,7 @@ from resist.config.schema import (
     DatasetConfig,
     DatasetName,
     DDPConfig,
+    GradientCompression,
     LocalSGDConfig,
     OptimConfig,
     ProtocolName,
@@ -202,30 +204,10 @@ def _validate_train(train: TrainConfig) -> None:
         problem=f"must be >= 1 or null, got {train.max_steps}",
         fix="set train.max_steps=null to train all epochs",
     )
-    _require(
-        train.batch_size >= 1,
-        "train.batch_size",
-        problem=f"must be >= 1, got {train.batch_size}",
-        fix="set e.g. train.batch_size=128",
-    )
-    _require(
-        train.eval_batch_size >= 1,
-        "train.eval_batch_size",
-        problem=f"must be >= 1, got {train.eval_batch_size}",
-        fix="set e.g. train.eval_batch_size=100",
-    )
-    _require(
-        train.eval_every >= 1,
-        "train.eval_every",
-        problem=f"must be >= 1, got {train.eval_every}",
-        fix="set train.eval_every=1 (every train.eval_unit)",
-    )
-    _require(
-        train.log_every_steps >= 1,
-        "train.log_every_steps",
-        problem=f"must be >= 1, got {train.log_every_steps}",
-        fix="set e.g. train.log_every_steps=10",
-    )
+    _at_least(train.batch_size, 1, "train.batch_size", fix="set e.g. train.batch_size=128")
+    _at_least(train.eval_batch_size, 1, "train.eval_batch_size", fix="set e.g. train.eval_batch_size=100")
+    _at_least(train.eval_every, 1, "train.eval_every", fix="set train.eval_every=1 (every train.eval_unit)")
+    _at_least(train.log_every_steps, 1, "train.log_every_steps", fix="set e.g. train.log_every_steps=10")
 
 
 def _validate_bench(bench: BenchSettings) -> None:
@@ -265,6 +247,12 @@ def _validate_protocol(cfg: Config) -> None:
     if isinstance(protocol, ResISTConfig):
         _validate_decomposition(cfg, protocol)
     if isinstance(protocol, DDPConfig):
+        _require(
+            not (protocol.compress == GradientCompression.powersgd and cfg.train.amp == AmpMode.fp16),
+            "protocol.compress",
+            problem="powersgd with train.amp=fp16: its residuals would keep scaled (or overflowed) gradients",
+            fix="set train.amp=bf16 or off, or protocol.compress=bf16",
+        )
         _at_least(protocol.powersgd_rank, 1, "protocol.powersgd_rank", fix="set e.g. protocol.powersgd_rank=2")
         start, why = protocol.powersgd_start_step, " (torch's PowerSGD hook with error feedback)"
         _at_least(start, 2, "protocol.powersgd_start_step", why=why, fix="set e.g. protocol.powersgd_start_step=2")

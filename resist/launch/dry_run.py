@@ -154,15 +154,19 @@ def _averaged(codec: Codec | None, float32_bytes: int, workers: int) -> float:
 def _ddp_step(cfg: Config, shapes: _Shapes, step: int) -> float:
     """Wire bytes per worker of DDP's gradient all-reduces in optimizer step ``step`` (0-based):
     float32 or bf16 gradients, or with PowerSGD from its start step on the uncompressed tensors and
-    the factors of :func:`powersgd_sizes` (float32), each ring all-reduced."""
+    the factors of :func:`powersgd_sizes` (float32), and at every step DDP's used-parameter map (an
+    int32 per parameter tensor), each ring all-reduced."""
     protocol, workers = cfg.protocol, cfg.num_workers
     assert isinstance(protocol, DDPConfig)
     if protocol.compress == GradientCompression.bf16:
         return wire_bytes(Op.all_reduce, 2 * shapes.parameters, workers)
-    if protocol.compress == GradientCompression.powersgd and step >= protocol.powersgd_start_step:
-        sizes = powersgd_sizes(shapes.parameter_shapes, protocol.powersgd_rank)
-        return wire_bytes(Op.all_reduce, 4 * sizes.total, workers)
-    return wire_bytes(Op.all_reduce, shapes.params, workers)
+    if protocol.compress != GradientCompression.powersgd:
+        return wire_bytes(Op.all_reduce, shapes.params, workers)
+    used_map = 4 * len(shapes.parameter_shapes)  # DDP's own all-reduce under find_unused_parameters
+    if step < protocol.powersgd_start_step:
+        return wire_bytes(Op.all_reduce, shapes.params + used_map, workers)
+    sizes = powersgd_sizes(shapes.parameter_shapes, protocol.powersgd_rank)
+    return wire_bytes(Op.all_reduce, 4 * sizes.total + used_map, workers)
 
 
 def expected_wire_bytes(cfg: Config, rounds: Sequence[int] | None = None) -> float:
@@ -205,7 +209,7 @@ def _ddp_lines(cfg: Config, shapes: _Shapes) -> list[str]:
     """DDP's gradient bytes per step, and with PowerSGD what it sends from its start step on."""
     protocol = cfg.protocol
     assert isinstance(protocol, DDPConfig)
-    float32 = wire_bytes(Op.all_reduce, shapes.params, cfg.num_workers)
+    float32 = _ddp_step(dataclasses.replace(cfg, protocol=DDPConfig()), shapes, 0)
     if protocol.compress == GradientCompression.none:
         return [f"  ddp (gradients, every step): {_mb(float32)}"]
     if protocol.compress == GradientCompression.bf16:
@@ -214,7 +218,8 @@ def _ddp_lines(cfg: Config, shapes: _Shapes) -> list[str]:
     sizes = powersgd_sizes(shapes.parameter_shapes, protocol.powersgd_rank)
     compressed = _ddp_step(cfg, shapes, protocol.powersgd_start_step)
     return [
-        f"  ddp, steps before {protocol.powersgd_start_step} (float32 gradients): {_mb(float32)}",
+        f"  ddp, steps before {protocol.powersgd_start_step} (float32 gradients; with PowerSGD also DDP's "
+        f"used-parameter map, 4 B per parameter tensor): {_mb(_ddp_step(cfg, shapes, 0))}",
         f"  ddp with compress=powersgd, rank {protocol.powersgd_rank}, from step {protocol.powersgd_start_step} on: "
         f"{_mb(compressed)}, {compressed / float32:.4f} of float32's ({sizes.uncompressed:,} values uncompressed, "
         f"factors P {sizes.p:,} and Q {sizes.q:,})",

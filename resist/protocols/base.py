@@ -59,7 +59,8 @@ class TrainingProtocol(ABC):
         """The synchronised model to evaluate (called at round ends, on every worker)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """State to checkpoint beyond the model and optimizer, plain data (none by default)."""
+        """State to checkpoint beyond the model and optimizer: plain data and tensors, loadable with
+        ``weights_only=True`` (none by default)."""
         return {}
 
 

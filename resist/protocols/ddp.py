@@ -42,8 +42,8 @@ class DataParallel(TrainingProtocol):
         model = make_model(initialize=state is None)
         if state is None:
             broadcast_initial_state(model, self.comm)
-        else:
-            self.hook.load_state_dict(state.get("gradient_hook", {}))  # absent from checkpoints before hooks had state
+        elif "gradient_hook" in state:  # absent from float32 checkpoints written before hooks had state
+            self.hook.load_state_dict(state["gradient_hook"])
         self.model = model
         return data_parallel(model, self.comm, self.hook)
 

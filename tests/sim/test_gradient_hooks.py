@@ -30,17 +30,21 @@ def _batch(step: int, rank: int):
     return torch.randn(6, 1, 8, 8, generator=g), torch.randint(3, (6,), generator=g)
 
 
-def _steps(protocol, model, rank: int, steps: range) -> list[dict]:
-    """Train ``steps`` on ``rank``'s batches; per step, the ledger's all-reduce entries of that step."""
+def _steps(protocol, model, rank: int, steps: range) -> list[tuple[list, int]]:
+    """Train ``steps`` on ``rank``'s batches; per step, the ledger's entries of that step and, with
+    PowerSGD, the values torch's hook counted as sent in it (its ``total_numel_after_compression``)."""
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    state = getattr(protocol.hook, "state", None)
     per_step = []
     for step in steps:
         images, labels = _batch(step, rank)
         optimizer.zero_grad()
         protocol.comm.ledger.start_round(step)
+        counted = state.total_numel_after_compression if state is not None else 0
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
-        per_step.append([e for e in protocol.comm.ledger.round_entries if e.purpose == Purpose.train_sync])
+        entries = [e for e in protocol.comm.ledger.round_entries if e.purpose == Purpose.train_sync]
+        per_step.append((entries, state.total_numel_after_compression - counted if state is not None else 0))
     return per_step
 
 
@@ -72,25 +76,43 @@ def test_bf16_bills_half_of_float32_gradients():
     numel = sum(p.numel() for p in make_model().parameters())
     for compress, value_bytes in ((GradientCompression.none, 4), (GradientCompression.bf16, 2)):
         for _, per_step, _ in _run(compress):
-            for entries in per_step:
+            for entries, _ in per_step:
                 assert all(e.op == Op.all_reduce for e in entries)
                 assert sum(e.payload_bytes for e in entries) == value_bytes * numel
                 assert sum(e.wire_bytes for e in entries) == pytest.approx(value_bytes * numel, rel=1e-12)  # 2(S-1)/S
 
 
-def test_powersgd_bills_float32_until_its_start_step_then_the_factors():
+def test_powersgd_bills_float32_until_its_start_step_then_what_torch_sends():
+    """Before the start step the float32 gradients; from it on the values torch's hook counts as
+    sent (its own tally, made before it sends), which are the sizes the cost model gives, far fewer
+    than the gradients'; at every step DDP's used-parameter map, an int32 per parameter tensor."""
     params = list(make_model().parameters())
-    numel = sum(p.numel() for p in params)
+    numel, used_map = sum(p.numel() for p in params), 4 * len(params)
     sizes = powersgd_sizes([p.shape for p in params], rank=2)
     assert sizes.p > 0 and sizes.q > 0 and sizes.total < numel / 10
     for _, per_step, _ in _run(GradientCompression.powersgd):
-        for step, entries in enumerate(per_step):
+        for step, (entries, counted) in enumerate(per_step):
             payload = sum(e.payload_bytes for e in entries)
+            assert all(e.op == Op.all_reduce for e in entries)
             if step < START:
-                assert payload == 4 * numel
+                assert (payload, counted) == (4 * numel + used_map, 0)
             else:
-                assert payload == 4 * sizes.total
-                assert len(entries) % 3 == 0  # per bucket: uncompressed, P, Q
+                assert counted == sizes.total
+                assert payload == 4 * counted + used_map
+
+
+def test_a_ledger_that_would_bill_other_sizes_than_torch_sends_stops_the_run(monkeypatch):
+    from resist.comm import gradient_hooks
+    from resist.comm.backends import ThreadWorkerError
+    from resist.comm.cost import PowerSGDSizes
+
+    def one_value_short(shapes, rank, min_compression_rate=2):
+        sizes = powersgd_sizes(shapes, rank, min_compression_rate)
+        return PowerSGDSizes(sizes.uncompressed - 1, sizes.p, sizes.q)
+
+    monkeypatch.setattr(gradient_hooks, "powersgd_sizes", one_value_short)
+    with pytest.raises(ThreadWorkerError, match="powersgd_sizes no longer matches this torch"):
+        _run(GradientCompression.powersgd)
 
 
 def test_a_restored_powersgd_hook_continues_exactly_as_the_original():
@@ -117,7 +139,7 @@ def test_a_restored_powersgd_hook_continues_exactly_as_the_original():
         again = _steps(restored, twin, comm.rank, range(3, 5))
         pairs = zip(protocol.model.parameters(), restored.model.parameters(), strict=True)
         same = all(torch.equal(a, b) for a, b in pairs)
-        bills = [[e.payload_bytes for e in s] for s in original] == [[e.payload_bytes for e in s] for s in again]
+        bills = [[e.payload_bytes for e in s] for s, _ in original] == [[e.payload_bytes for e in s] for s, _ in again]
         return same, bills
 
     assert run_in_threads(2, worker) == [(True, True)] * 2

@@ -58,11 +58,12 @@ def test_the_paper_network_sized_on_the_default_digits_names_its_bytes_on_cifar1
 
 def test_ddp_with_torchs_hooks_prints_their_bytes(tmp_path, monkeypatch):
     """bf16: half of float32's 248,104,380 B; PowerSGD at rank 2: 2(S-1)/S x 4 bytes x (the values
-    of vectors and small matrices + the P and Q factors of the others)."""
+    of vectors and small matrices + the P and Q factors of the others + DDP's used-parameter map)."""
     paper = ("model=preact_resnet101", "num_workers=4", "dataset=cifar10", "protocol=ddp")
     bf16 = _dry_run(tmp_path, monkeypatch, *paper, "protocol.compress=bf16")
     assert "ddp with compress=bf16 (gradients, every step): 124,052,190 B = 124.1 MB, 0.500 of float32's" in bf16
     assert "local SGD with compress" not in bf16
     powersgd = _dry_run(tmp_path, monkeypatch, *paper, "protocol.compress=powersgd")
-    assert "ddp, steps before 2 (float32 gradients): 248,104,380 B" in powersgd
-    assert f"from step 2 on: {1.5 * 4 * (31_626 + 34_452 + 286_518):,.0f} B = 2.1 MB" in powersgd
+    # and at every step DDP's used-parameter map: an int32 for each of the 204 parameter tensors
+    assert f"parameter tensor): {248_104_380 + 1.5 * 4 * 204:,.0f} B" in powersgd
+    assert f"from step 2 on: {1.5 * 4 * (31_626 + 34_452 + 286_518 + 204):,.0f} B = 2.1 MB" in powersgd
