@@ -32,7 +32,7 @@ def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | 
             f"final test accuracy: {accuracy:.2%} ({summary['step']} steps, {summary['time/elapsed_s']:.1f} s)"
         )
     if typed.num_workers > 1 and summary:  # (a submitted or dry-run SLURM job has no summary yet)
-        lines.append(bytes_report(run_dir))
+        lines.append(bytes_report(run_dir, typed))
     lines.append(f"run directory: {run_dir}")
     print("\n".join(lines))
     with RunDir(run_dir).run_log.open("a", encoding="utf-8") as log:  # run.log holds what the console showed
@@ -40,24 +40,28 @@ def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | 
     return accuracy
 
 
-def bytes_report(run_dir: Path) -> str:
+def bytes_report(run_dir: Path, cfg: Config) -> str:
     """Bytes the run sent (measured) next to the cost model's figure for a like-for-like reference:
-    local SGD over the same rounds for protocols that synchronise once per round, the ring
-    all-reduce of every step's gradients for data-parallel training."""
+    float32 local SGD over the same rounds for protocols that synchronise once per round, every
+    step's gradient all-reduces (compressed as ``cfg`` says) for data-parallel training."""
     from resist.comm.cost import Op, ring_all_reduce_bytes_per_worker, wire_bytes
+    from resist.launch.dry_run import expected_wire_bytes
     from resist.logging.jsonl import read_jsonl
 
     records = read_jsonl(RunDir(run_dir).metrics)
     start, summary = records[0], records[-1]
     workers, params = start["num_workers"], start["model/params"]
     rounds = -(-summary["step"] // start["steps_per_round"])  # (a resume may have extended the run)
-    reference = rounds * workers * ring_all_reduce_bytes_per_worker(params, workers)
-    reference += wire_bytes(Op.broadcast, params * 4, workers, is_root=True)
+    initial = wire_bytes(Op.broadcast, params * 4, workers, is_root=True)
     training = sum(summary[f"comm/cum_wire_bytes/{purpose}"] for purpose in ("init", "train_sync", "handoff"))
     if start["protocol"] == "ddp":
-        what = f"the cost model expects {reference / 1e6:.2f} MB for its {rounds} gradient all-reduces"
+        reference = initial + rounds * workers * expected_wire_bytes(cfg, range(rounds))
+        compress = getattr(cfg.protocol, "compress", "none")
+        gradients = "" if compress == "none" else f" ({compress.value})"
+        what = f"the cost model expects {reference / 1e6:.2f} MB for its {rounds} gradient all-reduces{gradients}"
     else:
-        what = f"local SGD would send {reference / 1e6:.2f} MB for the same {rounds} rounds"
+        reference = initial + rounds * workers * ring_all_reduce_bytes_per_worker(params, workers)
+        what = f"float32 local SGD would send {reference / 1e6:.2f} MB for the same {rounds} rounds"
     return (
         f"bytes sent by all workers (measured, modeled wire): {training / 1e6:.2f} MB to train (initial "
         f"weights included; {what}, cost model) and {summary['comm/cum_wire_bytes'] / 1e6:.2f} MB in all "
