@@ -194,17 +194,26 @@ def test_compression_analysis_sets_each_compressed_group_against_its_float32_run
                 bytes_per_eval=megabytes,
                 config={"protocol": {"compress": compress}},
             )
+    write_run(  # a seed without a float32 twin: in its group's row, not in the comparison
+        runs / "accuracy" / "sweep-seed2" / "0",
+        protocol="resist",
+        seed=2,
+        workers=4,
+        accuracies=[0.1, 0.1],
+        bytes_per_eval=11e6,
+        config={"protocol": {"compress": "int8"}},
+    )
     out = _out(tmp_path, "compression")
     result = _analyze("compression", "--runs", runs, "--out", out, "--only", "accuracy")
     assert result.returncode == 0, result.stderr
     section = (out / "README.md").read_text().split("<!-- BEGIN accuracy -->")[1].split("<!-- END accuracy -->")[0]
-    group = "| resist | 4 | 10 | preact_resnet_mini | digits | protocol.compress=int8 | 0,1 | 49.70 % ± 0.00 % |"
+    group = "| resist | 4 | 10 | preact_resnet_mini | digits | protocol.compress=int8 | 0,1,2 | 36.47 % ± 22.92 % |"
     assert group in section
     # bytes to train: 2 evaluations' bytes less the 1 MB of evaluation and metrics
-    int8 = f"| resist | 4 | int8 | 2 / 2 | -0.30 points | {21 / 79:.4f} | {21 / 199:.4f} | 1.000 |"
+    int8 = f"| resist | 4 | int8 | 0,1 | -0.30 points | {21 / 79:.4f} | {21 / 199:.4f} | 1.000 |"
     assert f"{int8} within 0.5 point: met |" in section
-    assert f"| resist | 4 | bf16 | 2 / 2 | -1.00 points | {41 / 79:.4f} | {41 / 199:.4f} | 1.000 | - |" in section
-    assert "| local_sgd | 4 | int8 | 2 / 2 | -1.00 points |" in section
+    assert f"| resist | 4 | bf16 | 0,1 | -1.00 points | {41 / 79:.4f} | {41 / 199:.4f} | 1.000 | - |" in section
+    assert "| local_sgd | 4 | int8 | 0,1 | -1.00 points |" in section
     for name in ("final_accuracy_vs_bytes.png", "accuracy_vs_bytes.png", "accuracy_vs_epochs.png"):
         assert (out / name).read_bytes()[:8] == PNG
     missing = _analyze("compression", "--runs", tmp_path / "nothing", "--out", out, "--only", "accuracy")
