@@ -58,19 +58,15 @@ class Float32Hook:
         if self.freezes_buckets:
             self._used_map_bytes = 4 * sum(1 for p in model.parameters() if p.requires_grad)
 
-    def _run(self, bucket):
-        return default_hooks.allreduce_hook(self.comm.group, bucket)
-
-    def _payloads(self, bucket) -> list[int]:
-        """Bytes of each all-reduce :meth:`_run` issues for ``bucket``."""
+    def _send(self, bucket) -> tuple[torch.futures.Future[torch.Tensor], list[int]]:
+        """Run torch's hook on ``bucket``: its future and the bytes of each all-reduce it issues."""
         buffer = bucket.buffer()
-        return [buffer.numel() * buffer.element_size()]
+        return default_hooks.allreduce_hook(self.comm.group, bucket), [buffer.numel() * buffer.element_size()]
 
     def communicate(self, _state, bucket):  # unannotated: DDP inspects annotations, which are strings here
         """The hook DDP calls per bucket: runs torch's hook, bills its all-reduces when they are done."""
         start = time.perf_counter()
-        payloads = self._payloads(bucket)
-        future = self._run(bucket)
+        future, payloads = self._send(bucket)
         if bucket.is_last() and self._used_map_bytes:
             payloads.append(self._used_map_bytes)
 
@@ -91,11 +87,8 @@ class Float32Hook:
 class BF16Hook(Float32Hook):
     """torch's ``bf16_compress_hook``: 2 bytes per value on the wire."""
 
-    def _run(self, bucket):
-        return default_hooks.bf16_compress_hook(self.comm.group, bucket)
-
-    def _payloads(self, bucket) -> list[int]:
-        return [bucket.buffer().numel() * 2]
+    def _send(self, bucket) -> tuple[torch.futures.Future[torch.Tensor], list[int]]:
+        return default_hooks.bf16_compress_hook(self.comm.group, bucket), [bucket.buffer().numel() * 2]
 
 
 class PowerSGDHook(Float32Hook):
@@ -114,13 +107,11 @@ class PowerSGDHook(Float32Hook):
             use_error_feedback=True,
             warm_start=True,
         )
-        self._billed_values = 0  # values of the bucket being sent, as billed (0: a float32 step)
 
-    def _payloads(self, bucket) -> list[int]:
+    def _send(self, bucket) -> tuple[torch.futures.Future[torch.Tensor], list[int]]:
         state, buffer = self.state, bucket.buffer()
         if state.iter < state.start_powerSGD_iter:  # torch's hook all-reduces the float32 bucket
-            self._billed_values = 0
-            return [buffer.numel() * buffer.element_size()]
+            return powerSGD_hook(state, bucket), [buffer.numel() * buffer.element_size()]
         sizes = powersgd_sizes(
             [g.shape for g in bucket.gradients()], state.matrix_approximation_rank, state.min_compression_rate
         )
@@ -130,18 +121,13 @@ class PowerSGDHook(Float32Hook):
             state.p_memory_dict[index] = torch.zeros(sizes.p, dtype=buffer.dtype, device=buffer.device)
             q = torch.randn(sizes.q, generator=draws, dtype=buffer.dtype)
             state.q_memory_dict[index] = q.to(buffer.device)
-        self._billed_values = sizes.total
-        size = buffer.element_size()
-        return [sizes.uncompressed * size, sizes.p * size, sizes.q * size]
-
-    def _run(self, bucket):
-        counted = self.state.total_numel_after_compression
-        future = powerSGD_hook(self.state, bucket)
-        sent = self.state.total_numel_after_compression - counted  # torch's count, made before it sends
-        if self._billed_values and sent != self._billed_values:
+        counted = state.total_numel_after_compression
+        future = powerSGD_hook(state, bucket)
+        sent = state.total_numel_after_compression - counted  # torch's count, made before it sends
+        if sent != sizes.total:
             raise RuntimeError(
-                f"PowerSGD bucket {bucket.index()}: torch's hook sends {sent} values, the ledger bills "
-                f"{self._billed_values}: resist.comm.cost.powersgd_sizes no longer matches this torch"
+                f"PowerSGD bucket {index}: torch's hook sends {sent} values, the ledger bills "
+                f"{sizes.total}: resist.comm.cost.powersgd_sizes no longer matches this torch"
             )
         # torch's hook issues a bucket's P and Q all-reduces from the completion callbacks of the one
         # before, which gloo runs on its own threads: left to run on, they would interleave with the
@@ -150,7 +136,8 @@ class PowerSGDHook(Float32Hook):
         # overlap of PowerSGD's all-reduces with the rest of the backward pass (NCCL, whose futures
         # complete on the issuing thread, would not need it; the order is kept the same everywhere).
         future.wait()
-        return future
+        size = buffer.element_size()
+        return future, [sizes.uncompressed * size, sizes.p * size, sizes.q * size]
 
     def state_dict(self) -> dict[str, Any]:
         """The step count and, per bucket index, the error-feedback residual and the P and Q factors."""

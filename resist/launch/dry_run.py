@@ -181,8 +181,11 @@ def expected_wire_bytes(cfg: Config, rounds: Sequence[int] | None = None) -> flo
     if cfg.protocol.name == ProtocolName.local_sgd:
         return _averaged(codec_for(cfg.protocol.compress), shapes.total, cfg.num_workers)  # type: ignore[attr-defined]
     if cfg.protocol.name == ProtocolName.ddp:
-        steps = [cfg.protocol.powersgd_start_step] if rounds is None else list(rounds)  # type: ignore[attr-defined]
-        return sum(_ddp_step(cfg, shapes, step) for step in steps) / len(steps)
+        start = cfg.protocol.powersgd_start_step  # type: ignore[attr-defined]
+        steps = [start] if rounds is None else list(rounds)
+        compressing = sum(step >= start for step in steps)  # the steps' bytes take only two values
+        before, after = _ddp_step(cfg, shapes, start - 1), _ddp_step(cfg, shapes, start)
+        return ((len(steps) - compressing) * before + compressing * after) / len(steps)
     raise ValueError(f"expected_wire_bytes: no round model for protocol {cfg.protocol.name.value}")
 
 
@@ -209,7 +212,7 @@ def _ddp_lines(cfg: Config, shapes: _Shapes) -> list[str]:
     """DDP's gradient bytes per step, and with PowerSGD what it sends from its start step on."""
     protocol = cfg.protocol
     assert isinstance(protocol, DDPConfig)
-    float32 = _ddp_step(dataclasses.replace(cfg, protocol=DDPConfig()), shapes, 0)
+    float32 = wire_bytes(Op.all_reduce, shapes.params, cfg.num_workers)
     if protocol.compress == GradientCompression.none:
         return [f"  ddp (gradients, every step): {_mb(float32)}"]
     if protocol.compress == GradientCompression.bf16:
