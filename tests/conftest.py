@@ -11,6 +11,7 @@ import pickle
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,16 @@ def run_main_in_process(args: list[str], monkeypatch: pytest.MonkeyPatch) -> tup
     return status, stdout.getvalue(), stderr.getvalue()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def decoded_cache_dir(tmp_path_factory: pytest.TempPathFactory):
+    """This session's ``dataset.cache_dir``: RESIST_CACHE_DIR, which conf/dataset/cifar*.yaml read
+    and the CLI runs inherit, so decoded image folders never land in the user's cache."""
+    path = tmp_path_factory.mktemp("decoded-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RESIST_CACHE_DIR", str(path))
+        yield path
+
+
 def _extract(archive: str, destination: Path) -> Path:
     path = SHARED_DATA / archive
     if not path.exists():
@@ -71,9 +82,15 @@ def _extract(archive: str, destination: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def cifar10_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The shared CIFAR-10 JPEG tarball extracted into a temporary directory (train/ and test/)."""
-    return _extract("cifar10-jpg.tar.gz", tmp_path_factory.mktemp("cifar10"))
+def cifar10_folder(tmp_path_factory: pytest.TempPathFactory):
+    """The shared CIFAR-10 JPEG tarball extracted into a temporary directory (train/ and test/): in
+    memory (/dev/shm) where there is one, as creating its 60,000 files on a disk takes half a minute."""
+    memory = Path("/dev/shm")
+    if not (memory.is_dir() and os.access(memory, os.W_OK)):
+        yield _extract("cifar10-jpg.tar.gz", tmp_path_factory.mktemp("cifar10"))
+        return
+    with tempfile.TemporaryDirectory(prefix="resist-test-cifar10-", dir=memory) as folder:
+        yield _extract("cifar10-jpg.tar.gz", Path(folder))
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,9 @@
 
 A run resumes with its saved config. Only keys that cannot change its trajectory may be given on
 the command line with ``resume=<run dir>``: how long it trains (``train.epochs``,
-``train.max_steps``), where and how it checkpoints, logs and launches. Everything else is the
-trajectory, recorded in every checkpoint's manifest and compared on resume.
+``train.max_steps``), where decoded images are kept, where and how it checkpoints, logs and
+launches. Everything else is the trajectory, recorded in every checkpoint's manifest and compared
+on resume.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from typing import Any
 
 from resist.config.schema import ConfigError
 
-RESUMABLE_KEYS = ("resume", "train.epochs", "train.max_steps", "checkpoint", "logger", "launcher", "hydra", "dry_run")
+RESUMABLE_KEYS = (
+    "resume",
+    "train.epochs",
+    "train.max_steps",
+    "dataset.cache_dir",
+    "checkpoint",
+    "logger",
+    "launcher",
+    "hydra",
+    "dry_run",
+)
 """Keys (and the subtrees under them) a resume may override."""
 
 

@@ -84,17 +84,16 @@ class ModelConfig:
 @dataclass
 class DatasetConfig:
     """Where the data lives and how it is read. ``root`` is relative to the working directory.
-
     ``image_size`` (pixels, square) applies to digits (resized), imagefolder and synthetic; CIFAR is
     32 and ImageNet 224 by definition. ``num_classes``, ``channels`` and ``num_*_samples`` describe
-    synthetic data only.
+    synthetic data only. ``cache_dir``: where CIFAR class folders are kept decoded, once per machine
+    (:mod:`resist.data.decoded_cache`; None: decoded by every worker of every run).
 
     ``augment`` (:class:`AugmentPolicy`) is the training-set augmentation: ``none``, ``crop_flip``
     (random crop of the image padded by 1/8 of its side + horizontal flip, for small images as
     CIFAR), ``resized_crop_flip`` (RandomResizedCrop + horizontal flip, ImageNet-style) or ``auto``
     (the default): ``crop_flip`` below 96 px image size, else ``resized_crop_flip``. Digits are never
-    flipped; synthetic data is never augmented (the policy is ignored).
-    """
+    flipped; synthetic data is never augmented (the policy is ignored)."""
 
     name: DatasetName = DatasetName.digits
     root: str | None = None
@@ -107,6 +106,7 @@ class DatasetConfig:
     channels: int = 3
     num_train_samples: int = 50_000
     num_test_samples: int = 10_000
+    cache_dir: str | None = None
 
 
 @dataclass

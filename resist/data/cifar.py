@@ -11,7 +11,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_datas
 from torchvision.transforms import v2
 
 from resist.config import DatasetConfig, DatasetName
-from resist.data import augment, imagefiles
+from resist.data import augment, decoded_cache, imagefiles
 from resist.data.datasets import DatasetError, DataSplits, SeededAugmentation, TensorImages, mixed_order
 
 CIFAR_STATS = {
@@ -42,13 +42,15 @@ def check(cfg: DatasetConfig) -> str:
 
 
 def preflight(cfg: DatasetConfig) -> None:
-    """:func:`check`, and for the folder layout the splits' class folders and the first bytes of
-    every image file (no decoding): the launcher's check before workers start."""
+    """:func:`check`, and for the folder layout the splits' class folders, the first bytes of every
+    image file (no decoding) and ``dataset.cache_dir``: the launcher's check before workers start."""
     if check(cfg) == "folder":
         root = Path(cfg.root or "")
         splits = [imagefiles.scan(root / name) for name in _FOLDER_SPLITS]
         _check_class_count(cfg, len(imagefiles.check_splits(splits)))
         imagefiles.check_files(splits)
+        if cfg.cache_dir is not None:
+            decoded_cache.check_cache_dir(cfg.cache_dir)
 
 
 def read(cfg: DatasetConfig, seed: int) -> DataSplits:
@@ -74,7 +76,7 @@ def read(cfg: DatasetConfig, seed: int) -> DataSplits:
         root = Path(cfg.root or "")
         listed = [_list_folder(root / name) for name in _FOLDER_SPLITS]
         classes = imagefiles.check_splits([split for split, _ in listed])
-        train, test = (_decode_folder(samples) for _, samples in listed)
+        train, test = (_read_folder(split.dir, samples, cfg.cache_dir) for split, samples in listed)
         where = f"ImageFolder layout at {root}"
     _check_class_count(cfg, len(classes))
     mean, std = CIFAR_STATS[cfg.name]
@@ -109,9 +111,21 @@ def _list_folder(split_dir: Path) -> tuple[imagefiles.Split, list[tuple[str, int
     return imagefiles.from_samples(split_dir, classes, samples), samples
 
 
-def _decode_folder(samples: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Decode an ImageFolder split of 32×32 images into one uint8 tensor (N, 3, 32, 32), in
-    :func:`mixed_order`; raises DatasetError naming a file that does not decode or has another size."""
+def _read_folder(
+    split_dir: Path, samples: list[tuple[str, int]], cache_dir: str | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """An ImageFolder split of 32×32 images as one uint8 tensor (N, 3, 32, 32) and its labels, in
+    :func:`mixed_order`: decoded, or read from its decoded copy under ``cache_dir``."""
+    order = mixed_order(len(samples))
+    images = decoded_cache.load_or_decode(
+        split_dir, samples, lambda: _decode(samples)[order].contiguous(), cache_dir=cache_dir
+    )
+    return images, torch.tensor([label for _, label in samples])[order]
+
+
+def _decode(samples: list[tuple[str, int]]) -> torch.Tensor:
+    """The split's images decoded in listing order (N, 3, 32, 32); raises DatasetError naming a
+    file that does not decode or has another size."""
     images = []
     for path, _ in samples:
         image = np.asarray(imagefiles.load_image(path))
@@ -121,6 +135,4 @@ def _decode_folder(samples: list[tuple[str, int]]) -> tuple[torch.Tensor, torch.
                 "(fix: resize or remove it, or use dataset=imagefolder for other sizes)"
             )
         images.append(image)
-    order = mixed_order(len(samples))
-    tensor = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)[order].contiguous()
-    return tensor, torch.tensor([label for _, label in samples])[order]
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2)

@@ -20,8 +20,10 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog
 
 
 @pytest.fixture(scope="module")
-def cifar10(cifar10_folder: Path) -> sources.DataSplits:
-    return sources.load(DatasetConfig(name=DatasetName.cifar10, root=str(cifar10_folder)), seed=0)
+def cifar10(cifar10_folder: Path, decoded_cache_dir: Path) -> sources.DataSplits:
+    """The shared CIFAR-10, decoded into this session's cache (the CLI test reads the copies)."""
+    cfg = DatasetConfig(name=DatasetName.cifar10, root=str(cifar10_folder), cache_dir=str(decoded_cache_dir))
+    return sources.load(cfg, seed=0)
 
 
 def test_cifar10_image_folder_counts_and_labels(cifar10, cifar10_folder):

@@ -149,7 +149,8 @@ def test_imagenet_path_end_to_end_on_real_jpegs(imagenette_folder, tmp_path):
     assert again == {key: summary[key] for key in again}
 
 
-def test_cifar10_experiment_reads_the_shared_copy(cifar10_folder, tmp_path):
+def test_cifar10_experiment_reads_the_shared_copy(cifar10_folder, decoded_cache_dir, tmp_path):
+    """... decoded once into dataset.cache_dir (RESIST_CACHE_DIR here): the data tests' copies, or its own."""
     result = run_cli(
         "+experiment=cifar10_cpu_single",
         f"dataset.root={cifar10_folder}",
@@ -162,6 +163,11 @@ def test_cifar10_experiment_reads_the_shared_copy(cifar10_folder, tmp_path):
     assert records[0]["data"].startswith("cifar10 (ImageFolder layout at")
     assert "50000 train / 10000 test" in records[0]["data"]
     assert records[-1]["step"] == 3 and records[-1]["samples"] == 3 * 128
+    assert (
+        len(list(decoded_cache_dir.glob("train-50000-*.pt")))
+        == len(list(decoded_cache_dir.glob("test-10000-*.pt")))
+        == 1
+    )
 
 
 def test_wandb_offline_run_files_hold_the_metrics(tmp_path):
