@@ -148,3 +148,30 @@ def test_a_benchmark_gives_each_protocol_the_compression_it_has():
         protocol_settings(LocalSGDConfig(compress=Compression.int8), ProtocolName.ddp)
     with pytest.raises(ConfigError, match="protocol.compress=powersgd does not apply to resist"):
         protocol_settings(DDPConfig(compress=GradientCompression.powersgd), ProtocolName.resist)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "local_steps", "min_depth"),
+    [
+        (["num_workers=8"], 5, 4),  # protocol=resist: short rounds, the paper's minimum depth
+        (["protocol=local_sgd"], 5, None),
+        (["protocol=ddp", "protocol.compress=powersgd", "bench.protocols=[ddp]"], None, None),
+    ],
+)
+def test_the_benchmark_config_takes_the_settings_of_its_protocol_group(overrides, local_steps, min_depth):
+    """conf/bench.yaml picks conf/bench_rounds/<protocol>.yaml: DDP, which has neither key, benchmarks alone."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from resist.config import BenchConfig, GradientCompression, register_schemas, to_typed_config
+
+    register_schemas()
+    conf = Path(__file__).resolve().parents[2] / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        cfg = to_typed_config(compose("bench", overrides=overrides), BenchConfig)
+    assert getattr(cfg.protocol, "local_steps", None) == local_steps
+    has_decomposition = hasattr(cfg.protocol, "decomposition")
+    assert (cfg.protocol.decomposition.min_depth if has_decomposition else None) == min_depth
+    if "protocol=ddp" in overrides:
+        assert cfg.protocol.compress is GradientCompression.powersgd
