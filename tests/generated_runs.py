@@ -105,12 +105,14 @@ def write_bench(
     min_depth: int = 0,
     protocols: tuple[str, ...] = ("ddp", "local_sgd", "resist"),
     compress: str = "none",
+    group: str = "resist",
 ) -> Path:
     """A ``bench.json`` as ``python -m resist.bench`` writes it, with round figures that scale
     simply: local SGD and DDP send 100 MB per round per worker and compute for 2 s, ResIST 40 MB and
     1 s; every protocol holds 200 MB and peaks at 1 GB (ResIST: half of both). Each protocol's run
     directory holds a start record: 1 thread per worker on a host of 2 CPUs. With ``compress``, the
-    float32 ring local SGD reference is 400 MB."""
+    float32 ring local SGD reference is 400 MB. ``group``: the benchmark's protocol group (``ddp``
+    has neither local steps nor a decomposition)."""
     path.mkdir(parents=True)
     figures = {}
     for protocol in protocols:
@@ -140,18 +142,14 @@ def write_bench(
             "model_arch": model,
             "min_depth": min_depth,
         }
-        if protocol != "ddp":
-            figures[protocol]["expected_wire_bytes_per_round_per_worker"] = wire
+        figures[protocol]["expected_wire_bytes_per_round_per_worker"] = wire
     config = {
         "model": {"arch": model},
         "num_workers": workers,
         "train": {"batch_size": 8},
-        "protocol": {
-            "name": "resist",
-            "local_steps": 2,
-            "decomposition": {"min_depth": min_depth},
-            "compress": compress,
-        },
+        "protocol": {"name": "ddp", "compress": compress}
+        if group == "ddp"
+        else {"name": group, "local_steps": 2, "decomposition": {"min_depth": min_depth}, "compress": compress},
     }
     reference = None if compress == "none" else 400e6
     report = {"config": config, "protocols": figures, "float32_ring_local_sgd_wire_bytes": reference}

@@ -23,7 +23,8 @@ REQUIRED_FIGURES = (
 
 def load_benches(root: Path) -> list[dict[str, Any]]:
     """Every ``<root>/<name>/bench.json`` in name order as ``{name, model, S, min_depth, batch,
-    protocols, host_cpus, threads_per_worker, finished}`` (``finished``: the file's modification
+    protocols, host_cpus, threads_per_worker, finished}`` (``min_depth``: None when the benchmark's
+    protocol group has no decomposition, as ``protocol=ddp``; ``finished``: the file's modification
     time, seconds since the epoch). A missing folder, or a benchmark written before its figures
     existed, is an error naming the fix."""
     paths = sorted(root.glob("*/bench.json")) if root.is_dir() else []
@@ -45,7 +46,7 @@ def load_benches(root: Path) -> list[dict[str, Any]]:
                 "name": path.parent.name,
                 "model": config["model"]["arch"],
                 "S": config["num_workers"],
-                "min_depth": config["protocol"]["decomposition"]["min_depth"],
+                "min_depth": config["protocol"].get("decomposition", {}).get("min_depth"),
                 "batch": config["train"]["batch_size"],
                 "protocols": protocols,
                 "host_cpus": start.get("platform/host_cpus"),

@@ -163,6 +163,9 @@ def test_compression_analysis_sets_measured_bytes_against_float32_ring_local_sgd
     write_bench(
         runs / "int8-S8", model="preact_resnet101", workers=8, min_depth=4, protocols=("resist",), compress="int8"
     )
+    write_bench(
+        runs / "powersgd-S4", model="preact_resnet101", workers=4, protocols=("ddp",), compress="powersgd", group="ddp"
+    )
     out = _out(tmp_path, "compression")
     result = _analyze("compression", "--runs", runs, "--out", out, "--only", "bytes")
     assert result.returncode == 0, result.stderr
@@ -171,6 +174,7 @@ def test_compression_analysis_sets_measured_bytes_against_float32_ring_local_sgd
     assert "| 4 | resist, m = 0 | int8 | 40.000 | 40.000 | 400.000 | 0.1000 | ≤ 0.12: met |" in section
     assert "| 8 | resist, m = 4 | int8 | 40.000 | 40.000 | 400.000 | 0.1000 | ≤ 0.11: met |" in section
     assert "| 4 | local_sgd | int8 | 100.000 | 100.000 | 400.000 | 0.2500 | - |" in section
+    assert "| 4 | ddp (per step) | powersgd | 100.000 | 100.000 | 400.000 | 0.2500 | - |" in section  # DDP alone
 
 
 def test_compression_analysis_sets_each_compressed_group_against_its_float32_runs(tmp_path):
