@@ -65,13 +65,22 @@ def protocol_settings(settings: ProtocolConfig, protocol: ProtocolName) -> Proto
 
 def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
     """The training config of ``protocol``'s benchmark run (pure): ``(warmup + rounds) × local_steps``
-    steps at a constant lr, a train record at every multiple of ``local_steps``, one final evaluation."""
+    steps at a constant lr, a train record at every multiple of ``local_steps``, one final evaluation.
+    Raises ConfigError for a protocol whose rounds are not the benchmark's (local SGD under
+    ``protocol=ddp`` would train in rounds of its default 50 steps)."""
     run = Config(**{f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(Config)})
     run.name = f"{cfg.name}-{protocol.value}"
     run.protocol = protocol_settings(cfg.protocol, protocol)
     if protocol == ProtocolName.none:
         run.num_workers = 1
-    local_steps = steps_per_round(cfg.protocol)
+    local_steps, own = steps_per_round(cfg.protocol), steps_per_round(run.protocol)
+    if own not in (1, local_steps):  # (a protocol without rounds is measured step by step)
+        raise ConfigError(
+            "bench.protocols",
+            problem=f"{protocol.value} trains in rounds of {own} steps, the benchmark measures rounds of "
+            f"{local_steps} (those of protocol={cfg.protocol.name.value})",
+            fix="benchmark it with protocol=resist or protocol=local_sgd, or leave it out of bench.protocols",
+        )
     steps = (cfg.bench.warmup_rounds + cfg.bench.rounds) * local_steps
     run.train.max_steps, run.train.epochs = steps, steps
     run.train.log_every_steps = local_steps

@@ -13,6 +13,7 @@ from resist.run_dir import RunDir
 
 # Figures an analysis reads from every protocol of a bench.json (older benchmarks lack some).
 REQUIRED_FIGURES = (
+    "min_depth",
     "wire_bytes_per_round_per_worker",
     "compute_seconds_per_round",
     "train_sync_seconds_per_round",
@@ -23,10 +24,9 @@ REQUIRED_FIGURES = (
 
 def load_benches(root: Path) -> list[dict[str, Any]]:
     """Every ``<root>/<name>/bench.json`` in name order as ``{name, model, S, min_depth, batch,
-    protocols, host_cpus, threads_per_worker, finished}`` (``min_depth``: None when the benchmark's
-    protocol group has no decomposition, as ``protocol=ddp``; ``finished``: the file's modification
-    time, seconds since the epoch). A missing folder, or a benchmark written before its figures
-    existed, is an error naming the fix."""
+    protocols, host_cpus, threads_per_worker, finished}`` (``min_depth``: the ResIST run's, 0 without
+    one; ``finished``: the file's modification time, seconds since the epoch). A missing folder, or
+    a benchmark written before its figures existed, is an error naming the fix."""
     paths = sorted(root.glob("*/bench.json")) if root.is_dir() else []
     if not paths:
         raise RunsError(f"benches: no bench.json under {root} (fix: run the study's run.sh first)")
@@ -46,7 +46,7 @@ def load_benches(root: Path) -> list[dict[str, Any]]:
                 "name": path.parent.name,
                 "model": config["model"]["arch"],
                 "S": config["num_workers"],
-                "min_depth": config["protocol"].get("decomposition", {}).get("min_depth"),
+                "min_depth": next(iter(protocols.values()))["min_depth"],  # the ResIST run's (0 without one)
                 "batch": config["train"]["batch_size"],
                 "protocols": protocols,
                 "host_cpus": start.get("platform/host_cpus"),

@@ -24,7 +24,7 @@ TRAINING_PURPOSES = ("init", "train_sync", "handoff")
 
 # Config keys that do not change what a run trains: who it is, where and how often it reports,
 # checkpoints and launches. Runs that differ only in these (and their seed) form one group.
-_NOT_SETTINGS = ("seed", "name", "resume", "dry_run")
+_NOT_SETTINGS = ("seed", "name", "resume", "dry_run", "dataset.cache_dir")
 _NOT_SETTINGS_GROUPS = ("logger.", "launcher.", "checkpoint.", "hydra.")
 _REPORTING = ("train.eval_every", "train.eval_unit", "train.eval_batch_size", "train.log_every_steps")
 # Settings every table shows in their own columns.
@@ -33,7 +33,8 @@ _COLUMN_SETTINGS = ("protocol.name", "num_workers", "protocol.local_steps", "mod
 
 def flat_settings(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """The resolved config as ``{"a.b": value}``, without the keys that do not change what is trained
-    (seed, name, logging, launching, checkpoints, evaluation cadence). Lists become tuples."""
+    (seed, name, where decoded images are kept, logging, launching, checkpoints, evaluation cadence).
+    Lists become tuples."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
         name = f"{prefix}{key}"

@@ -116,11 +116,9 @@ def _read_folder(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """An ImageFolder split of 32×32 images as one uint8 tensor (N, 3, 32, 32) and its labels, in
     :func:`mixed_order`: decoded, or read from its decoded copy under ``cache_dir``."""
+    images = decoded_cache.load_or_decode(split_dir, samples, lambda: _decode(samples), cache_dir=cache_dir)
     order = mixed_order(len(samples))
-    images = decoded_cache.load_or_decode(
-        split_dir, samples, lambda: _decode(samples)[order].contiguous(), cache_dir=cache_dir
-    )
-    return images, torch.tensor([label for _, label in samples])[order]
+    return images[order].contiguous(), torch.tensor([label for _, label in samples])[order]
 
 
 def _decode(samples: list[tuple[str, int]]) -> torch.Tensor:

@@ -4,15 +4,18 @@ when workers load it at the same time."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import os
 import threading
+from pathlib import Path
 
 import pytest
 import torch
 
 from resist.config import DatasetConfig, DatasetName
-from resist.data import imagefiles, sources
+from resist.data import cifar, decoded_cache, imagefiles, sources
 from resist.data.sources import DatasetError, check_available
 from tests.conftest import pixels
 
@@ -21,6 +24,11 @@ def _cfg(root, cache_dir) -> DatasetConfig:
     return DatasetConfig(
         name=DatasetName.cifar10, root=str(root), cache_dir=None if cache_dir is None else str(cache_dir)
     )
+
+
+def _listed_splits(root: Path) -> list[tuple[Path, list[tuple[str, int]]]]:
+    """``(split dir, samples)`` of the folder's train and test splits, as the reader lists them."""
+    return [(split.dir, samples) for split, samples in (cifar._list_folder(root / name) for name in ("train", "test"))]
 
 
 def _splits(data: sources.DataSplits) -> tuple[torch.Tensor, ...]:
@@ -107,6 +115,54 @@ def test_a_cache_dir_that_cannot_be_made_is_one_line_before_training(tiny_cifar1
     with pytest.raises(DatasetError) as info:
         check_available(_cfg(tiny_cifar10_folder, blocker / "cache"))
     assert str(info.value) == (
-        f"dataset.cache_dir: cannot create {blocker / 'cache'} (Not a directory) (fix: set dataset.cache_dir to a "
-        "writable directory, or dataset.cache_dir=null to decode every run)"
+        f"dataset.cache_dir: cannot create {blocker / 'cache'}: {blocker} is not a directory (fix: set "
+        "dataset.cache_dir to a writable directory, or dataset.cache_dir=null to decode every run)"
     )
+    assert not (blocker.parent / "fresh").exists()
+    check_available(_cfg(tiny_cifar10_folder, blocker.parent / "fresh" / "cache"))  # fine, and creates nothing
+    assert not (blocker.parent / "fresh").exists()
+    with pytest.raises(DatasetError, match=r"^dataset.cache_dir: the directory name is empty \(fix: "):
+        check_available(DatasetConfig(name=DatasetName.cifar10, root=str(tiny_cifar10_folder), cache_dir=" "))
+
+
+def test_a_copy_holds_the_listing_order_so_the_reading_order_may_change(tiny_cifar10_folder, tmp_path, monkeypatch):
+    """Images and labels stay paired when the order a split is read in changes after its copy was made."""
+    cache = tmp_path / "cache"
+    sources.load(_cfg(tiny_cifar10_folder, cache), seed=0)
+    monkeypatch.setattr(cifar, "mixed_order", lambda n: torch.arange(n).flip(0))
+    cached, fresh = (_splits(sources.load(_cfg(tiny_cifar10_folder, where), seed=0)) for where in (cache, None))
+    assert all(torch.equal(a, b) for a, b in zip(cached, fresh, strict=True))
+
+
+def test_a_cache_that_cannot_be_used_is_skipped_with_a_warning(tiny_cifar10_folder, tmp_path, monkeypatch, caplog):
+    cache = tmp_path / "cache"
+    expected = _splits(sources.load(_cfg(tiny_cifar10_folder, None), seed=0))
+
+    def no_locks(*args):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="resist.data.decoded_cache"):
+        patch.setattr(fcntl, "flock", no_locks)  # NFS mounted with nolock
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(expected, _splits(sources.load(_cfg(tiny_cifar10_folder, cache), seed=0)), strict=True)
+        )
+    assert f"decoded copies cannot be kept in {cache} ([Errno {errno.ENOLCK}] No locks available)" in caplog.text
+    assert not list(cache.glob("*.pt"))
+
+    (train_split,) = [s for s in _listed_splits(tiny_cifar10_folder) if s[0].name == "train"]
+    stale = decoded_cache.entry_path(cache, *train_split).with_suffix(".pt.12345.tmp")
+    stale.write_bytes(b"left by a killed worker")
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    caplog.clear()
+    with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, logger="resist.data.decoded_cache"):
+        patch.setattr(torch, "save", full_disk)
+        assert all(
+            torch.equal(a, b)
+            for a, b in zip(expected, _splits(sources.load(_cfg(tiny_cifar10_folder, cache), seed=0)), strict=True)
+        )
+    assert caplog.text.count("could not be written ([Errno 28] No space left on device)") == 2
+    assert sorted(p.suffix for p in cache.iterdir()) == [".lock", ".lock"]  # no entry, no temporary file

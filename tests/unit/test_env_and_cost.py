@@ -175,3 +175,25 @@ def test_the_benchmark_config_takes_the_settings_of_its_protocol_group(overrides
     assert (cfg.protocol.decomposition.min_depth if has_decomposition else None) == min_depth
     if "protocol=ddp" in overrides:
         assert cfg.protocol.compress is GradientCompression.powersgd
+
+
+def test_a_benchmark_refuses_a_protocol_whose_rounds_are_not_its_own():
+    """Under protocol=ddp (rounds of one step) local SGD would train 4 steps of a 50-step round."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from resist.bench import protocol_run_config
+    from resist.config import BenchConfig, ConfigError, ProtocolName, register_schemas, to_typed_config
+
+    register_schemas()
+    with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
+        cfg = to_typed_config(compose("bench", overrides=["protocol=ddp"]), BenchConfig)
+    assert protocol_run_config(cfg, ProtocolName.ddp).train.max_steps == 4  # 1 warm-up + 3 rounds of 1 step
+    with pytest.raises(ConfigError) as info:
+        protocol_run_config(cfg, ProtocolName.local_sgd)
+    assert str(info.value) == (
+        "bench.protocols: local_sgd trains in rounds of 50 steps, the benchmark measures rounds of 1 (those of "
+        "protocol=ddp) (fix: benchmark it with protocol=resist or protocol=local_sgd, or leave it out of "
+        "bench.protocols)"
+    )
