@@ -163,25 +163,44 @@ class CheckpointStore:
 
     def committed(self, *, strict: bool = True) -> list[Checkpoint]:
         """Checkpoints with a manifest, oldest first (their shards are not read here). A manifest that
-        cannot be read raises :class:`CheckpointError` (``strict``) or is skipped."""
+        cannot be read raises :class:`CheckpointError` (``strict``) or is skipped; one that is gone
+        by the time it is read (pruned meanwhile) is not a checkpoint."""
         found = []
         for directory in self._step_dirs():
-            path = directory / _MANIFEST
-            if not path.exists():
-                continue  # a save a crash interrupted
             try:
-                manifest = json.loads(path.read_text(encoding="utf-8"))
-                if manifest.get("format") != FORMAT:
-                    raise ValueError(f"format {manifest.get('format')!r}, this version reads {FORMAT}")
-            except (OSError, ValueError, AttributeError) as exc:
+                found.append(self._read_manifest(directory))
+            except FileNotFoundError:
+                continue  # a save a crash interrupted, or a checkpoint pruned while listing
+            except CheckpointError:
                 if strict:
-                    raise CheckpointError(
-                        f"resume: checkpoint manifest {path} cannot be read ({exc}) (fix: move {directory} out of "
-                        f"{self.root} to resume from the checkpoint before it)"
-                    ) from None
-                continue
-            found.append(Checkpoint(directory, manifest))
+                    raise
         return found
+
+    def at(self, step: int) -> Checkpoint:
+        """The committed checkpoint of ``step`` (raises CheckpointError when its manifest is missing or
+        cannot be read)."""
+        directory = self.step_dir(step)
+        try:
+            return self._read_manifest(directory)
+        except FileNotFoundError:
+            raise CheckpointError(f"checkpoint {directory} has no manifest: it was never committed") from None
+
+    def _read_manifest(self, directory: Path) -> Checkpoint:
+        """``directory``'s checkpoint; FileNotFoundError without a manifest, CheckpointError naming the
+        fix for one that does not read as this version's manifest."""
+        path = directory / _MANIFEST
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+            if manifest.get("format") != FORMAT:
+                raise ValueError(f"format {manifest.get('format')!r}, this version reads {FORMAT}")
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError, AttributeError) as exc:
+            raise CheckpointError(
+                f"resume: checkpoint manifest {path} cannot be read ({exc}) (fix: move {directory} out of "
+                f"{self.root} to resume from the checkpoint before it)"
+            ) from None
+        return Checkpoint(directory, manifest)
 
     def newest(self) -> Checkpoint | None:
         """The newest committed checkpoint (raises on an unreadable manifest: never a silent fallback)."""

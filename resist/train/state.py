@@ -58,8 +58,8 @@ def save_checkpoint(
 ) -> Checkpoint:
     """Every worker writes its shard of ``step``; once all have, rank 0 commits the checkpoint
     (manifest with the run's trajectory config, the W&B run id and how much of ``metrics.jsonl``
-    belongs before it: ``metrics_bytes``, default all written so far), then prunes old ones after
-    every worker knows the checkpoint. Returns the checkpoint, on every worker.
+    belongs before it: ``metrics_bytes``, default all written so far) and prunes old ones, while the
+    other workers read the new checkpoint's manifest only. Returns the checkpoint, on every worker.
 
     The workers wait for each other here: writing a shard must take less than
     ``launcher.collective_timeout_s``."""
@@ -81,8 +81,7 @@ def save_checkpoint(
         }
         store.commit(step, world_size=comm.size, facts=facts)
     comm.barrier()  # no worker goes on (or stops) before the checkpoint is committed
-    checkpoint = store.newest()
-    assert checkpoint is not None and checkpoint.step == step
+    checkpoint = store.at(step)  # this step's manifest only: rank 0 may be pruning older ones already
     if comm.rank == 0:
         store.prune(keep=run.cfg.checkpoint.keep)
     return checkpoint

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -35,6 +37,27 @@ def test_only_the_newest_keep_checkpoints_stay(tmp_path):
     for step in (2, 4, 6, 8):
         _save(store, step, keep=2)
     assert [c.step for c in store.committed()] == [6, 8]
+
+
+def test_a_checkpoint_pruned_while_another_worker_lists_them_is_not_an_error(tmp_path, monkeypatch):
+    """Rank 0 prunes right after a commit while the other workers read the new checkpoint: a listed
+    folder that is gone by the time its manifest is read is skipped, and each worker reads only the
+    new step's manifest (:meth:`CheckpointStore.at`)."""
+    store = CheckpointStore(tmp_path)
+    for step in (2, 4):
+        _save(store, step, keep=5)
+    read_text = Path.read_text
+
+    def pruned_meanwhile(path: Path, *args, **kwargs) -> str:
+        if path.parent.name == "step-000000002":  # listed and seen, then removed by rank 0
+            shutil.rmtree(path.parent)
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "read_text", pruned_meanwhile)
+    assert [c.step for c in store.committed()] == [4] and store.newest().step == 4
+    assert store.at(4) == store.newest()
+    with pytest.raises(CheckpointError, match=r"step-000000002 has no manifest: it was never committed"):
+        store.at(2)
 
 
 def test_a_failure_between_write_and_rename_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
