@@ -73,9 +73,8 @@ def load_or_decode(
         return decode()
     where = Path(cache_dir).expanduser()
     entry = entry_path(where, split_dir, samples)
-    stored = _read(entry, len(samples))  # without the lock: an entry that is there is whole
+    stored = _read(entry, len(samples), split_dir, warn=False)  # without the lock: a present entry is whole
     if stored is not None:
-        log.info("data: %s read from its decoded copy %s", split_dir, entry)
         return stored
     try:
         where.mkdir(parents=True, exist_ok=True)
@@ -84,18 +83,17 @@ def load_or_decode(
         log.warning("data: decoded copies cannot be kept in %s (%s): decoding %s", where, exc, split_dir)
         return decode()
     with lock:  # closing the file releases the lock
-        stored = _read(entry, len(samples))  # another worker may have written it while this one waited
+        stored = _read(entry, len(samples), split_dir)  # another worker may have written it meanwhile
         if stored is not None:
-            log.info("data: %s read from its decoded copy %s", split_dir, entry)
             return stored
         decoded = decode()
         _store(entry, decoded)
         return decoded
 
 
-def _read(entry: Path, count: int) -> torch.Tensor | None:
-    """The entry's images, or None when there is none or it is not a whole entry of ``count``
-    images (a warning names it; it is then decoded again)."""
+def _read(entry: Path, count: int, split_dir: Path, *, warn: bool = True) -> torch.Tensor | None:
+    """The entry's images (logged as ``split_dir``'s), or None when there is none or it is not a
+    whole entry of ``count`` images (with ``warn``, a warning names it; it is then decoded again)."""
     if not entry.exists():
         return None
     try:
@@ -103,11 +101,14 @@ def _read(entry: Path, count: int) -> torch.Tensor | None:
         images = stored["images"]
         whole = stored["format"] == FORMAT and images.dtype == torch.uint8 and images.ndim == 4 and len(images) == count
     except Exception as exc:  # a truncated or foreign file: any error of the unpickler
-        log.warning("data: the decoded copy %s does not load (%s): decoding again", entry, exc)
+        if warn:
+            log.warning("data: the decoded copy %s does not load (%s): decoding again", entry, exc)
         return None
     if not whole:
-        log.warning("data: the decoded copy %s is not a whole copy of its split: decoding again", entry)
+        if warn:
+            log.warning("data: the decoded copy %s is not a whole copy of its split: decoding again", entry)
         return None
+    log.info("data: %s read from its decoded copy %s", split_dir, entry)
     return images
 
 
