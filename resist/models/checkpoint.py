@@ -47,8 +47,10 @@ def save_inference_checkpoint(model: nn.Module, path: Path, *, num_classes: int,
 
 
 def load_inference_model(path: Path, device: str = "cpu") -> PreActResNet:
-    """The plain network of a ``final_model.pt``, in eval mode."""
-    checkpoint: dict[str, Any] = torch.load(path, map_location=device)
+    """The plain network of a ``final_model.pt``, in eval mode. The file is read with
+    ``weights_only=True``: tensors and plain data only, so a file holding pickled code is refused
+    (``pickle.UnpicklingError``) instead of run."""
+    checkpoint: dict[str, Any] = torch.load(path, map_location=device, weights_only=True)
     model = build_model(
         ARCHITECTURES[checkpoint["arch"]],
         checkpoint["num_classes"],

@@ -72,7 +72,7 @@ def test_the_evaluation_cadence_does_not_change_training(tmp_path, protocol, cha
         run_dir = tmp_path / f"every{eval_every}"
         run_dir.mkdir()
         records, _ = _run(_config(protocol, eval_every, **changes), run_dir)
-        finals.append(torch.load(RunDir(run_dir).final_model)["state_dict"])
+        finals.append(torch.load(RunDir(run_dir).final_model, weights_only=True)["state_dict"])
         losses.append([r["train/loss"] for r in records if r["event"] == "train"])
     assert losses[0] == losses[1]
     assert finals[0].keys() == finals[1].keys()

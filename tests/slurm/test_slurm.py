@@ -40,7 +40,7 @@ def cluster():
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    return torch.load(run_dir / "final_model.pt")["state_dict"]
+    return torch.load(run_dir / "final_model.pt", weights_only=True)["state_dict"]
 
 
 def test_two_task_job_matches_the_local_launcher(tmp_path):

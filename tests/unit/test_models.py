@@ -153,3 +153,46 @@ def test_batchnorm_modes():
 def test_invalid_held_blocks(held, message):
     with pytest.raises(ValueError, match=message):
         build_model(ARCHITECTURES["preact_resnet_mini"], 10, held_blocks=held, device="meta")
+
+
+class _RunsCodeWhenUnpickled:
+    """Unpickling calls ``marker.touch()``: a file that runs code when loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (type(self.marker).touch, (self.marker,))
+
+
+def test_inference_checkpoint_refuses_a_pickle_with_code(tmp_path):
+    import pickle
+
+    from resist.models.checkpoint import load_inference_model, save_inference_checkpoint
+
+    model = build_model(ARCHITECTURES["preact_resnet_mini"], 10)
+    good = tmp_path / "final_model.pt"
+    save_inference_checkpoint(model, good, num_classes=10, in_channels=3)
+    assert torch.equal(load_inference_model(good).classifier.weight, model.classifier.weight)
+
+    marker = tmp_path / "code-ran"
+    evil = tmp_path / "evil.pt"
+    torch.save({"arch": "preact_resnet_mini", "payload": _RunsCodeWhenUnpickled(marker)}, evil)
+    with pytest.raises(pickle.UnpicklingError):
+        load_inference_model(evil)
+    assert not marker.exists()
+
+
+def test_every_torch_load_in_the_package_is_weights_only():
+    """torch 2.4 and 2.5 (which pyproject allows) unpickle arbitrary code by default."""
+    from pathlib import Path
+
+    import resist
+
+    calls = [
+        f"{path}:{number}"
+        for path in Path(resist.__file__).parent.rglob("*.py")
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if "torch.load(" in line and "``torch.load(" not in line and "weights_only=True" not in line
+    ]
+    assert calls == []
