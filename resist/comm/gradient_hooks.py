@@ -15,6 +15,13 @@ issue billed to the Comm's ledger (``train_sync``) with the bytes it moves.
   checks them against torch's own count of the values it compresses to
   (``total_numel_after_compression``) and fails loudly if they differ.
 
+Seconds are billed when the step's gradients are in (:meth:`Float32Hook.settle`, called by the
+data-parallel protocol at each step's end), from a clock started when DDP hands the hook a bucket
+to one stopped in the completion callback: on a CPU (gloo) wall-clock seconds, as the callback runs
+when the all-reduce is done; on a GPU CUDA events, because NCCL completes the future when the
+kernel is queued (the callback's current stream waits for the all-reduce, so an event recorded
+there marks its end) and settling waits for those events, like every other ``Comm`` operation.
+
 PowerSGD's state is kept per DDP bucket, so the buckets must not change during a run: DDP rebuilds
 them once, after a process's first step (in gradient-ready order), and on a resumed run that
 rebuild would come after the checkpoint's residuals were loaded into the first layout. The
@@ -41,6 +48,29 @@ from resist.comm.ledger import Purpose
 from resist.generators import generator
 
 
+class _Interval:
+    """Seconds from construction to :meth:`stop`: wall-clock on a CPU; CUDA events on the current
+    stream on a GPU (read by :meth:`seconds`, which waits for the stop event)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.events = None
+        if device.type == "cuda":
+            self.events = (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
+            self.events[0].record()
+        self.start, self.end = time.perf_counter(), 0.0
+
+    def stop(self) -> None:
+        if self.events is not None:
+            self.events[1].record()
+        self.end = time.perf_counter()
+
+    def seconds(self) -> float:
+        if self.events is None:
+            return self.end - self.start
+        self.events[1].synchronize()
+        return self.events[0].elapsed_time(self.events[1]) / 1000.0
+
+
 class Float32Hook:
     """torch's default all-reduce hook; ``freezes_buckets``: whether DDP must keep its first bucket
     layout for this hook's state (see the module docstring)."""
@@ -50,6 +80,7 @@ class Float32Hook:
     def __init__(self, comm: Comm) -> None:
         self.comm = comm
         self._used_map_bytes = 0
+        self._unbilled: list[tuple[list[int], _Interval]] = []
 
     def bind(self, model: nn.Module) -> None:
         """Called by :func:`resist.comm.data_parallel.data_parallel` with the model DDP wraps: with
@@ -64,17 +95,26 @@ class Float32Hook:
         return default_hooks.allreduce_hook(self.comm.group, bucket), [buffer.numel() * buffer.element_size()]
 
     def communicate(self, _state, bucket):  # unannotated: DDP inspects annotations, which are strings here
-        """The hook DDP calls per bucket: runs torch's hook, bills its all-reduces when they are done."""
-        start = time.perf_counter()
+        """The hook DDP calls per bucket: runs torch's hook and times its all-reduces until they are
+        done; :meth:`settle` bills them."""
+        interval = _Interval(self.comm.device)
         future, payloads = self._send(bucket)
         if bucket.is_last() and self._used_map_bytes:
             payloads.append(self._used_map_bytes)
 
-        def billed(fut: torch.futures.Future[torch.Tensor]) -> torch.Tensor:
-            self.comm.record_all_reduces(payloads, Purpose.train_sync, seconds=time.perf_counter() - start)
+        def done(fut: torch.futures.Future[torch.Tensor]) -> torch.Tensor:
+            interval.stop()
+            self._unbilled.append((payloads, interval))
             return fut.value()
 
-        return future.then(billed)
+        return future.then(done)
+
+    def settle(self) -> None:
+        """Bill the all-reduces of the buckets handed over since the last call (after the backward
+        pass: on a GPU this waits for them to finish), in the order they completed."""
+        for payloads, interval in self._unbilled:
+            self.comm.record_all_reduces(payloads, Purpose.train_sync, seconds=interval.seconds())
+        self._unbilled.clear()
 
     def state_dict(self) -> dict[str, Any]:
         """The hook's training state, plain data and tensors (none for a stateless hook)."""

@@ -47,6 +47,11 @@ class DataParallel(TrainingProtocol):
         self.model = model
         return data_parallel(model, self.comm, self.hook)
 
+    def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> nn.Module | None:
+        """Every step: bill the step's gradient all-reduces (done once the backward pass is)."""
+        self.hook.settle()
+        return None
+
     def eval_model(self) -> nn.Module:
         buffers = [b for b in self.model.buffers() if b.is_floating_point()]
         with torch.no_grad():

@@ -43,6 +43,7 @@ def _steps(protocol, model, rank: int, steps: range) -> list[tuple[list, int]]:
         counted = state.total_numel_after_compression if state is not None else 0
         torch.nn.functional.cross_entropy(model(images), labels).backward()
         optimizer.step()
+        protocol.end_round(optimizer)  # every DDP step is a round: its all-reduces are billed here
         entries = [e for e in protocol.comm.ledger.round_entries if e.purpose == Purpose.train_sync]
         per_step.append((entries, state.total_numel_after_compression - counted if state is not None else 0))
     return per_step
@@ -129,6 +130,7 @@ def test_a_restored_powersgd_hook_continues_exactly_as_the_original():
             optimizer.zero_grad()
             torch.nn.functional.cross_entropy(model(images), labels).backward()
             optimizer.step()
+            protocol.end_round(optimizer)
         state = protocol.state_dict()
         weights = {k: v.clone() for k, v in protocol.model.state_dict().items()}
         assert state["gradient_hook"]["iter"] == 3 and state["gradient_hook"]["error"]
@@ -143,3 +145,22 @@ def test_a_restored_powersgd_hook_continues_exactly_as_the_original():
         return same, bills
 
     assert run_in_threads(2, worker) == [(True, True)] * 2
+
+
+def test_all_reduces_are_billed_when_the_step_ends_not_when_their_future_completes():
+    """NCCL completes a hook's future when the all-reduce is queued: seconds read there would be
+    about 0. The hook holds its timings until the protocol's end of step settles them."""
+
+    def worker(comm):
+        protocol = DataParallel(comm, DDPConfig(), seed=7)
+        model = protocol.setup(make_model, steps_per_epoch=10)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        comm.ledger.start_round(0)
+        images, labels = _batch(0, comm.rank)
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        before = [e for e in comm.ledger.round_entries if e.purpose == Purpose.train_sync]
+        protocol.end_round(optimizer)
+        after = [e for e in comm.ledger.round_entries if e.purpose == Purpose.train_sync]
+        return len(before), len(after) > 0, all(e.seconds >= 0 for e in after)
+
+    assert run_in_threads(2, worker) == [(0, True, True)] * 2
