@@ -64,8 +64,10 @@ def protocol_settings(settings: ProtocolConfig, protocol: ProtocolName) -> Proto
 
 
 def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
-    """The training config of ``protocol``'s benchmark run (pure): ``(warmup + rounds) × local_steps``
-    steps at a constant lr, a train record at every multiple of ``local_steps``, one final evaluation.
+    """The training config of ``protocol``'s benchmark run (pure): ``(warmup + rounds + 1) ×
+    local_steps`` steps at a constant lr, a train record at every multiple of ``local_steps``, one
+    final evaluation. The round after the measured ones is trained but not measured: a run's last
+    round hands nothing on (there is no next round), so every measured round is a steady-state one.
     Raises ConfigError for a protocol whose rounds are not the benchmark's (local SGD under
     ``protocol=ddp`` would train in rounds of its default 50 steps)."""
     run = Config(**{f.name: copy.deepcopy(getattr(cfg, f.name)) for f in dataclasses.fields(Config)})
@@ -81,7 +83,7 @@ def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
             f"{local_steps} (those of protocol={cfg.protocol.name.value})",
             fix="benchmark it with protocol=resist or protocol=local_sgd, or leave it out of bench.protocols",
         )
-    steps = (cfg.bench.warmup_rounds + cfg.bench.rounds) * local_steps
+    steps = (cfg.bench.warmup_rounds + cfg.bench.rounds + 1) * local_steps
     run.train.max_steps, run.train.epochs = steps, steps
     run.train.log_every_steps = local_steps
     run.train.eval_every, run.train.eval_unit = steps, EvalUnit.steps
@@ -117,12 +119,26 @@ def summarize(
         total = sum(delta(f"comm/cum_{convention}_bytes/{purpose}") for purpose in SYNC_PURPOSES)
         return total / workers / measured_rounds
 
+    def synced(record: dict[str, Any]) -> float:
+        return sum(record.get(f"comm/cum_wire_bytes/{purpose}", 0.0) for purpose in SYNC_PURPOSES)
+
+    # each measured stretch of local_steps steps (a protocol round; DDP: its l steps), per worker
+    marks = range(first_step, last_step + 1, local_steps)
+    stretches = [
+        (synced(by_step[b]) - (synced(by_step[a]) if a in by_step else 0.0)) / workers
+        for a, b in zip(marks, marks[1:], strict=False)
+    ]
+    mean_stretch = sum(stretches) / len(stretches)
+    spread = (sum((x - mean_stretch) ** 2 for x in stretches) / max(len(stretches) - 1, 1)) ** 0.5
+
     return {
         "num_workers": workers,
         "steps_per_round": start["steps_per_round"],
         "measured_steps": steps,
         "wire_bytes_per_round_per_worker": per_round("wire"),
         "wire_bytes_per_local_steps_per_worker": per_round("wire") * local_steps / start["steps_per_round"],
+        "wire_bytes_per_local_steps_per_worker_std": spread,
+        "measured_stretches": len(stretches),
         "payload_bytes_per_round_per_worker": per_round("payload"),
         "table1_bytes_per_round": 2 * sum(end["memory/param_bytes_per_worker"]),
         "step_seconds": delta("time/compute_s") / steps,
@@ -173,6 +189,19 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
         rows.append(row)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+    for name, figures in results.items():
+        expected = figures.get("expected_wire_bytes_per_round_per_worker")
+        if expected and figures["steps_per_round"] > 1:
+            measured, std, n = (
+                figures["wire_bytes_per_round_per_worker"],
+                figures["wire_bytes_per_local_steps_per_worker_std"],
+                figures["measured_stretches"],
+            )
+            lines.append(
+                f"{name}: {measured / 1e6:.3f} MB per round and worker measured, {measured / expected:.4f} of the "
+                f"cost model's {expected / 1e6:.3f} MB; over its {n} measured round(s) std {std / 1e6:.3f} MB, "
+                f"standard error of the mean {std / n**0.5 / 1e6:.3f} MB"
+            )
     if "local_sgd" in results and "resist" in results:
         lines += resist_targets(results["resist"], results["local_sgd"])
     if "local_sgd" in results:

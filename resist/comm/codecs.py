@@ -8,8 +8,11 @@ wire, and back:
 * :class:`Int8` — per-chunk absmax scaling: each run of ``chunk`` values (the last may be shorter)
   shares one float32 scale ``absmax / 127``; a value becomes the int8 ``x / scale`` rounded to
   nearest (error at most ``scale / 2``) or stochastically (``floor(x / scale + u)``, ``u`` uniform
-  on [0, 1) from a given generator: error below ``scale``, unbiased, so repeated hops do not drift).
-  Bytes: one per value plus four per chunk, the scales (written after the values).
+  on [0, 1) from a given generator: error below ``scale``, unbiased). Unbiased is not drift-free:
+  encoding the same weights again at every hop adds a fresh error each time, a random walk that
+  outgrows small updates, so the protocols encode only changes since a value both ends hold
+  (:mod:`resist.protocols.compressed`). Bytes: one per value plus four per chunk, the scales
+  (written after the values).
 """
 
 from __future__ import annotations

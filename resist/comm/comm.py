@@ -85,16 +85,18 @@ class Comm:
         seconds: float,
         group_size: int | None = None,
         peer: int | None = None,
-        is_root: bool = False,
+        root: int | None = None,
     ) -> None:
-        """Record one operation: ``payload`` bytes, in a group of ``group_size`` (default: all ranks)."""
+        """Record one operation: ``payload`` bytes, in a group of ``group_size`` (default: all ranks);
+        ``root``: a broadcast's or reduce's root rank."""
         size = self.size if group_size is None else group_size
+        position = 0 if root is None else (self.rank - root) % size
         self.ledger.record(
             LedgerEntry(
                 op=op,
                 purpose=purpose,
                 payload_bytes=payload,
-                wire_bytes=wire_bytes(op, payload, size, is_root=is_root),
+                wire_bytes=wire_bytes(op, payload, size, position=position),
                 group_size=size,
                 peer=peer,
                 round=self.ledger.round,
@@ -153,9 +155,7 @@ class Comm:
         opts = dist.BroadcastOptions()
         opts.rootRank = src
         seconds = self._flat_collective(tensors, lambda flat: self.group.broadcast([flat], opts))
-        self._bill(
-            Op.broadcast, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=src, is_root=self.rank == src
-        )
+        self._bill(Op.broadcast, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=src, root=src)
 
     def reduce(self, tensors: Sequence[torch.Tensor], *, dst: int, purpose: Purpose, average: bool = True) -> None:
         """Sum (or average) ``tensors`` onto rank ``dst``; other ranks' tensors are left as they were."""
@@ -172,9 +172,7 @@ class Comm:
             copies = [_flat_copy(bucket) for bucket in _buckets(tensors)]
             self._wait([self.group.reduce([flat], opts) for flat in copies])
             seconds = time.perf_counter() - start
-        self._bill(
-            Op.reduce, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=dst, is_root=self.rank == dst
-        )
+        self._bill(Op.reduce, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=dst, root=dst)
 
     def all_gather(self, tensor: torch.Tensor, purpose: Purpose) -> list[torch.Tensor]:
         """Every rank's ``tensor`` (same shape and dtype on all ranks), in rank order."""
@@ -194,7 +192,8 @@ class Comm:
         """Batched point-to-point: send each ``(peer, tensors)`` of ``sends`` as one flat bucket and
         receive each ``(peer, tensors)`` of ``recvs`` into the given tensors.
 
-        Every send must be matched by the peer's receive of tensors with the same shapes and dtype.
+        Every send must be matched by the peer's receive of tensors with the same shapes and dtype;
+        the tensors for one peer share one dtype (a ValueError otherwise).
         All transfers are issued as one ``batch_isend_irecv`` call — one NCCL group — so ranks that
         send to each other cannot deadlock: NCCL runs ungrouped point-to-point operations in issue
         order, and two ranks that each send before they receive would wait for each other forever.
@@ -203,6 +202,13 @@ class Comm:
         """
         start = time.perf_counter()
         self._check_device("exchange", [t for _, tensors in [*sends, *recvs] for t in tensors])
+        for peer, tensors in [*sends, *recvs]:
+            dtypes = sorted({str(t.dtype) for t in tensors})
+            if len(dtypes) > 1:  # one flat bucket per peer: mixed tensors would be cast to the first's dtype
+                raise ValueError(
+                    f"Comm.exchange: the tensors for peer {peer} mix dtypes ({', '.join(dtypes)}); one "
+                    "bucket per peer carries one dtype (exchange each dtype separately)"
+                )
         operations, inbound = [], []
         for peer, tensors in sends:
             operations.append(dist.P2POp(dist.isend, _flat_copy(tensors), group=self.group, group_peer=peer))

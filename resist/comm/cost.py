@@ -6,8 +6,14 @@ Two conventions are reported everywhere:
   participating rank (what the caller hands to the operation);
 * *modeled wire* bytes: what each rank sends under a standard algorithm — ring all-reduce
   ``2(n−1)/n × payload``, ring all-gather ``(n−1) × payload`` (payload = one rank's part),
-  flat broadcast (the root sends the payload to each of the other n−1 ranks), flat reduce (each
-  non-root sends its payload to the root), point-to-point send = payload, receive = 0.
+  pipelined broadcast (a chain from the root, root → root+1 → … mod n, in pieces: every rank but
+  the chain's last forwards the payload once, as NCCL's ring broadcast does), reduce (each
+  non-root sends one payload: a partial sum along the chain toward the root, or its own values
+  straight to it), point-to-point send = payload, receive = 0.
+
+The all-reduce figures assume the ring algorithm, whose per-rank bytes are the bandwidth-optimal
+2(n−1)/n × payload; NCCL may choose another (a tree, for small payloads or many nodes), which sends
+the same total differently spread, so a figure here is the ring's, not a trace of NCCL's choice.
 
 The ledger records what operations actually moved; this model exists to check it in tests and to
 document the conventions, never to replace the measurement.
@@ -30,22 +36,23 @@ class Op(str, Enum):
     recv = "recv"
 
 
-def wire_bytes(op: Op, payload_bytes: int, group_size: int, *, is_root: bool = False) -> float:
+def wire_bytes(op: Op, payload_bytes: int, group_size: int, *, position: int = 0) -> float:
     """Modeled bytes one rank sends for ``op`` on ``payload_bytes`` in a group of ``group_size``.
 
-    ``is_root`` marks the root of a broadcast or reduce. A group of one sends nothing.
+    ``position``: for a broadcast or reduce, the rank's place counted from the root,
+    ``(rank − root) mod n`` (0: the root). A group of one sends nothing.
     """
     n = group_size
-    if n < 1 or payload_bytes < 0:
-        raise ValueError(f"invalid operation size: payload {payload_bytes} B, group {n}")
+    if n < 1 or payload_bytes < 0 or not 0 <= position < n:
+        raise ValueError(f"invalid operation size: payload {payload_bytes} B, group {n}, position {position}")
     if op == Op.all_reduce:
         return 2 * (n - 1) / n * payload_bytes
     if op == Op.all_gather:
         return (n - 1) * payload_bytes
     if op == Op.broadcast:
-        return (n - 1) * payload_bytes if is_root else 0.0
+        return float(payload_bytes) if position < n - 1 else 0.0
     if op == Op.reduce:
-        return 0.0 if is_root or n == 1 else float(payload_bytes)
+        return float(payload_bytes) if position > 0 else 0.0
     if op == Op.send:
         return float(payload_bytes)
     return 0.0

@@ -18,9 +18,10 @@ from resist.comm.cost import Op
 
 
 class Purpose(str, Enum):
-    """Why bytes moved: ``init`` (initial weights), ``train_sync`` (gradient/parameter averaging),
-    ``handoff`` (ResIST blocks to their next holder), ``eval`` (evaluation), ``metrics`` (reporting),
-    ``control`` (the workers agreeing to stop at a round end, in jobs that can be preempted)."""
+    """Why bytes moved: ``init`` (agreeing on the initial weights), ``train_sync`` (gradient/parameter
+    averaging), ``handoff`` (ResIST blocks to their next holder), ``eval`` (evaluation), ``metrics``
+    (reporting), ``control`` (the workers agreeing to stop at a round end, in jobs that can be
+    preempted)."""
 
     init = "init"
     train_sync = "train_sync"

@@ -76,6 +76,9 @@ class _Shapes:
         self.stage = self.spec.default_partition_stage if stage is None else stage
         self.blocks = self.spec.partitionable_blocks(self.stage)
         self.block = {b: _bytes(model.block(self.stage, b)) for b in self.blocks}
+        self.block_params = {
+            b: sum(p.numel() * p.element_size() for p in model.block(self.stage, b).parameters()) for b in self.blocks
+        }
         self.shared = self.total - sum(self.block.values())
 
 
@@ -114,13 +117,16 @@ def _expectation(cfg: Config, shapes: _Shapes) -> ResistExpectation:
     decomposition = protocol.decomposition  # type: ignore[attr-defined]
     assignment = _assignments(cfg, shapes)
     carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0  # type: ignore[attr-defined]
-    codec = codec_for(protocol.compress)  # type: ignore[attr-defined]
-    per_block = {b: _sent(codec, size * (2 if carries else 1)) for b, size in shapes.block.items()}
+    codec = codec_for(protocol.compress) if workers > 1 else None  # type: ignore[attr-defined]
+    # a block's values (parameters and buffers) and, carried, one momentum buffer per parameter
+    travelling = {b: size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items()}
+    delivered = travelling  # float32: a next holder has no value a change could be added to
+    gathered = {b: _sent(codec, size) for b, size in travelling.items()}  # encoded changes, with a codec
     handoffs = []
     for round_index in range(1, ROUNDS_AVERAGED + 1):
         plan = hand_off_plan(assignment(round_index - 1), assignment(round_index), shapes.blocks)
-        sent = sum(
-            per_block[b] for transfers in (plan.gather, plan.deliver) for blocks in transfers.values() for b in blocks
+        sent = sum(gathered[b] for blocks in plan.gather.values() for b in blocks) + sum(
+            delivered[b] for blocks in plan.deliver.values() for b in blocks
         )
         handoffs.append(sent / workers)
     shared = _averaged(codec, shapes.shared, workers)
@@ -134,7 +140,7 @@ def _expectation(cfg: Config, shapes: _Shapes) -> ResistExpectation:
             f"expectation: a block changes holder with probability {moves:.4f}; "
             f"rounds 1-{ROUNDS_AVERAGED}: {mean / 1e6:,.1f} MB"
         )
-        return ResistExpectation(shared, moves * sum(per_block.values()) / workers, how)
+        return ResistExpectation(shared, moves * sum(delivered.values()) / workers, how)
     return ResistExpectation(shared, mean, f"mean over rounds 1-{ROUNDS_AVERAGED} of this run's assignments")
 
 

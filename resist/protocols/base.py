@@ -8,6 +8,8 @@ branches on the protocol.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
@@ -17,6 +19,8 @@ from torch import nn
 
 from resist.comm import Comm, Purpose
 from resist.models.preact import PreActResNet
+
+log = logging.getLogger(__name__)
 
 
 class ModelFactory(Protocol):
@@ -69,7 +73,55 @@ def model_state_tensors(model: nn.Module) -> list[torch.Tensor]:
     return [*model.parameters(), *(b for b in model.buffers() if b.is_floating_point())]
 
 
-def broadcast_initial_state(model: nn.Module, comm: Comm) -> None:
-    """Give every worker rank 0's initial weights (billed to ``init``)."""
+DIGEST_BYTES = 32
+"""Bytes of one worker's digest of its initial values (SHA-256), all-gathered at the start."""
+
+
+def values_digest(tensors: Sequence[torch.Tensor]) -> bytes:
+    """SHA-256 of ``tensors``' bytes, in order (their dtypes and shapes included)."""
+    digest = hashlib.sha256()
+    for tensor in tensors:
+        digest.update(f"{tensor.dtype}{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.digest()
+
+
+def agree_on_initial_state(tensors: Sequence[torch.Tensor], comm: Comm) -> None:
+    """Make every worker start from the same ``tensors`` without sending them: each built them from
+    the run's seed (models initialise on the CPU from derived seeds), so the workers all-gather a
+    SHA-256 digest of their values (:data:`DIGEST_BYTES` each, billed to ``init``) and compare.
+    Where the digests differ (workers on different torch builds, say), rank 0's values are
+    broadcast (billed to ``init``) with a warning, so a run always starts from one state."""
+    mine = torch.frombuffer(bytearray(values_digest(tensors)), dtype=torch.uint8).to(comm.device)
+    digests = comm.all_gather(mine, Purpose.init)
+    if all(torch.equal(d, digests[0]) for d in digests):
+        return
+    differing = [rank for rank, d in enumerate(digests) if not torch.equal(d, digests[0])]
+    if comm.rank == 0:
+        log.warning(
+            "init: workers %s built other initial weights from the seed than worker 0 (another torch build or "
+            "CPU?): worker 0's are broadcast, and bitwise reproducibility across these hosts does not hold",
+            differing,
+        )
     with torch.no_grad():
-        comm.broadcast(model_state_tensors(model), src=0, purpose=Purpose.init)
+        comm.broadcast(list(tensors), src=0, purpose=Purpose.init)
+
+
+def agree_on_initial_model(model: nn.Module, comm: Comm) -> None:
+    """:func:`agree_on_initial_state` on ``model``'s parameters and floating-point buffers."""
+    agree_on_initial_state(model_state_tensors(model), comm)
+
+
+def copy_common_state(target: PreActResNet, source: PreActResNet) -> None:
+    """Copy into ``target`` what it shares with ``source`` (the same architecture, other blocks held):
+    every layer outside the stages and every block both hold, parameters and buffers."""
+    with torch.no_grad():
+        pairs = [
+            (t, s) for (name, t), s in zip(target.named_children(), source.children(), strict=True) if name != "stages"
+        ]
+        for stage_index, stage in enumerate(target.stages):
+            common = set(stage.block_ids) & set(source.held_block_ids(stage_index))
+            pairs += [(target.block(stage_index, b), source.block(stage_index, b)) for b in sorted(common)]
+        for into, out_of in pairs:
+            for t, s in zip(model_state_tensors(into), model_state_tensors(out_of), strict=True):
+                t.copy_(s)

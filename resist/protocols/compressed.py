@@ -1,17 +1,25 @@
 """Compressed averaging for local SGD and ResIST (``protocol.compress``).
 
+A value travels compressed only as its *change since a value its receiver already holds*, never as
+itself: re-encoding absolute weights at every synchronisation injects a fresh quantisation error
+each time (int8: up to one step of the chunk's scale, absmax / 127; bf16: half a unit in the last
+place, which erases any change below it, such as a round of weight decay), and over a paper-length
+run (about 1,250 rounds) those errors add up to more than the weights' own late movement. A change
+is small, so its encoding error is a small fraction of the change, and the shared starting value
+(the *anchor*) is exact on every end.
+
 Every worker starts a round from the same values (the previous synchronisation's result), so
-instead of the values each sends its change since then: :class:`DeltaAveraging` keeps those
-starting values (the *anchors*), averages the changes with :meth:`Comm.all_reduce_compressed`
-(encoded shards, reduce-scatter then all-gather) and sets every worker's values to anchor + mean
-change, identical on all workers. No error feedback: with stochastic int8 rounding each encoding is
-unbiased, and there is no residual state to keep or lose. The anchors are checkpointed with the
-protocol's state, so a resumed run continues from the same ones.
+:class:`DeltaAveraging` keeps those anchors, averages the changes with
+:meth:`Comm.all_reduce_compressed` (encoded shards, reduce-scatter then all-gather) and sets every
+worker's values to anchor + mean change, identical on all workers. No error feedback: with
+stochastic int8 rounding each encoding is unbiased, and the error of one round's mean change is
+not carried into the next (the anchor is replaced, not re-encoded). The anchors are checkpointed
+with the protocol's state, so a resumed run continues from the same ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -25,6 +33,12 @@ from resist.generators import generator
 def codec_for(compression: Compression) -> Codec | None:
     """The codec of ``protocol.compress`` (None: float32, uncompressed)."""
     return {Compression.none: None, Compression.bf16: BF16(), Compression.int8: Int8()}[compression]
+
+
+def workers_codec(comm: Comm, compression: Compression) -> Codec | None:
+    """The codec a worker of ``comm`` encodes with: ``protocol.compress``'s, or None when it is
+    float32 or the worker is alone (a single worker sends nothing, so it encodes nothing)."""
+    return None if comm.size == 1 else codec_for(compression)
 
 
 class DeltaAveraging:
@@ -58,3 +72,29 @@ class DeltaAveraging:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.anchors = state["anchors"]
+
+
+def exchange_encoded(
+    comm: Comm,
+    codec: Codec,
+    *,
+    sends: Mapping[tuple[int, int], torch.Tensor],
+    receives: Sequence[tuple[int, int]],
+    numel: int,
+    generator: torch.Generator,
+    purpose: Purpose,
+) -> dict[tuple[int, int], torch.Tensor]:
+    """Point-to-point exchange of 1-D float32 tensors of ``numel`` values, each sent encoded by
+    ``codec`` (the ledger bills the encodings). ``sends`` maps ``(peer, key)`` to the values for
+    ``peer``; ``receives`` lists the ``(peer, key)`` this worker receives. A peer's bucket holds its
+    keys in ascending order on both ends. Returns the decoded values per received ``(peer, key)``."""
+    encoded = {item: codec.encode(values, generator) for item, values in sorted(sends.items())}
+    size = codec.encoded_bytes(numel)
+    inbox = {item: torch.empty(size, dtype=torch.uint8, device=comm.device) for item in sorted(receives)}
+
+    def by_peer(buffers: dict[tuple[int, int], torch.Tensor]) -> list[tuple[int, list[torch.Tensor]]]:
+        peers = sorted({peer for peer, _ in buffers})
+        return [(peer, [data for (p, _), data in buffers.items() if p == peer]) for peer in peers]
+
+    comm.exchange(by_peer(encoded), by_peer(inbox), purpose)
+    return {item: codec.decode(data, numel) for item, data in inbox.items()}

@@ -12,7 +12,7 @@ from torch import nn
 from resist.comm import Comm, Purpose, data_parallel
 from resist.comm.gradient_hooks import BF16Hook, Float32Hook, PowerSGDHook
 from resist.config import DDPConfig, GradientCompression
-from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state
+from resist.protocols.base import ModelFactory, TrainingProtocol, agree_on_initial_model
 
 
 def gradient_hook(comm: Comm, cfg: DDPConfig, *, seed: int) -> Float32Hook:
@@ -25,10 +25,11 @@ def gradient_hook(comm: Comm, cfg: DDPConfig, *, seed: int) -> Float32Hook:
 class DataParallel(TrainingProtocol):
     """Every step is a round: gradients are averaged in DDP's buckets during backward.
 
-    Initial weights are broadcast through ``Comm`` (so DDP's own initial sync is off), and
-    BatchNorm running statistics, which DDP would re-broadcast from rank 0 every forward without
-    billing, are instead averaged through ``Comm`` before each evaluation (billed to ``eval``). The
-    hook's state (PowerSGD's residuals and factors) is checkpointed with the protocol's.
+    Initial weights are agreed through ``Comm`` (a digest, :func:`agree_on_initial_model`; DDP's own
+    initial sync is off), and BatchNorm running statistics, which DDP would re-broadcast from rank 0
+    every forward without billing, are instead averaged through ``Comm`` before each evaluation
+    (billed to ``eval``). The hook's state (PowerSGD's residuals and factors) is checkpointed with
+    the protocol's.
     """
 
     name = "ddp"
@@ -41,7 +42,7 @@ class DataParallel(TrainingProtocol):
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
         model = make_model(initialize=state is None)
         if state is None:
-            broadcast_initial_state(model, self.comm)
+            agree_on_initial_model(model, self.comm)
         elif "gradient_hook" in state:  # absent from float32 checkpoints written before hooks had state
             self.hook.load_state_dict(state["gradient_hook"])
         self.model = model

@@ -12,8 +12,8 @@ from torch import nn
 from resist.comm import Comm, Purpose
 from resist.config import LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import PreActResNet
-from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state, model_state_tensors
-from resist.protocols.compressed import DeltaAveraging, codec_for
+from resist.protocols.base import ModelFactory, TrainingProtocol, agree_on_initial_model, model_state_tensors
+from resist.protocols.compressed import DeltaAveraging, workers_codec
 
 
 class LocalSGD(TrainingProtocol):
@@ -31,14 +31,14 @@ class LocalSGD(TrainingProtocol):
         self.reset_optimizer = cfg.optimizer_state == OptimizerStatePolicy.reset
         self.paper_style = cfg.paper_style
         self.paper_style_stage = cfg.paper_style_stage
-        codec = codec_for(cfg.compress)
+        codec = workers_codec(comm, cfg.compress)
         self.averaging = None if codec is None else DeltaAveraging(comm, codec, seed=seed)
         self.round = 0
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
         model = make_model(initialize=state is None)
         if state is None:
-            broadcast_initial_state(model, self.comm)
+            agree_on_initial_model(model, self.comm)
         self.model = model
         if state is not None:
             self.round = state["round"]

@@ -17,6 +17,13 @@ At a round end (after l local steps):
    a parameter without a buffer, e.g. after a round whose steps were all skipped, sends zeros, so
    a bucket's layout depends on the model alone).
 
+With ``protocol.compress`` (bf16, int8) the shared layers are averaged by their encoded changes
+(:class:`DeltaAveraging`), and so are a co-held block's copies at its aggregator: its holders all
+began the round from the same value, kept as the block's anchor, so each sends its change since
+then, encoded. Delivery to the next holders is float32: a next holder that did not hold the block
+has no value to add a change to, and re-encoding the block's weights at every hop would let each
+hop's rounding error accumulate over the run (see :mod:`resist.protocols.compressed`).
+
 After the last round, blocks are not handed to next holders (there is no next round): a block with
 several holders is averaged and returned to its co-holders, every other block stays where it is.
 
@@ -29,7 +36,7 @@ the sub-ResNets (the loop builds a new optimizer for them).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -38,12 +45,19 @@ from torch import nn
 from resist.comm import Comm, Purpose
 from resist.config import OptimizerStatePolicy, ResISTConfig
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
-from resist.decomposition.plan import eval_gather_plan, hand_off_plan, receives_of, sends_of
+from resist.decomposition.plan import Transfers, eval_gather_plan, hand_off_plan, receives_of, sends_of
 from resist.generators import generator
 from resist.models.preact import PreActResNet
 from resist.models.spec import ARCHITECTURES
-from resist.protocols.base import ModelFactory, TrainingProtocol, broadcast_initial_state, model_state_tensors
-from resist.protocols.compressed import DeltaAveraging, codec_for
+from resist.protocols.base import (
+    ModelFactory,
+    TrainingProtocol,
+    agree_on_initial_model,
+    agree_on_initial_state,
+    copy_common_state,
+    model_state_tensors,
+)
+from resist.protocols.compressed import DeltaAveraging, exchange_encoded, workers_codec
 
 
 class ResIST(TrainingProtocol):
@@ -71,8 +85,9 @@ class ResIST(TrainingProtocol):
         )
         self.round = 0
         self.current: Assignment | None = None  # this round's assignment; None during the warm-up
-        self.codec = codec_for(cfg.compress)
+        self.codec = workers_codec(comm, cfg.compress)
         self.averaging = None if self.codec is None else DeltaAveraging(comm, self.codec, seed=seed)
+        self.anchors: dict[int, list[torch.Tensor]] = {}  # with a codec: held co-held blocks' round-start values
 
     # -- set-up and the switch from the warm-up --------------------------------------------------
 
@@ -96,17 +111,18 @@ class ResIST(TrainingProtocol):
             self.model = make_model(held, initialize=False)
             if self.averaging is not None:
                 self.averaging.load_state_dict(state["averaging"])
+                self.anchors = {int(b): values for b, values in state["block_anchors"].items()}
             return self.model
         if self.warmup_rounds > 0:
             self.model = make_model()
-            broadcast_initial_state(self.model, self.comm)
+            agree_on_initial_model(self.model, self.comm)
             self._start_averaging_from(model_state_tensors(self.model))
             return self.model
         self.current = self.assignment(0)
         self.model = make_model({self.stage: self._stage_blocks(self.current)})
-        with torch.no_grad():
-            self.comm.broadcast(self._shared_tensors(), src=0, purpose=Purpose.init)
+        agree_on_initial_state(self._shared_tensors(), self.comm)
         self._start_averaging_from(self._shared_tensors())
+        self._anchor_co_held_blocks(None)
         return self.model
 
     def _start_averaging_from(self, tensors: list[torch.Tensor]) -> None:
@@ -139,29 +155,18 @@ class ResIST(TrainingProtocol):
         full = self.model
         self.current = self.assignment(self.round)
         sub = self.make_model({self.stage: self._stage_blocks(self.current)}, initialize=False)
-        with torch.no_grad():
-            sources = [
-                t for name, module in full.named_children() if name != "stages" for t in model_state_tensors(module)
-            ]
-            targets = [
-                t for name, module in sub.named_children() if name != "stages" for t in model_state_tensors(module)
-            ]
-            for stage_index, stage in enumerate(sub.stages):
-                for block_id in stage.block_ids:
-                    sources += model_state_tensors(full.block(stage_index, block_id))
-                    targets += model_state_tensors(sub.block(stage_index, block_id))
-            for target, source in zip(targets, sources, strict=True):
-                target.copy_(source)
+        copy_common_state(sub, full)
         self.model = sub
         return sub
 
     def state_dict(self) -> dict[str, Any]:
         """The round count, the current assignment (None during the warm-up) and, with compression,
-        the averaging's anchors."""
+        the averaging's anchors and those of the co-held blocks this worker holds."""
         blocks = None if self.current is None else [list(b) for b in self.current.blocks]
         state: dict[str, Any] = {"round": self.round, "assignment": blocks}
         if self.averaging is not None:
             state["averaging"] = self.averaging.state_dict()
+            state["block_anchors"] = self.anchors
         return state
 
     # -- the round end --------------------------------------------------------------------------
@@ -175,6 +180,7 @@ class ResIST(TrainingProtocol):
             if self.round == self.warmup_rounds and not last_round:
                 sub = self._switch_to_sub_network()
                 self._start_averaging_from(self._shared_tensors())
+                self._anchor_co_held_blocks(None)
                 return sub
             return None
         assert self.current is not None
@@ -200,6 +206,28 @@ class ResIST(TrainingProtocol):
                 tensors.append(state["momentum_buffer"])
         return tensors
 
+    def _anchor_co_held_blocks(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """With a codec, keep the round-start value of each block this worker holds with others
+        (what its holders' changes are measured from). ``optimizer`` None: a fresh optimizer, so no
+        momentum; an anchor shorter than the block's tensors stands for zeros in the rest."""
+        if self.codec is None:
+            return
+        assert self.current is not None
+        rank, current = self.comm.rank, self.current
+        with torch.no_grad():
+            self.anchors = {
+                b: [
+                    t.detach().clone()
+                    for t in (
+                        model_state_tensors(self.model.block(self.stage, b))
+                        if optimizer is None
+                        else self._block_tensors(self.model.block(self.stage, b), optimizer)
+                    )
+                ]
+                for b in current.blocks[rank]
+                if len(current.holders(b)) > 1
+            }
+
     def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> None:
         """Execute the :func:`hand_off_plan` from ``self.current`` to ``following``."""
         rank, current = self.comm.rank, self.current
@@ -215,28 +243,18 @@ class ResIST(TrainingProtocol):
             return [torch.empty_like(t) for t in template]
 
         # 1. Copies of blocks with several holders meet at their aggregator, which averages them.
-        draws = None if self.codec is None else generator(self.seed, "handoff", self.round, rank)
-        inbox, _ = self._transfer(
-            sends_of(plan.gather, rank), receives_of(plan.gather, rank), tensors=tensors, fresh=fresh, draws=draws
-        )
-        for b in {b for _, b in inbox}:
-            copies = [inbox[(peer, b)] for peer in current.holders(b) if peer != rank]
-            for k, tensor in enumerate(tensors(b)):
-                tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
+        if self.codec is None:
+            inbox = self._send_blocks(plan.gather, tensors=tensors, fresh=fresh)
+            for b in {b for _, b in inbox}:
+                copies = [inbox[(peer, b)] for peer in current.holders(b) if peer != rank]
+                for k, tensor in enumerate(tensors(b)):
+                    tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
+        else:
+            self._average_changes_at_aggregators(plan.gather, tensors=tensors)
 
-        # 2. Each aggregator sends its block to every next holder but itself.
-        received, sent_and_kept = self._transfer(
-            sends_of(plan.deliver, rank),
-            receives_of(plan.deliver, rank),
-            tensors=tensors,
-            fresh=fresh,
-            draws=draws,
-            kept=plan.kept(rank),
-        )
-        arrivals = {b: values for (_, b), values in received.items()}
-        for b, values in sent_and_kept.items():  # a block it sends and keeps: hold what its receivers decode
-            for target, value in zip(tensors(b), values, strict=True):
-                target.copy_(value)
+        # 2. Each aggregator sends its block (float32) to every next holder but itself.
+        delivered = self._send_blocks(plan.deliver, tensors=tensors, fresh=fresh)
+        arrivals = {b: values for (_, b), values in delivered.items()}
         # Fill the slots in the next round's order: kept blocks from their slots, the rest from arrivals.
         kept = {b: [t.clone() for t in tensors(b)] for b in plan.kept(rank)}
         stage = self.model.stages[self.stage]
@@ -246,55 +264,57 @@ class ResIST(TrainingProtocol):
             for target, value in zip(tensors(b), kept[b] if b in kept else arrivals[b], strict=True):
                 target.copy_(value)
         self.current = following
+        self._anchor_co_held_blocks(optimizer)
 
-    def _transfer(
+    def _send_blocks(
         self,
-        sends: list[tuple[int, tuple[int, ...]]],
-        receives: list[tuple[int, tuple[int, ...]]],
+        transfers: Transfers,
         *,
         tensors: Callable[[int], list[torch.Tensor]],
         fresh: Callable[[], list[torch.Tensor]],
-        draws: torch.Generator | None,
-        kept: Collection[int] = (),
-    ) -> tuple[dict[tuple[int, int], list[torch.Tensor]], dict[int, list[torch.Tensor]]]:
-        """One exchange of blocks (billed to ``handoff``): send each ``(peer, blocks)`` of ``sends``
-        and receive each of ``receives`` into fresh tensors. With a codec each block travels
-        encoded, encoded once however many peers get it. Returns what arrived per (peer, block)
-        and, with a codec, each sent block also in ``kept`` as its receivers decode it (else {})."""
-        if self.codec is None:
-            inbox = {(peer, b): fresh() for peer, blocks in receives for b in blocks}
-            self.comm.exchange(
-                [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends],
-                [(peer, [t for b in blocks for t in inbox[(peer, b)]]) for peer, blocks in receives],
-                Purpose.handoff,
-            )
-            return inbox, {}
-        codec, template = self.codec, fresh()
-        numel = sum(t.numel() for t in template)
-        encoded = {
-            b: codec.encode(torch.cat([t.reshape(-1) for t in tensors(b)]), draws)
-            for b in sorted({b for _, blocks in sends for b in blocks})
-        }
-        buffers = {
-            (peer, b): torch.empty(codec.encoded_bytes(numel), dtype=torch.uint8, device=template[0].device)
-            for peer, blocks in receives
-            for b in blocks
-        }
+    ) -> dict[tuple[int, int], list[torch.Tensor]]:
+        """One exchange of whole blocks in float32 (billed to ``handoff``): this worker's sends of
+        ``transfers``, and its receives into fresh tensors, returned per (sender, block)."""
+        rank = self.comm.rank
+        inbox = {(peer, b): fresh() for peer, blocks in receives_of(transfers, rank) for b in blocks}
         self.comm.exchange(
-            [(peer, [encoded[b] for b in blocks]) for peer, blocks in sends],
-            [(peer, [buffers[(peer, b)] for b in blocks]) for peer, blocks in receives],
+            [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends_of(transfers, rank)],
+            [(peer, [t for b in blocks for t in inbox[(peer, b)]]) for peer, blocks in receives_of(transfers, rank)],
             Purpose.handoff,
         )
+        return inbox
 
-        def decoded(data: torch.Tensor) -> list[torch.Tensor]:
-            flat = codec.decode(data, numel)
-            return [
-                part.view_as(t).clone()
-                for part, t in zip(flat.split([t.numel() for t in template]), template, strict=True)
-            ]
+    def _average_changes_at_aggregators(
+        self, gather: Transfers, *, tensors: Callable[[int], list[torch.Tensor]]
+    ) -> None:
+        """The gather with a codec (billed to ``handoff``): each holder but the aggregator sends its
+        block's change since the round-start anchor, encoded; the aggregator sets the block to
+        anchor + the mean of its own change and the decoded others'."""
+        rank, codec, current = self.comm.rank, self.codec, self.current
+        assert codec is not None and current is not None
+        sends, receives = sends_of(gather, rank), receives_of(gather, rank)
 
-        received = {key: decoded(data) for key, data in buffers.items()}
-        return received, {b: decoded(data) for b, data in encoded.items() if b in kept}
+        def change(b: int) -> torch.Tensor:
+            values = torch.cat([t.reshape(-1) for t in tensors(b)])
+            anchor = torch.cat([t.reshape(-1) for t in self.anchors[b]])
+            return values - torch.nn.functional.pad(anchor, (0, values.numel() - anchor.numel()))
+
+        numel = sum(t.numel() for t in tensors(current.blocks[rank][0]))
+        arrived = exchange_encoded(
+            self.comm,
+            codec,
+            sends={(peer, b): change(b) for peer, blocks in sends for b in blocks},
+            receives=[(peer, b) for peer, blocks in receives for b in blocks],
+            numel=numel,
+            generator=generator(self.seed, "handoff", self.round, rank),
+            purpose=Purpose.handoff,
+        )
+        for b in sorted({b for _, b in arrived}):
+            holders, own = current.holders(b), change(b)
+            mean = (own + sum(arrived[(p, b)] for p in holders if p != rank)) / len(holders)
+            targets = tensors(b)  # anchor + own change; becomes anchor + mean change
+            for target, part in zip(targets, (mean - own).split([t.numel() for t in targets]), strict=True):
+                target.add_(part.view_as(target))
 
     # -- evaluation -------------------------------------------------------------------------------
 
@@ -309,19 +329,8 @@ class ResIST(TrainingProtocol):
         rank, current = self.comm.rank, self.current
         assert current is not None
         full = self.make_model(None, initialize=False)
+        copy_common_state(full, self.model)
         with torch.no_grad():
-            for (name, target), source in zip(full.named_children(), self.model.children(), strict=True):
-                if name != "stages":
-                    for t, s in zip(model_state_tensors(target), model_state_tensors(source), strict=True):
-                        t.copy_(s)
-            for stage_index, stage in enumerate(self.model.stages):
-                for block_id in stage.block_ids:
-                    for t, s in zip(
-                        model_state_tensors(full.block(stage_index, block_id)),
-                        model_state_tensors(self.model.block(stage_index, block_id)),
-                        strict=True,
-                    ):
-                        t.copy_(s)
             plan = eval_gather_plan(current, self.partitioned)
 
             def tensors(blocks: tuple[int, ...]) -> list[torch.Tensor]:

@@ -72,5 +72,7 @@ def test_compressed_bench_measures_what_the_cost_model_expects(tmp_path):
     first = -(-numel // 512) * 256
     chunks = -(-first // 256) + -(-(numel - first) // 256)
     assert local["wire_bytes_per_round_per_worker"] == numel + 4 * chunks
-    assert 0 < resist["wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]
+    # int8 shared layers, float32 deliveries: below float32 local SGD (on this small network, whose
+    # partitioned blocks hold most of its weights, above int8 local SGD)
+    assert 0 < resist["wire_bytes_per_round_per_worker"] < report["float32_ring_local_sgd_wire_bytes"]
     assert "resist with compress=int8 / float32 ring local SGD" in result.stdout

@@ -157,7 +157,7 @@ def test_torchrun_launcher_runs_the_worker_entry(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert records[0]["num_workers"] == 2 and records[0]["num_rounds"] == 2
     params = records[0]["model/params"]
-    assert records[-1]["step"] == 12 and records[-1]["comm/cum_wire_bytes/init"] == params * 4
+    assert records[-1]["step"] == 12 and records[-1]["comm/cum_wire_bytes/init"] == 2 * 32  # digests
     assert records[-1]["comm/cum_wire_bytes/train_sync"] == 2 * 2 * params * 4  # 2 rounds x 2 workers x ring
 
 

@@ -46,10 +46,10 @@ def test_embedded_default_learns_digits(default_run):
     assert summary["event"] == "summary" and summary["test/acc1"] >= 0.90
     assert f"final test accuracy: {summary['test/acc1']:.2%}" in result.stdout
     assert "local SGD would send" in result.stdout and "for the same 10 rounds" in result.stdout
-    # The shared layers' traffic is exact (the hand-off's depends on the draws): the initial broadcast
-    # from rank 0 to the other worker, and one ring all-reduce per round on each of the 2 workers.
+    # The shared layers' traffic is exact (the hand-off's depends on the draws): the 2 workers' digests
+    # of the weights they built from the seed, and one ring all-reduce per round on each of them.
     shared_bytes = 4 * _shared_parameters("preact_resnet_mini", num_classes=10, in_channels=1)
-    assert summary["comm/cum_wire_bytes/init"] == shared_bytes
+    assert summary["comm/cum_wire_bytes/init"] == 2 * 32
     assert summary["comm/cum_wire_bytes/train_sync"] == 10 * 2 * shared_bytes  # 2(S-1)/S = 1 at S = 2
     assert f"run directory: {run_dir}" in result.stdout
 

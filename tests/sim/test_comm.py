@@ -52,7 +52,7 @@ def test_collectives_and_their_ledger(size):
         assert entries == [
             (Op.all_reduce, Purpose.train_sync, 3 * 8 + 4 * 4, 2 * (n - 1) / n * 40, n, None),
             (Op.all_reduce, Purpose.metrics, 4, 2 * (n - 1) / n * 4, n, None),
-            (Op.broadcast, Purpose.init, 16, (n - 1) * 16 if rank == 1 else 0.0, n, 1),
+            (Op.broadcast, Purpose.init, 16, 0.0 if rank == 0 else 16.0, n, 1),  # chain 1 → 2 → … → 0
             (Op.reduce, Purpose.train_sync, 8, 0.0 if rank == 0 else 8.0, n, 0),
             (Op.all_gather, Purpose.metrics, 16, (n - 1) * 16, n, None),
             (Op.send, Purpose.handoff, 20, 20.0, 2, (rank + 1) % n),
@@ -101,5 +101,21 @@ def test_a_tensor_off_the_ranks_device_is_refused_before_anything_moves():
         with pytest.raises(ValueError, match="Comm.exchange: a tensor on cpu"):
             on_gpu.exchange([(1 - comm.rank, [torch.ones(2)])], [], Purpose.handoff)
         return on_gpu.ledger.total().operations
+
+    assert run_in_threads(2, scenario) == [0, 0]
+
+
+def test_an_exchange_that_mixes_dtypes_for_one_peer_is_refused():
+    """One flat bucket per peer: a float64 tensor beside a float32 one would travel cast to float32."""
+
+    def scenario(comm):
+        peer = 1 - comm.rank
+        with pytest.raises(ValueError, match=r"peer \d mix dtypes \(torch.float32, torch.float64\)"):
+            comm.exchange(
+                [(peer, [torch.zeros(2), torch.zeros(2, dtype=torch.float64)])],
+                [(peer, [torch.zeros(4)])],
+                Purpose.handoff,
+            )
+        return comm.ledger.total().payload_bytes
 
     assert run_in_threads(2, scenario) == [0, 0]

@@ -41,13 +41,15 @@ def test_ddp_equals_single_process_sgd_on_the_combined_batch(workers):
     initial = _tiny_net()
 
     def worker(comm):
-        model = DataParallel(comm, DDPConfig(), seed=0).setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
+        protocol = DataParallel(comm, DDPConfig(), seed=0)
+        model = protocol.setup(fixed(copy.deepcopy(initial)), steps_per_epoch=100)
         optimizer = _sgd(model.parameters())
         for step in range(steps):
             images, labels = _batch(comm.rank, step)
             optimizer.zero_grad()
             F.cross_entropy(model(images), labels).backward()
             optimizer.step()
+            protocol.end_round(optimizer)  # every DDP step is a round
         return [p.detach().clone() for p in model.parameters()], comm.ledger
 
     results = run_in_threads(workers, worker)
@@ -130,3 +132,24 @@ def test_paper_style_and_all_reduce_give_the_same_model():
     paper = _local_sgd_round(2, True, OptimizerStatePolicy.reset)
     for a, b in zip(plain[0][1], paper[0][1], strict=True):
         assert torch.equal(a, b)
+
+
+def test_workers_agree_on_initial_weights_by_digest_and_broadcast_only_when_they_differ():
+    """Weights every worker built from the seed are not sent: 32-byte digests are all-gathered
+    ((S − 1) × 32 wire bytes per worker). A worker whose weights differ gets worker 0's."""
+    from resist.comm.cost import Op
+    from resist.protocols.base import DIGEST_BYTES, agree_on_initial_state
+
+    def worker(comm):
+        same = [torch.arange(6, dtype=torch.float32), torch.ones(2, 2)]
+        agree_on_initial_state(same, comm)
+        agreed = [(e.op, e.wire_bytes) for e in comm.ledger.round_entries]
+        other = [torch.full((3,), float(comm.rank == 2))]
+        agree_on_initial_state(other, comm)
+        return agreed, [(e.op, e.wire_bytes) for e in comm.ledger.round_entries][len(agreed) :], other[0]
+
+    workers = 3
+    for rank, (agreed, differing, values) in enumerate(run_in_threads(workers, worker)):
+        assert DIGEST_BYTES == 32 and agreed == [(Op.all_gather, (workers - 1) * 32.0)]
+        assert differing == [(Op.all_gather, 64.0), (Op.broadcast, 12.0 if rank < workers - 1 else 0.0)]
+        assert torch.equal(values, torch.zeros(3))

@@ -74,10 +74,12 @@ def test_cpu_threads_per_worker():
 def test_wire_byte_model():
     assert wire_bytes(Op.all_reduce, 1000, 4) == 1500
     assert wire_bytes(Op.all_reduce, 1000, 1) == 0
-    assert wire_bytes(Op.broadcast, 1000, 4, is_root=True) == 3000
-    assert wire_bytes(Op.broadcast, 1000, 4, is_root=False) == 0
-    assert wire_bytes(Op.reduce, 1000, 4, is_root=False) == 1000
-    assert wire_bytes(Op.reduce, 1000, 4, is_root=True) == 0
+    # pipelined broadcast: every rank but the chain's last forwards the payload once
+    assert [wire_bytes(Op.broadcast, 1000, 4, position=k) for k in range(4)] == [1000, 1000, 1000, 0]
+    assert [wire_bytes(Op.reduce, 1000, 4, position=k) for k in range(4)] == [0, 1000, 1000, 1000]
+    assert wire_bytes(Op.broadcast, 1000, 1) == 0
+    with pytest.raises(ValueError, match="position 4"):
+        wire_bytes(Op.broadcast, 1000, 4, position=4)
     assert wire_bytes(Op.all_gather, 8, 5) == 32
     assert (wire_bytes(Op.send, 7, 2), wire_bytes(Op.recv, 7, 2)) == (7, 0)
     with pytest.raises(ValueError):
@@ -189,7 +191,8 @@ def test_a_benchmark_refuses_a_protocol_whose_rounds_are_not_its_own():
     register_schemas()
     with initialize_config_dir(config_dir=str(Path(__file__).resolve().parents[2] / "conf"), version_base="1.3"):
         cfg = to_typed_config(compose("bench", overrides=["protocol=ddp"]), BenchConfig)
-    assert protocol_run_config(cfg, ProtocolName.ddp).train.max_steps == 4  # 1 warm-up + 3 rounds of 1 step
+    # 1 warm-up + 3 measured rounds of 1 step + 1 unmeasured (the measured rounds are not the run's last)
+    assert protocol_run_config(cfg, ProtocolName.ddp).train.max_steps == 5
     with pytest.raises(ConfigError) as info:
         protocol_run_config(cfg, ProtocolName.local_sgd)
     assert str(info.value) == (
