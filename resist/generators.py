@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -51,9 +51,17 @@ def global_rng_state() -> dict[str, Any]:
         return state
 
 
+def present_cuda_states(states: Sequence[torch.Tensor], device_count: int) -> list[torch.Tensor]:
+    """The saved per-GPU generator ``states`` of the ``device_count`` GPUs this process sees (GPU i
+    gets state i): a process that sees fewer GPUs than the one that saved them restores those it has,
+    one that sees more leaves the others as they are."""
+    return [state.cpu() for state in states[:device_count]]
+
+
 def restore_global_rng_state(state: dict[str, Any]) -> None:
     """Set the global generators to :func:`global_rng_state`'s ``state``, under the lock (a thread
-    worker restoring them never lands inside another's seeded block)."""
+    worker restoring them never lands inside another's seeded block); CUDA's only for the GPUs
+    visible (:func:`present_cuda_states`)."""
     with _GLOBAL_GENERATOR:
         version, words, gauss = state["python"]
         random.setstate((version, tuple(words), gauss))
@@ -61,4 +69,4 @@ def restore_global_rng_state(state: dict[str, Any]) -> None:
         np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
         torch.set_rng_state(state["torch"].cpu())
         if "cuda" in state and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in state["cuda"]])
+            torch.cuda.set_rng_state_all(present_cuda_states(state["cuda"], torch.cuda.device_count()))

@@ -48,6 +48,22 @@ def atomic_write(path: Path, data: bytes) -> None:
     _fsync_directory(path.parent)
 
 
+def synced_size(path: Path) -> int:
+    """The size of ``path`` once all of it is on disk (fsync of the file and of its folder's entry),
+    0 when it does not exist: what a manifest may record of a file another handle appends to."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return 0
+    try:
+        os.fsync(descriptor)
+        size = os.fstat(descriptor).st_size
+    finally:
+        os.close(descriptor)
+    _fsync_directory(path.parent)
+    return size
+
+
 def _fsync_directory(path: Path) -> None:
     """Make the entries of ``path`` (a rename, a new file or folder) durable."""
     directory = os.open(path, os.O_RDONLY)

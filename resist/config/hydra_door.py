@@ -196,9 +196,14 @@ def plain(cfg: Config) -> dict[str, Any]:
     return data
 
 
+def resolved_config_text(resolved: dict[str, Any]) -> str:
+    """A resolved config as the YAML of a run's ``resolved_config.yaml``."""
+    return OmegaConf.to_yaml(OmegaConf.create(resolved))
+
+
 def save_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
-    """Write a run's ``resolved_config.yaml``."""
-    OmegaConf.save(OmegaConf.create(resolved), RunDir(run_dir).resolved_config)
+    """Write a new run's ``resolved_config.yaml``."""
+    RunDir(run_dir).resolved_config.write_text(resolved_config_text(resolved), encoding="utf-8")
 
 
 def load_resolved_config(run_dir: Path) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 A run resumes with its saved config. Only keys that cannot change its trajectory may be given on
 the command line with ``resume=<run dir>``: how long it trains (``train.epochs``,
 ``train.max_steps``), where decoded images are kept, where and how it checkpoints, logs and
-launches. Everything else is the trajectory, recorded in every checkpoint's manifest and compared
-on resume.
+launches, and the device type it trains on (``device``: the explicit request to continue on another
+one, after which the run is no longer bit for bit the uninterrupted one). Everything else is the
+trajectory, recorded in every checkpoint's manifest and compared on resume.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ RESUMABLE_KEYS = (
     "train.epochs",
     "train.max_steps",
     "dataset.cache_dir",
+    "device",
     "checkpoint",
     "logger",
     "launcher",

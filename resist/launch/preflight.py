@@ -24,9 +24,26 @@ class RunDirError(UserError):
     pass
 
 
+def resolved_device(cfg: Config) -> DeviceKind:
+    """The device type the run's workers train on, as its config records it: ``cfg.device``, with
+    ``auto`` resolved to CUDA when a GPU is visible here (local launchers) or the SLURM job asks for
+    GPUs (``launcher.gpus_per_node``), else to the CPU."""
+    if cfg.device != DeviceKind.auto:
+        return cfg.device
+    if cfg.launcher.name == LauncherName.slurm:
+        return DeviceKind.cuda if cfg.launcher.gpus_per_node > 0 else DeviceKind.cpu
+    return DeviceKind.cuda if torch.cuda.is_available() else DeviceKind.cpu
+
+
 def check_devices(cfg: Config) -> None:
     """Fail before any worker starts when the requested devices are not there."""
     if cfg.device == DeviceKind.cuda and not torch.cuda.is_available():
+        if cfg.resume is not None:
+            raise DeviceError(
+                "device: the run being resumed trains on cuda and no CUDA GPU is visible (fix: resume it on a host "
+                f"with one, or continue it on the CPU with resume={cfg.resume} device=cpu, after which it is no "
+                "longer bitwise equal to an uninterrupted run)"
+            )
         raise DeviceError("device: device=cuda but no CUDA GPU is visible (fix: use device=cpu or device=auto)")
     uses_cuda = cfg.device != DeviceKind.cpu and torch.cuda.is_available()
     if uses_cuda and cfg.num_workers > torch.cuda.device_count():

@@ -6,11 +6,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from resist.checkpoints import Checkpoint, CheckpointError, CheckpointStore
-from resist.config import Config, plain, save_resolved_config
-from resist.config.hydra_door import load_resolved_config
+from resist.checkpoints import Checkpoint, CheckpointError, CheckpointStore, atomic_write
+from resist.config import Config, plain
+from resist.config.hydra_door import load_resolved_config, resolved_config_text
 from resist.config.resume import first_difference, trajectory
 from resist.run_dir import RunDir
+from resist.train.plan import total_steps
+from resist.train.state import saved_schedule
 
 
 def free_name(path: Path) -> Path:
@@ -23,8 +25,13 @@ def free_name(path: Path) -> Path:
 
 
 def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
-    """The newest checkpoint of ``run_dir``, checked (every shard's digest, the trajectory config, a
-    step before the end); raises :class:`CheckpointError` naming the problem."""
+    """The newest checkpoint of ``run_dir``, checked (every shard's digest, the trajectory config, the
+    run's length, a step before the end); raises :class:`CheckpointError` naming the problem.
+
+    A run keeps its length until it has finished: another length (``train.epochs``,
+    ``train.max_steps``) would change the learning rate of the steps it has left, so it is refused for
+    a checkpoint before the saved end. A finished run may be extended: its schedule keeps its horizon
+    (:attr:`resist.train.plan.StepPlan.schedule_steps`)."""
     checkpoint = CheckpointStore(run_dir).newest()
     if checkpoint is None:
         raise CheckpointError(
@@ -32,7 +39,7 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
             "(fix: start the run again; checkpoint.every_rounds sets how often a run saves one)"
         )
     checkpoint.verify()
-    difference = first_difference(checkpoint.manifest["config"], trajectory(plain(cfg)))
+    difference = first_difference(trajectory(checkpoint.manifest["config"]), trajectory(plain(cfg)))
     if difference is not None:
         key, saved, configured = difference
         raise CheckpointError(
@@ -40,9 +47,14 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
             f"{saved!r} there and {configured!r} in {RunDir(run_dir).resolved_config} "
             "(fix: resume the run directory that wrote it, or move the foreign checkpoint away)"
         )
-    total = cfg.train.epochs * checkpoint.manifest["steps_per_epoch"]
-    if cfg.train.max_steps is not None:
-        total = min(total, cfg.train.max_steps)
+    total = total_steps(cfg.train, checkpoint.manifest["steps_per_epoch"])
+    saved_total, _ = saved_schedule(checkpoint, total)
+    if checkpoint.step < saved_total and total != saved_total:
+        raise CheckpointError(
+            f"resume: the run stopped at step {checkpoint.step} of {saved_total} and train.epochs/train.max_steps "
+            f"now make it {total} steps, which would change the learning rate of the steps it has left (fix: "
+            f"resume={run_dir} without changing its length, let it finish, then extend it)"
+        )
     if checkpoint.step >= total:
         raise CheckpointError(
             f"resume: the run is complete (its newest checkpoint is at step {checkpoint.step} of {total}) "
@@ -53,13 +65,13 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
 
 def prepare_resume(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Checkpoint:
     """Check the resume (:func:`resume_checkpoint`) and, when the command line changed resumable keys
-    (e.g. ``train.epochs``), save the new ``resolved_config.yaml`` after keeping the previous one as
-    ``resolved_config.<n>.yaml``."""
+    (e.g. ``train.epochs``), save the new ``resolved_config.yaml`` (atomically: a crash leaves the old
+    one or the new one) after keeping the previous one as ``resolved_config.<n>.yaml``."""
     checkpoint = resume_checkpoint(cfg, run_dir)
     paths = RunDir(run_dir)
     if load_resolved_config(run_dir) != resolved:
         shutil.copy2(paths.resolved_config, free_name(paths.resolved_config.with_name("resolved_config.1.yaml")))
-        save_resolved_config(run_dir, resolved)
+        atomic_write(paths.resolved_config, resolved_config_text(resolved).encode("utf-8"))
     return checkpoint
 
 

@@ -14,7 +14,7 @@ from resist.checkpoints import CheckpointStore
 from resist.config import Config, LauncherName
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
-from resist.launch.preflight import preflight, prepare_run_dir
+from resist.launch.preflight import preflight, prepare_run_dir, resolved_device
 from resist.launch.resume import free_name, prepare_resume, resume_hint
 from resist.launch.run_lock import check_not_running
 from resist.launch.worker import run_worker
@@ -48,9 +48,12 @@ def continue_requeued(run_dir: Path, environ: Mapping[str, str]) -> bool:
 
 
 def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
-    """Run the pre-flight checks, set up ``run_dir`` (or check the resume of the run in it), run the
-    workers; return the run's summary record. A failed or interrupted run's error says where it can
-    continue from."""
+    """Resolve ``device=auto`` (in ``cfg`` and ``resolved``: the run records what it trains on), run the
+    pre-flight checks, set up ``run_dir`` (or check the resume of the run in it), run the workers;
+    return the run's summary record. A failed or interrupted run's error says where it can continue
+    from."""
+    cfg.device = resolved_device(cfg)
+    resolved["device"] = cfg.device.value
     preflight(cfg)
     if cfg.resume is None and continue_requeued(run_dir, os.environ):
         cfg.resume = str(run_dir)  # a sweep's job that SLURM requeued (preemption, time limit) continues

@@ -28,8 +28,9 @@ def shows_bar(progress: bool | None) -> bool:
 
 
 class ConsoleSink:
-    """A progress bar (when :func:`shows_bar`), its length from the ``start`` record, and one
-    ``resist`` log line per evaluation."""
+    """A progress bar (when :func:`shows_bar`), its length from the ``start`` record, one ``resist``
+    log line per evaluation, and for a ``resume`` record where the run continues and, when it does
+    not continue bit for bit (another device type or platform), a warning saying so."""
 
     def __init__(self, progress: bool | None) -> None:
         self.bar = tqdm(unit="step", dynamic_ncols=True, disable=not shows_bar(progress))
@@ -39,6 +40,8 @@ class ConsoleSink:
         if record["event"] == "start":
             self.bar.reset(total=record["total_steps"])
             return
+        if record["event"] == "resume":
+            _log_resume(record)
         step = record["step"]
         if step > self._step:
             self.bar.update(step - self._step)
@@ -53,6 +56,19 @@ class ConsoleSink:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def _log_resume(record: Record) -> None:
+    """The ``resume`` record as log lines: where the run continues, its schedule when a resume
+    extended it past its schedule's end, and a warning when it is no longer bit for bit."""
+    step, total, horizon = record["step"], record["total_steps"], record["schedule_steps"]
+    extended = f"; steps past {horizon} keep the learning rate of step {horizon}" if horizon < total else ""
+    log.info(f"resumed at step {step} of {total} from {record['checkpoint']}{extended}")
+    if not record["bitwise"]:
+        log.warning(
+            "this resume is no longer bitwise equal to an uninterrupted run; what differs from the checkpoint's "
+            f"host: {'; '.join(record['platform_changes'])}"
+        )
 
 
 class _StderrHandler(logging.Handler):

@@ -3,7 +3,7 @@ and reporter, ready for the loop (:mod:`resist.train.loop`) to train."""
 
 from __future__ import annotations
 
-import os
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,14 +22,16 @@ from resist.protocols import build_protocol
 from resist.protocols.base import TrainingProtocol
 from resist.seeding import derive_seed
 from resist.train.plan import StepPlan
+from resist.train.platform import platform_changes, platform_facts
 from resist.train.report import Reporter
-from resist.train.state import restore_worker_state
+from resist.train.state import restore_worker_state, saved_schedule
 
 
 @dataclass
 class Run:
     """Everything one worker trains with. ``module`` and ``optimizer`` change when the protocol
-    replaces the module (ResIST leaving its warm-up). A resumed run starts at ``start_step`` with the
+    replaces the module (ResIST leaving its warm-up). ``platform`` is what its results depend on
+    beyond the config (:func:`platform_facts`). A resumed run starts at ``start_step`` with the
     checkpoint's last evaluation; ``checkpoint`` is the newest one saved or resumed from."""
 
     cfg: Config
@@ -42,31 +44,20 @@ class Run:
     optimizer: torch.optim.Optimizer
     reporter: Reporter
     scaler: torch.amp.GradScaler
+    platform: dict[str, Any]
     start_step: int = 0
     last_eval: dict[str, float] = field(default_factory=dict)
     checkpoint: Checkpoint | None = None
-
-
-def platform_facts(device: torch.device) -> dict[str, Any]:
-    """What a result depends on beyond the config: the torch build, this worker's threads, the CPU
-    instruction set its kernels use (float sums differ across them in the last bits), the host's
-    logical CPUs, and the GPU's name when the worker runs on one."""
-    facts = {
-        "platform/torch": torch.__version__,
-        "platform/threads_per_worker": torch.get_num_threads(),
-        "platform/cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "platform/host_cpus": os.cpu_count(),
-    }
-    if device.type == "cuda":
-        facts["platform/gpu"] = torch.cuda.get_device_name(device)
-    return facts
 
 
 def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint | None = None) -> Run:
     """Build the run for the worker that owns ``comm`` and write its ``start`` record (rank 0, to
     ``sink``). Initial weights come from a seed derived from ``cfg.seed``; the protocol shares rank 0's.
     With ``resume``, the worker's state is the checkpoint's shard instead (no communication) and the
-    record is a ``resume`` record."""
+    record is a ``resume`` record: where it continues, its length before and now, its learning-rate
+    schedule's horizon (the checkpoint's: an extended finished run keeps its schedule), this host's
+    platform facts and whether it continues bit for bit (``bitwise``: the device type and platform
+    facts the result depends on are the checkpoint's; ``platform_changes`` lists those that are not)."""
     device = comm.device
     data = sources.load(cfg.dataset, cfg.seed)
     spec, init_seed = ARCHITECTURES[cfg.model.arch], derive_seed(cfg.seed, "init")
@@ -103,11 +94,26 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
     module, optimizer = trainable(module, cfg.optim, compile=cfg.train.compile)
     reporter = Reporter(comm, sink)
     scaler = torch.amp.GradScaler(device.type, enabled=cfg.train.amp == AmpMode.fp16)
-    run = Run(cfg, comm, data, protocol, stream, plan, module, optimizer, reporter, scaler)
+    platform = platform_facts(device)
+    run = Run(cfg, comm, data, protocol, stream, plan, module, optimizer, reporter, scaler, platform)
     if shard is not None and resume is not None:
         restore_worker_state(run, shard)
         run.start_step, run.last_eval, run.checkpoint = shard["step"], shard["last_eval"], resume
-        reporter.resumed({"step": resume.step, "checkpoint": str(resume.directory), "total_steps": plan.total_steps})
+        saved_total, schedule_steps = saved_schedule(resume, plan.total_steps)
+        run.plan = dataclasses.replace(plan, schedule_steps=schedule_steps)
+        changes = platform_changes(resume.manifest.get("platform", {}), platform)
+        reporter.resumed(
+            {
+                "step": resume.step,
+                "checkpoint": str(resume.directory),
+                "total_steps": plan.total_steps,
+                "previous_total_steps": saved_total,
+                "schedule_steps": schedule_steps,
+                **platform,
+                "bitwise": not changes,
+                "platform_changes": changes,
+            }
+        )
         return run
     global_params = count_parameters(build_model(spec, data.num_classes, in_channels=data.in_channels, device="meta"))
     reporter.start(
@@ -120,7 +126,7 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
             "protocol": protocol.name,
             "model/params": global_params,
             "data": data.description,
-            **platform_facts(device),
+            **platform,
         }
     )
     return run

@@ -20,7 +20,6 @@ from resist.run_dir import RunDir
 from resist.train.build import Run, build_run, trainable
 from resist.train.evaluate import evaluate
 from resist.train.memory import held_bytes, peak_memory_bytes
-from resist.train.schedule import lr_at
 from resist.train.state import save_checkpoint
 from resist.train.stop import StopRequest
 
@@ -96,7 +95,7 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
         images, labels = next(stream)
         if cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
-        lr = lr_at(step, plan.total_steps, cfg.optim)
+        lr = plan.lr_at(step, cfg.optim)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)

@@ -4,15 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from resist.config import EvalUnit, TrainConfig
+from resist.config import EvalUnit, OptimConfig, TrainConfig
+from resist.train.schedule import lr_at
+
+
+def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
+    """How many optimizer steps each worker takes: ``train.epochs`` epochs, at most ``train.max_steps``."""
+    total = train.epochs * steps_per_epoch
+    return total if train.max_steps is None else min(total, train.max_steps)
 
 
 @dataclass(frozen=True)
 class StepPlan:
-    """The run's schedule in optimizer steps: its length, its rounds, when it logs and evaluates.
+    """The run's schedule in optimizer steps: its length, its rounds, when it logs and evaluates, and
+    the learning rate of each step.
 
     A round is ``steps_per_round`` steps (the last may be shorter); logging and evaluation happen at
     round ends, at the first one at or after each multiple of their interval, and at the end.
+    ``schedule_steps`` is the learning-rate schedule's horizon: ``total_steps``, except in a finished
+    run that a resume extended, whose schedule keeps the horizon of the run that first finished it
+    (the checkpoint records it); steps past the horizon keep the learning rate of its last step.
     """
 
     steps_per_epoch: int
@@ -20,12 +31,13 @@ class StepPlan:
     steps_per_round: int
     eval_every_steps: int
     log_every_steps: int
+    schedule_steps: int
 
     @classmethod
     def from_config(cls, train: TrainConfig, *, steps_per_epoch: int, steps_per_round: int) -> StepPlan:
-        total = train.epochs * steps_per_epoch
-        if train.max_steps is not None:
-            total = min(total, train.max_steps)
+        """The plan of ``train``, its schedule's horizon its length (a resume replaces it with the
+        checkpoint's)."""
+        total = total_steps(train, steps_per_epoch)
         unit = {EvalUnit.steps: 1, EvalUnit.epochs: steps_per_epoch, EvalUnit.rounds: steps_per_round}
         return cls(
             steps_per_epoch=steps_per_epoch,
@@ -33,7 +45,13 @@ class StepPlan:
             steps_per_round=steps_per_round,
             eval_every_steps=train.eval_every * unit[train.eval_unit],
             log_every_steps=train.log_every_steps,
+            schedule_steps=total,
         )
+
+    def lr_at(self, step: int, optim: OptimConfig) -> float:
+        """The learning rate of optimizer step ``step`` (0-based): the schedule's over ``schedule_steps``
+        steps, and past them the learning rate of the schedule's last step."""
+        return lr_at(min(step, self.schedule_steps - 1), self.schedule_steps, optim)
 
     @property
     def num_rounds(self) -> int:

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resist.checkpoints import Checkpoint, CheckpointStore
+from resist.checkpoints import Checkpoint, CheckpointStore, synced_size
 from resist.config import plain
 from resist.config.resume import trajectory
 from resist.generators import global_rng_state, restore_global_rng_state
@@ -53,13 +53,23 @@ def restore_worker_state(run: Run, shard: dict[str, Any]) -> None:
     restore_global_rng_state(shard["rng"])
 
 
+def saved_schedule(checkpoint: Checkpoint, total_steps: int) -> tuple[int, int]:
+    """The length of the run that wrote ``checkpoint`` and its learning-rate schedule's horizon, as
+    its manifest records them; a checkpoint written before they were recorded reads as a run of
+    ``total_steps`` (the resuming run's length) on its own schedule."""
+    saved_total = checkpoint.manifest.get("total_steps", total_steps)
+    return saved_total, checkpoint.manifest.get("schedule_steps", saved_total)
+
+
 def save_checkpoint(
     run: Run, run_dir: Path, *, step: int, last_eval: dict[str, float], metrics_bytes: int | None = None
 ) -> Checkpoint:
     """Every worker writes its shard of ``step``; once all have, rank 0 commits the checkpoint
-    (manifest with the run's trajectory config, the W&B run id and how much of ``metrics.jsonl``
-    belongs before it: ``metrics_bytes``, default all written so far) and prunes old ones, while the
-    other workers read the new checkpoint's manifest only. Returns the checkpoint, on every worker.
+    (manifest with the run's trajectory config, its length and learning-rate schedule's horizon, its
+    platform facts, the W&B run id and how much of ``metrics.jsonl`` belongs before it:
+    ``metrics_bytes``, default all written so far; the file is on disk before the manifest records
+    that) and prunes old ones, while the other workers read the new checkpoint's manifest only.
+    Returns the checkpoint, on every worker.
 
     The workers wait for each other here: writing a shard must take less than
     ``launcher.collective_timeout_s``."""
@@ -69,13 +79,17 @@ def save_checkpoint(
     if comm.rank == 0:
         paths = RunDir(run_dir)
         wandb_id = paths.wandb_run_id.read_text(encoding="utf-8").strip() if paths.wandb_run_id.exists() else None
+        written = synced_size(paths.metrics)  # a host crash cannot leave it shorter than the manifest says
         facts = {
             "config": trajectory(plain(run.cfg)),
             "protocol": run.protocol.name,
             "round": -(-step // run.plan.steps_per_round),
             "epoch": step / run.plan.steps_per_epoch,
             "steps_per_epoch": run.plan.steps_per_epoch,
-            "metrics_bytes": metrics_bytes if metrics_bytes is not None else paths.metrics_bytes(),
+            "total_steps": run.plan.total_steps,
+            "schedule_steps": run.plan.schedule_steps,
+            "platform": run.platform,
+            "metrics_bytes": metrics_bytes if metrics_bytes is not None else written,
             "wandb_run_id": wandb_id,
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }

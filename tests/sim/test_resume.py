@@ -1,9 +1,13 @@
 """Stop-and-resume on thread workers running the real loop: a run stopped at a round end and resumed
 from its checkpoint ends bit for bit where the uninterrupted run ends, with the same records and
 ledger totals (ResIST, ResIST with a warm-up that spans the stop, local SGD, both with int8
-transfers, and DDP with PowerSGD)."""
+transfers, and DDP with PowerSGD). A finished run extended keeps its learning-rate schedule, and its
+resume record says what changed; the metrics are on disk before a manifest records their length."""
 
 from __future__ import annotations
+
+import json
+import os
 
 import pytest
 import torch
@@ -12,8 +16,10 @@ from resist.checkpoints import CheckpointStore
 from resist.comm import Comm
 from resist.comm.backends import run_in_threads
 from resist.config import Compression, GradientCompression, ProtocolName
+from resist.logging.jsonl import JsonlSink
 from resist.run_dir import RunDir
 from resist.train.loop import train
+from resist.train.schedule import lr_at
 from resist.train.stop import StopRequest
 from tests.sim.test_records import WORKERS, _config
 from tests.unit.test_loop import ListSink
@@ -110,3 +116,75 @@ def _same(a, b) -> bool:
     if isinstance(a, list | tuple):
         return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     return a == b
+
+
+def _rates(records: list[dict]) -> list[tuple[int, float]]:
+    return [(r["step"], r["lr"]) for r in records if r["event"] == "train"]
+
+
+def test_an_extended_finished_run_keeps_its_schedule_and_its_resume_record_says_what_changed(tmp_path):
+    cfg = _config(ProtocolName.local_sgd, eval_every=2)  # 12 steps: 4 rounds of 3, train records every 3
+    _train(cfg, tmp_path)
+    last_scheduled = lr_at(11, 12, cfg.optim)  # 0.0005; a 24-step schedule would give step 14 0.005
+    cfg.train.epochs, cfg.train.max_steps = 10, 24
+    resumed, _ = _train(cfg, tmp_path, resume=True)
+    facts = ("event", "step", "total_steps", "previous_total_steps", "schedule_steps", "bitwise", "platform_changes")
+    assert {k: resumed[0][k] for k in facts} == {
+        "event": "resume",
+        "step": 12,
+        "total_steps": 24,
+        "previous_total_steps": 12,
+        "schedule_steps": 12,
+        "bitwise": True,
+        "platform_changes": [],
+    }
+    assert resumed[0]["platform/device"] == "cpu" and resumed[0]["platform/torch"] == torch.__version__
+    assert [(r["step"], r["lr"]) for r in resumed if r["event"] == "train"] == [
+        (s, last_scheduled) for s in (15, 18, 21, 24)
+    ]
+    newest = CheckpointStore(tmp_path).newest()
+    assert (newest.step, newest.manifest["total_steps"], newest.manifest["schedule_steps"]) == (24, 24, 12)
+
+    # extended again, on a host with another torch (as far as the checkpoint says): the same horizon
+    manifest = dict(newest.manifest, platform={**newest.manifest["platform"], "platform/torch": "0.0"})
+    (newest.directory / "manifest.json").write_text(json.dumps(manifest))
+    cfg.train.max_steps = 30
+    again, _ = _train(cfg, tmp_path, resume=True)
+    assert {k: again[0][k] for k in facts} == {
+        "event": "resume",
+        "step": 24,
+        "total_steps": 30,
+        "previous_total_steps": 24,
+        "schedule_steps": 12,
+        "bitwise": False,
+        "platform_changes": [f"platform/torch: 0.0 -> {torch.__version__}"],
+    }
+    assert [(r["step"], r["lr"]) for r in again if r["event"] == "train"] == [
+        (27, last_scheduled),
+        (30, last_scheduled),
+    ]
+
+
+def test_the_metrics_are_on_disk_before_a_manifest_records_their_length(tmp_path, monkeypatch):
+    cfg = _config(ProtocolName.local_sgd, eval_every=2)
+    cfg.checkpoint.every_rounds, cfg.checkpoint.keep = 1, 10
+    synced: list[tuple[str, int]] = []  # (path, size) of every fsync, in order
+    real_fsync = os.fsync
+
+    def spy(descriptor: int) -> None:
+        synced.append((os.readlink(f"/proc/self/fd/{descriptor}"), os.fstat(descriptor).st_size))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    sink = JsonlSink(RunDir(tmp_path).metrics)
+    run_in_threads(WORKERS, lambda comm: train(cfg, comm, sink, run_dir=tmp_path))
+    sink.close()
+    checkpoints = CheckpointStore(tmp_path).committed()
+    assert [c.step for c in checkpoints] == [3, 6, 9, 12]
+    metrics = str(RunDir(tmp_path).metrics)
+    for checkpoint in checkpoints:
+        manifest_sync = next(
+            i for i, (path, _) in enumerate(synced) if f"{checkpoint.directory}/.manifest.json" in path
+        )
+        on_disk = max((size for path, size in synced[:manifest_sync] if path == metrics), default=-1)
+        assert on_disk >= checkpoint.manifest["metrics_bytes"] > 0, checkpoint.step

@@ -177,3 +177,50 @@ def test_the_global_generators_round_trip_through_a_weights_only_shard():
     restore_global_rng_state(torch.load(io.BytesIO(buffer.getvalue()), weights_only=True))
     again = (random.random(), np.random.rand(), torch.rand(3))
     assert drawn[:2] == again[:2] and torch.equal(drawn[2], again[2])
+
+
+def test_only_the_gpus_visible_get_their_saved_generator_state():
+    from resist.generators import present_cuda_states
+
+    saved = [torch.full((4,), 1, dtype=torch.uint8), torch.full((4,), 2, dtype=torch.uint8)]
+    assert present_cuda_states(saved, 0) == []
+    one = present_cuda_states(saved, 1)
+    assert len(one) == 1 and torch.equal(one[0], saved[0])
+    more = present_cuda_states(saved, 4)  # GPUs 2 and 3 keep their state
+    assert len(more) == 2 and torch.equal(more[1], saved[1])
+
+
+def test_a_state_saved_with_more_gpus_than_visible_restores_the_rest():
+    """A shard saved on a host with one more GPU than this one (none here without CUDA): restoring it
+    never fails, and the other generators are restored."""
+    import random
+
+    from resist.generators import global_rng_state, restore_global_rng_state
+
+    state = global_rng_state()
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    state["cuda"] = [torch.cuda.get_rng_state(i) for i in range(visible)] + [torch.zeros(16, dtype=torch.uint8)]
+    drawn = (random.random(), torch.rand(3))
+    restore_global_rng_state(state)
+    again = (random.random(), torch.rand(3))
+    assert drawn[0] == again[0] and torch.equal(drawn[1], again[1])
+
+
+def test_the_synced_size_of_a_file_is_read_after_its_fsync(tmp_path, monkeypatch):
+    from resist.checkpoints import synced_size
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(descriptor: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{descriptor}"))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    metrics = tmp_path / "metrics.jsonl"
+    assert synced_size(metrics) == 0 and synced == []
+    with metrics.open("a") as file:  # (another handle, as the run's metric sink holds, flushed not synced)
+        file.write('{"event": "start"}\n')
+        file.flush()
+        assert synced_size(metrics) == 19
+    assert synced == [str(metrics), str(tmp_path)]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 
-from resist.config import OptimConfig, ScheduleName
+from resist.config import OptimConfig, ScheduleName, TrainConfig
 from resist.generators import generator
 from resist.seeding import derive_seed
+from resist.train.plan import StepPlan
 from resist.train.schedule import lr_at
 
 
@@ -34,6 +36,27 @@ def test_cosine_and_constant():
 def test_step_outside_the_run_is_an_error():
     with pytest.raises(ValueError):
         lr_at(100, 100, OptimConfig())
+
+
+def test_a_plan_follows_its_schedule_and_past_its_horizon_keeps_the_rate_of_its_last_step():
+    """A 20-step run extended to 40 (its schedule's horizon stays 20): steps 20-39 keep step 19's rate,
+    never the 40-step schedule's (which would be 0.005 at step 29, ten times more)."""
+    optim = OptimConfig(lr=0.05, schedule=ScheduleName.step, milestones=[0.5, 0.75], gamma=0.1)
+    plan = StepPlan.from_config(TrainConfig(epochs=2, max_steps=20), steps_per_epoch=12, steps_per_round=10)
+    assert (plan.total_steps, plan.schedule_steps) == (20, 20)
+    assert [plan.lr_at(step, optim) for step in range(20)] == [lr_at(step, 20, optim) for step in range(20)]
+    extended = dataclasses.replace(
+        StepPlan.from_config(TrainConfig(epochs=4, max_steps=40), steps_per_epoch=12, steps_per_round=10),
+        schedule_steps=20,
+    )
+    rates = [extended.lr_at(step, optim) for step in range(40)]
+    assert rates[:20] == [lr_at(step, 20, optim) for step in range(20)]
+    assert rates[20:] == [lr_at(19, 20, optim)] * 20
+    assert rates[19] == pytest.approx(0.0005, rel=1e-12) and rates[29] < lr_at(29, 40, optim)
+    cosine = OptimConfig(lr=0.1, schedule=ScheduleName.cosine)
+    assert (
+        extended.lr_at(39, cosine) == lr_at(19, 20, cosine) == pytest.approx(0.1 * 0.5 * (1 + math.cos(math.pi * 0.95)))
+    )
 
 
 def test_derived_seeds_are_stable_and_distinct():
