@@ -43,6 +43,14 @@ def bytes_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "protocol": protocol + m + (" (round = 1 step)" if protocol == "ddp" else ""),
                     "wire MB/round/worker": _mb(figures["wire_bytes_per_round_per_worker"]),
                     "cost model": _mb(expected) if expected is not None else "-",
+                    "measured / cost model": (
+                        f"{figures['wire_bytes_per_round_per_worker'] / expected:.3f}" if expected else "-"
+                    ),
+                    "std over rounds (rounds)": (
+                        f"{_mb(figures['wire_bytes_per_local_steps_per_worker_std'])} ({figures['measured_stretches']})"
+                        if "measured_stretches" in figures
+                        else "-"
+                    ),
                     "payload MB/round/worker": _mb(figures["payload_bytes_per_round_per_worker"]),
                     "Table-1 GB/round": f"{figures['table1_bytes_per_round'] / 1e9:.3f}",
                     "held MB/worker (max)": _mb(figures["held_bytes_per_worker"]),
