@@ -119,9 +119,9 @@ def _expectation(cfg: Config, shapes: _Shapes) -> ResistExpectation:
     carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0  # type: ignore[attr-defined]
     codec = codec_for(protocol.compress) if workers > 1 else None  # type: ignore[attr-defined]
     # a block's values (parameters and buffers) and, carried, one momentum buffer per parameter
-    travelling = {b: size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items()}
-    delivered = travelling  # float32: a next holder has no value a change could be added to
-    gathered = {b: _sent(codec, size) for b, size in travelling.items()}  # encoded changes, with a codec
+    # (delivered in float32: a next holder has no value a change could be added to)
+    delivered = {b: size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items()}
+    gathered = {b: _sent(codec, size) for b, size in delivered.items()}  # encoded changes, with a codec
     handoffs = []
     for round_index in range(1, ROUNDS_AVERAGED + 1):
         plan = hand_off_plan(assignment(round_index - 1), assignment(round_index), shapes.blocks)

@@ -214,19 +214,12 @@ class ResIST(TrainingProtocol):
             return
         assert self.current is not None
         rank, current = self.comm.rank, self.current
-        with torch.no_grad():
-            self.anchors = {
-                b: [
-                    t.detach().clone()
-                    for t in (
-                        model_state_tensors(self.model.block(self.stage, b))
-                        if optimizer is None
-                        else self._block_tensors(self.model.block(self.stage, b), optimizer)
-                    )
-                ]
-                for b in current.blocks[rank]
-                if len(current.holders(b)) > 1
-            }
+
+        def values(block: nn.Module) -> list[torch.Tensor]:
+            return model_state_tensors(block) if optimizer is None else self._block_tensors(block, optimizer)
+
+        co_held = [b for b in current.blocks[rank] if len(current.holders(b)) > 1]
+        self.anchors = {b: [t.detach().clone() for t in values(self.model.block(self.stage, b))] for b in co_held}
 
     def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> None:
         """Execute the :func:`hand_off_plan` from ``self.current`` to ``following``."""
