@@ -27,15 +27,15 @@ from resist.config import (
     LocalSGDConfig,
     ProtocolConfig,
     ProtocolName,
+    ResISTConfig,
     ScheduleName,
     plain,
     steps_per_round,
     validate,
 )
 from resist.config.hydra_door import run_main
+from resist.paper import PAPER_MODEL_TARGETS, table1_bytes_per_round
 from resist.run_dir import RunDir
-
-SYNC_PURPOSES = ("train_sync", "handoff")
 
 
 def protocol_settings(settings: ProtocolConfig, protocol: ProtocolName) -> ProtocolConfig:
@@ -104,6 +104,8 @@ def summarize(
     """Per-worker, per-round figures of one protocol's run from its records (pure). Seconds of a
     purpose are the ledgers' (mean over workers; a DDP hook's overlap the backward pass); operations
     are per worker (each send and each receive of an exchange counts)."""
+    from resist.comm.ledger import SYNC_PURPOSES  # (loads torch: only once a benchmark has run)
+
     start = records[0]
     by_step = {r["step"]: r for r in records if r["event"] == "train"}
     first_step, last_step = warmup_rounds * local_steps, (warmup_rounds + rounds) * local_steps
@@ -116,11 +118,11 @@ def summarize(
         return end[key] - begin.get(key, 0.0)
 
     def per_round(convention: str) -> float:
-        total = sum(delta(f"comm/cum_{convention}_bytes/{purpose}") for purpose in SYNC_PURPOSES)
+        total = sum(delta(f"comm/cum_{convention}_bytes/{purpose.value}") for purpose in SYNC_PURPOSES)
         return total / workers / measured_rounds
 
     def synced(record: dict[str, Any]) -> float:
-        return sum(record.get(f"comm/cum_wire_bytes/{purpose}", 0.0) for purpose in SYNC_PURPOSES)
+        return sum(record.get(f"comm/cum_wire_bytes/{purpose.value}", 0.0) for purpose in SYNC_PURPOSES)
 
     # each measured stretch of local_steps steps (a protocol round; DDP: its l steps), per worker
     marks = range(first_step, last_step + 1, local_steps)
@@ -140,17 +142,17 @@ def summarize(
         "wire_bytes_per_local_steps_per_worker_std": spread,
         "measured_stretches": len(stretches),
         "payload_bytes_per_round_per_worker": per_round("payload"),
-        "table1_bytes_per_round": 2 * sum(end["memory/param_bytes_per_worker"]),
+        "table1_bytes_per_round": table1_bytes_per_round(end["memory/param_bytes_per_worker"]),
         "step_seconds": delta("time/compute_s") / steps,
         "images_per_second_per_worker": batch_size * steps / delta("time/compute_s"),
         "round_seconds": (delta("time/compute_s") + delta("time/sync_s")) / measured_rounds,
         "compute_seconds_per_round": delta("time/compute_s") / measured_rounds,
         "sync_seconds_per_round": delta("time/sync_s") / measured_rounds,
         **{
-            f"{purpose}_seconds_per_round": delta(f"time/comm_s/{purpose}") / measured_rounds
+            f"{purpose.value}_seconds_per_round": delta(f"time/comm_s/{purpose.value}") / measured_rounds
             for purpose in SYNC_PURPOSES
         },
-        "operations_per_round_per_worker": sum(delta(f"comm/cum_ops/{purpose}") for purpose in SYNC_PURPOSES)
+        "operations_per_round_per_worker": sum(delta(f"comm/cum_ops/{purpose.value}") for purpose in SYNC_PURPOSES)
         / workers
         / measured_rounds,
         "eval_seconds": records[-1]["time/eval_s"],
@@ -222,14 +224,9 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-# Targets for the paper's PreActResNet-101 without minimum depth (S: wire-bytes ratio to local SGD,
-# step-time ratio to a full-model step, held-bytes ratio to the full model). The paper's S = 8 runs
-# use minimum depth 4, where every worker holds 4 of the 22 blocks instead of 2 or 3: no target.
-PAPER_MODEL_TARGETS = {2: (0.53, 0.65, 0.69), 4: (0.45, 0.50, 0.53), 8: (0.41, 0.42, 0.45)}
-
-
 def resist_targets(resist: dict[str, Any], local_sgd: dict[str, Any]) -> list[str]:
-    """Measured ResIST ratios next to the targets (set for PreActResNet-101 at S = 2, 4, 8)."""
+    """Measured ResIST ratios next to the targets (:data:`resist.paper.PAPER_MODEL_TARGETS`, set for
+    PreActResNet-101 at S = 2, 4, 8)."""
     measured = {
         "wire bytes/round": resist["wire_bytes_per_local_steps_per_worker"]
         / local_sgd["wire_bytes_per_local_steps_per_worker"],
@@ -258,12 +255,12 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         validate(run)
 
     from resist.launch import launch
-    from resist.launch.dry_run import expected_wire_bytes
     from resist.logging.jsonl import read_jsonl
+    from resist.protocols.expected_bytes import expected_wire_bytes
 
     local_steps = steps_per_round(typed.protocol)
-    resist = runs.get(ProtocolName.resist)
-    min_depth = resist.protocol.decomposition.min_depth if resist is not None else 0  # type: ignore[attr-defined]
+    resist = runs[ProtocolName.resist].protocol if ProtocolName.resist in runs else None
+    min_depth = resist.decomposition.min_depth if isinstance(resist, ResISTConfig) else 0
     results: dict[str, dict[str, Any]] = {}
     for protocol, run in runs.items():
         run_dir = bench_dir / protocol.value

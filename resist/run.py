@@ -45,16 +45,17 @@ def bytes_report(run_dir: Path, cfg: Config) -> str:
     float32 local SGD over the same rounds for protocols that synchronise once per round, every
     step's gradient all-reduces (compressed as ``cfg`` says) for data-parallel training."""
     from resist.comm.cost import Op, ring_all_reduce_bytes_per_worker, wire_bytes
-    from resist.launch.dry_run import expected_wire_bytes
+    from resist.comm.ledger import TRAINING_PURPOSES
     from resist.logging.jsonl import read_jsonl
     from resist.protocols.base import DIGEST_BYTES
+    from resist.protocols.expected_bytes import expected_wire_bytes
 
     records = read_jsonl(RunDir(run_dir).metrics)
     start, summary = records[0], records[-1]
     workers, params = start["num_workers"], start["model/params"]
     rounds = -(-summary["step"] // start["steps_per_round"])  # (a resume may have extended the run)
     initial = workers * wire_bytes(Op.all_gather, DIGEST_BYTES, workers)  # the workers' digests of their weights
-    training = sum(summary[f"comm/cum_wire_bytes/{purpose}"] for purpose in ("init", "train_sync", "handoff"))
+    training = sum(summary[f"comm/cum_wire_bytes/{purpose.value}"] for purpose in TRAINING_PURPOSES)
     if start["protocol"] == "ddp":
         reference = initial + rounds * workers * expected_wire_bytes(cfg, range(rounds))
         compress = getattr(cfg.protocol, "compress", "none")

@@ -15,7 +15,7 @@ from pathlib import Path
 from resist.config import load_run_config
 from resist.errors import UserError
 from resist.launch.env import DistEnvError, parse_dist_env
-from resist.launch.worker import run_worker
+from resist.launch.worker_process import run_worker
 
 
 def main(argv: list[str]) -> None:

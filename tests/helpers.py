@@ -1,6 +1,25 @@
-"""Small helpers shared by tests."""
+"""Small helpers shared by tests. Test modules import shared helpers from here (or from the other
+shared modules: conftest, generated_runs, wandb_records), never from another test module."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from resist.config import (
+    PROTOCOL_CONFIGS,
+    Config,
+    DatasetName,
+    DecompositionConfig,
+    EvalUnit,
+    OptimizerStatePolicy,
+    ProtocolName,
+    ResISTConfig,
+)
+from resist.data.sources import DatasetError
+from resist.protocols.resist import ResIST
 
 
 def fixed(model):
@@ -12,3 +31,70 @@ def fixed(model):
         return model
 
     return make_model
+
+
+class ListSink:
+    """A metric sink that keeps every record, in order, in :attr:`records`."""
+
+    def __init__(self) -> None:
+        self.records: list[dict] = []
+
+    def log(self, record: dict) -> None:
+        self.records.append(record)
+
+    def close(self) -> None:
+        pass
+
+
+def one_line_error(call: Callable[..., Any], *args: Any) -> str:
+    """The message of the :class:`DatasetError` that ``call(*args)`` raises, checked to be one line
+    that names ``dataset.root`` and says how to fix it."""
+    with pytest.raises(DatasetError) as info:
+        call(*args)
+    message = str(info.value)
+    assert "\n" not in message and message.startswith("dataset.root: ") and "(fix: " in message
+    return message
+
+
+# -- the real loop on thread workers (tests/sim) -------------------------------------------------
+
+LOOP_WORKERS = 2
+
+
+def loop_config(protocol: ProtocolName, eval_every: int, **protocol_changes) -> Config:
+    """A :data:`LOOP_WORKERS`-worker run of ``protocol`` on 8×8 digits with the 8-block mini network:
+    2 epochs of 6 steps, rounds of 3 local steps (unless ``protocol_changes`` say otherwise; keys
+    the protocol lacks are ignored), evaluation every ``eval_every`` rounds, a train record every 3
+    steps."""
+    cfg = Config()
+    cfg.dataset.name, cfg.dataset.image_size = DatasetName.digits, 8
+    cfg.model.arch, cfg.num_workers, cfg.seed = "preact_resnet_mini_deep", LOOP_WORKERS, 3
+    cfg.protocol = PROTOCOL_CONFIGS[protocol]()
+    for key, value in {"local_steps": 3, **protocol_changes}.items():
+        if hasattr(cfg.protocol, key):
+            setattr(cfg.protocol, key, value)
+    cfg.train.batch_size, cfg.train.epochs, cfg.train.max_steps = 128, 2, 12  # 6 steps per epoch
+    cfg.train.eval_every, cfg.train.eval_unit, cfg.train.log_every_steps = eval_every, EvalUnit.rounds, 3
+    return cfg
+
+
+# -- ResIST driven directly on thread workers (tests/sim) ----------------------------------------
+
+RESIST_ARCH = "preact_resnet_mini_deep"  # 8 partitionable blocks in stage 2
+RESIST_STAGE, RESIST_BLOCKS = 2, tuple(range(1, 9))
+
+
+def resist_config(workers: int, min_depth: int, policy: OptimizerStatePolicy = OptimizerStatePolicy.reset) -> Config:
+    """ResIST on :data:`RESIST_ARCH` among ``workers``: rounds of 2 local steps, sub-networks of at
+    least ``min_depth`` blocks, optimizer state across a hand-off by ``policy``; seed 5."""
+    cfg = Config()
+    cfg.model.arch, cfg.num_workers, cfg.seed = RESIST_ARCH, workers, 5
+    cfg.protocol = ResISTConfig(
+        local_steps=2, optimizer_state=policy, decomposition=DecompositionConfig(min_depth=min_depth)
+    )
+    return cfg
+
+
+def resist_protocol(comm, cfg: Config) -> ResIST:
+    """``cfg``'s ResIST protocol on ``comm``."""
+    return ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)

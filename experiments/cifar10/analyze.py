@@ -10,55 +10,61 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from resist.analysis.plots import write_plots
 from resist.analysis.runs import render, table, versus
-from resist.analysis.study import provenance, publish, study_runs
-from resist.errors import UserError, exit_with
+from resist.analysis.study import Option, Section, provenance, study_main, study_runs
 
 HERE = Path(__file__).resolve().parent
 THRESHOLDS = (0.4, 0.5)
 
 
+def sections(args: argparse.Namespace) -> Iterator[Section]:
+    """The README's ``results`` section and the accuracy plots, from the runs under ``args.runs``."""
+    results = study_runs(args.runs)
+    lines = [
+        "Every (protocol, S) group, mean ± std over its seeds; bytes are measured wire bytes of all "
+        "workers; `to 40 %` / `to 50 %`: wall-clock and bytes when an evaluation first reached it.",
+        "",
+        render(table(results, THRESHOLDS)),
+        "",
+        "ResIST against local SGD (means over seeds):",
+        "",
+        render(versus(results, "resist", "local_sgd")),
+        "",
+        "Each run (wall-clock as measured; compare it across runs measured alike, see the note below):",
+        "",
+        render(
+            [
+                {
+                    "protocol": r.protocol,
+                    "S": r.workers,
+                    "seed": r.seed,
+                    "final acc": f"{100 * r.final_accuracy:.2f} %",
+                    "wall-clock": f"{r.seconds:.1f} s",
+                    "finished": r.finished,
+                }
+                for r in results
+            ]
+        ),
+        "",
+        f"Measured: {provenance(results)}.",
+    ]
+    yield Section(lines, write_plots(results, args.out))
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=HERE / "runs", help="the folder run.sh wrote")
-    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plots")
-    args = parser.parse_args(argv)
-    try:
-        results = study_runs(args.runs)
-        sections = [
-            "Every (protocol, S) group, mean ± std over its seeds; bytes are measured wire bytes of all "
-            "workers; `to 40 %` / `to 50 %`: wall-clock and bytes when an evaluation first reached it.",
-            "",
-            render(table(results, THRESHOLDS)),
-            "",
-            "ResIST against local SGD (means over seeds):",
-            "",
-            render(versus(results, "resist", "local_sgd")),
-            "",
-            "Each run (wall-clock as measured; compare it across runs measured alike, see the note below):",
-            "",
-            render(
-                [
-                    {
-                        "protocol": r.protocol,
-                        "S": r.workers,
-                        "seed": r.seed,
-                        "final acc": f"{100 * r.final_accuracy:.2f} %",
-                        "wall-clock": f"{r.seconds:.1f} s",
-                        "finished": r.finished,
-                    }
-                    for r in results
-                ]
-            ),
-            "",
-            f"Measured: {provenance(results)}.",
-        ]
-        publish(args.out, sections, write_plots(results, args.out))
-    except UserError as exc:
-        exit_with(str(exc))
+    study_main(
+        argv,
+        doc=__doc__,
+        options=[
+            Option("--runs", HERE / "runs", "the folder run.sh wrote"),
+            Option("--out", HERE, "the folder of README.md and the plots"),
+        ],
+        sections=sections,
+    )
 
 
 if __name__ == "__main__":

@@ -12,18 +12,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from resist.analysis.benches import load_benches, side_by_side
 from resist.analysis.plots import figure
 from resist.analysis.runs import render
-from resist.analysis.study import publish
-from resist.errors import UserError, exit_with
+from resist.analysis.study import Option, Section, study_main
+from resist.paper import TABLE1_GB, TABLE1_MIN_DEPTH
 
 HERE = Path(__file__).resolve().parent
-# The paper's Table 1 (ResNet-101, CIFAR-100, GB per round): S -> (local SGD, ResIST).
-PAPER_TABLE1_GB = {2: (0.662, 0.454), 4: (1.325, 0.720), 8: (2.649, 1.289)}
 
 
 def _mb(value: float) -> str:
@@ -84,22 +83,16 @@ def ratio_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def paper_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Table 1 in the paper's convention (2 × bytes held, summed over workers) for PreActResNet-101,
-    next to the paper's figures; ResIST from the benchmark whose minimum depth matches the paper's
-    slot count (m = 6 at S = 4, 4 at S = 8, none at S = 2)."""
-    paper_depth = {2: 0, 4: 6, 8: 4}
+    """Table 1 in the paper's convention (:func:`resist.paper.table1_bytes_per_round`, which the
+    benchmarks applied) for PreActResNet-101, next to the paper's figures; ResIST from the benchmark
+    whose minimum depth deals the paper's slot count (:data:`resist.paper.TABLE1_MIN_DEPTH`)."""
     rows = []
-    for workers, (paper_local, paper_resist) in PAPER_TABLE1_GB.items():
+    for workers, (paper_local, paper_resist) in TABLE1_GB.items():
+        depth = TABLE1_MIN_DEPTH[workers]
         ours = [b for b in benches if b["model"] == "preact_resnet101" and b["S"] == workers]
         local = next((b["protocols"]["local_sgd"] for b in ours if "local_sgd" in b["protocols"]), None)
-        resist = next(
-            (
-                b["protocols"]["resist"]
-                for b in ours
-                if "resist" in b["protocols"] and b["min_depth"] == paper_depth[workers]
-            ),
-            None,
-        )
+        matching = [b for b in ours if "resist" in b["protocols"] and b["min_depth"] == depth]
+        resist = next((b["protocols"]["resist"] for b in matching), None)
         if local is None or resist is None:
             continue
         rows.append(
@@ -107,7 +100,7 @@ def paper_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "S": workers,
                 "local SGD (measured)": f"{local['table1_bytes_per_round'] / 1e9:.3f} GB",
                 "local SGD (paper)": f"{paper_local:.3f} GB",
-                "ResIST (measured)": f"{resist['table1_bytes_per_round'] / 1e9:.3f} GB (m = {paper_depth[workers]})",
+                "ResIST (measured)": f"{resist['table1_bytes_per_round'] / 1e9:.3f} GB (m = {depth})",
                 "ResIST (paper)": f"{paper_resist:.3f} GB",
             }
         )
@@ -135,33 +128,39 @@ def write_plot(benches: list[dict[str, Any]], out: Path) -> Path:
     return path
 
 
+def sections(args: argparse.Namespace) -> Iterator[Section]:
+    """The README's ``results`` section and the bar plot, from the benchmarks under ``args.runs``."""
+    benches = load_benches(args.runs)
+    when = time.strftime("%Y-%m-%d", time.gmtime(max(b["finished"] for b in benches)))
+    lines = [
+        "Per protocol and benchmark (MB = 10^6 bytes; per round and per worker, over the measured rounds; "
+        "`cost model`: the expectation `dry_run=true` prints):",
+        "",
+        render(bytes_table(benches)),
+        "",
+        "ResIST / local SGD, measured side by side:",
+        "",
+        render(ratio_table(benches)),
+        "",
+        "The paper's Table 1 (2 × parameter bytes held, summed over workers; decimal GB; 100 classes):",
+        "",
+        render(paper_table(benches)),
+        "",
+        f"Measured: {len(benches)} benchmarks, the last finished {when}.",
+    ]
+    yield Section(lines, [write_plot(benches, args.out)])
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=HERE / "runs", help="the folder run.sh wrote")
-    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plot")
-    args = parser.parse_args(argv)
-    try:
-        benches = load_benches(args.runs)
-        when = time.strftime("%Y-%m-%d", time.gmtime(max(b["finished"] for b in benches)))
-        sections = [
-            "Per protocol and benchmark (MB = 10^6 bytes; per round and per worker, over the measured rounds; "
-            "`cost model`: the expectation `dry_run=true` prints):",
-            "",
-            render(bytes_table(benches)),
-            "",
-            "ResIST / local SGD, measured side by side:",
-            "",
-            render(ratio_table(benches)),
-            "",
-            "The paper's Table 1 (2 × parameter bytes held, summed over workers; decimal GB; 100 classes):",
-            "",
-            render(paper_table(benches)),
-            "",
-            f"Measured: {len(benches)} benchmarks, the last finished {when}.",
-        ]
-        publish(args.out, sections, [write_plot(benches, args.out)])
-    except UserError as exc:
-        exit_with(str(exc))
+    study_main(
+        argv,
+        doc=__doc__,
+        options=[
+            Option("--runs", HERE / "runs", "the folder run.sh wrote"),
+            Option("--out", HERE, "the folder of README.md and the plot"),
+        ],
+        sections=sections,
+    )
 
 
 if __name__ == "__main__":

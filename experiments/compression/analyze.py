@@ -16,14 +16,14 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from resist.analysis.benches import load_benches
 from resist.analysis.plots import figure, write_plots
 from resist.analysis.runs import RunResult, grouped, render, table
-from resist.analysis.study import provenance, publish, study_runs
-from resist.errors import UserError, exit_with
+from resist.analysis.study import Option, Section, provenance, study_main, study_runs
 
 HERE = Path(__file__).resolve().parent
 # (protocol, compression) -> {S: the largest ratio to float32 ring local SGD the issue accepts}
@@ -140,9 +140,10 @@ def final_accuracy_vs_bytes(results: list[RunResult], out: Path) -> Path:
     return path
 
 
-def accuracy_sections(root: Path, out: Path) -> tuple[list[str], list[Path]]:
+def accuracy_section(root: Path, out: Path) -> Section:
+    """The README's ``accuracy`` section and its plots, from the CIFAR-10 runs under ``root``."""
     results = study_runs(root)
-    sections = [
+    lines = [
         "Every (protocol, compression) group, mean ± std over its seeds; bytes are measured wire bytes of "
         "all workers; `to 40 %`: wall-clock and bytes when an evaluation first reached it.",
         "",
@@ -155,32 +156,40 @@ def accuracy_sections(root: Path, out: Path) -> tuple[list[str], list[Path]]:
         f"Measured: {provenance(results)}.",
     ]
     plots = [final_accuracy_vs_bytes(results, out), *write_plots(results, out, label_of=label)]
-    return sections, plots
+    return Section(lines, plots, name="accuracy")
 
 
-def bytes_sections(root: Path) -> list[str]:
-    return [
+def bytes_section(root: Path) -> Section:
+    """The README's ``bytes`` section, from the benchmarks under ``root``."""
+    lines = [
         "Per benchmark (MB = 10^6 bytes, per round and worker over the measured rounds; ResIST's hand-off "
         "depends on the rounds' random partitions, the cost model gives its expectation):",
         "",
         render(bytes_table(load_benches(root), root)),
     ]
+    return Section(lines, name="bytes")
+
+
+def sections(args: argparse.Namespace) -> Iterator[Section]:
+    """The sections ``args.only`` names (both by default: ``bytes`` first), each written before the
+    next is computed."""
+    if args.only in (None, "bytes"):
+        yield bytes_section(args.runs)
+    if args.only in (None, "accuracy"):
+        yield accuracy_section(args.runs / "accuracy", args.out)
 
 
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=HERE / "runs", help="the folder bench.sh and run.sh wrote into")
-    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plots")
-    parser.add_argument("--only", choices=("bytes", "accuracy"), help="write one section only")
-    args = parser.parse_args(argv)
-    try:
-        if args.only in (None, "bytes"):
-            publish(args.out, bytes_sections(args.runs), section="bytes")
-        if args.only in (None, "accuracy"):
-            sections, plots = accuracy_sections(args.runs / "accuracy", args.out)
-            publish(args.out, sections, plots, section="accuracy")
-    except UserError as exc:
-        exit_with(str(exc))
+    study_main(
+        argv,
+        doc=__doc__,
+        options=[
+            Option("--runs", HERE / "runs", "the folder bench.sh and run.sh wrote into"),
+            Option("--out", HERE, "the folder of README.md and the plots"),
+            Option("--only", help="write one section only", choices=("bytes", "accuracy")),
+        ],
+        sections=sections,
+    )
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from resist.decomposition import paper_assignment
 from resist.errors import exit_with
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
-from resist.train.build import trainable
+from resist.train.trainable import trainable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

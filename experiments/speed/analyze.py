@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from resist.analysis.benches import load_benches, side_by_side
 from resist.analysis.plots import figure
 from resist.analysis.runs import render
-from resist.analysis.study import publish
-from resist.errors import UserError, exit_with
+from resist.analysis.study import Option, Section, study_main
 from resist.models.spec import ARCHITECTURES
 
 HERE = Path(__file__).resolve().parent
@@ -112,29 +112,33 @@ def write_plot(benches: list[dict[str, Any]], out: Path) -> Path:
     return path
 
 
+def sections(args: argparse.Namespace) -> Iterator[Section]:
+    """The README's ``results`` section and the plot, from the benchmarks under ``args.runs``."""
+    benches = load_benches(args.runs)
+    lines = [
+        "Per round and worker over the measured rounds (seconds; `shared sync` and `hand-off` are the "
+        "ledgers' seconds of those transfers, mean over workers; a DDP round is one step and its "
+        "all-reduce overlaps the backward pass):",
+        "",
+        render(time_table(benches)),
+        "",
+        "A ResIST sub-network's step against a full-model (local SGD) step, measured side by side:",
+        "",
+        render(ratio_table(benches)),
+    ]
+    yield Section(lines, [write_plot(benches, args.out)])
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--runs", type=Path, default=HERE.parent / "comm" / "runs", help="the communication study's runs"
+    study_main(
+        argv,
+        doc=__doc__,
+        options=[
+            Option("--runs", HERE.parent / "comm" / "runs", "the communication study's runs"),
+            Option("--out", HERE, "the folder of README.md and the plot"),
+        ],
+        sections=sections,
     )
-    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plot")
-    args = parser.parse_args(argv)
-    try:
-        benches = load_benches(args.runs)
-        sections = [
-            "Per round and worker over the measured rounds (seconds; `shared sync` and `hand-off` are the "
-            "ledgers' seconds of those transfers, mean over workers; a DDP round is one step and its "
-            "all-reduce overlaps the backward pass):",
-            "",
-            render(time_table(benches)),
-            "",
-            "A ResIST sub-network's step against a full-model (local SGD) step, measured side by side:",
-            "",
-            render(ratio_table(benches)),
-        ]
-        publish(args.out, sections, [write_plot(benches, args.out)])
-    except UserError as exc:
-        exit_with(str(exc))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,9 @@ from typing import Any
 from resist.analysis.benches import load_benches
 from resist.analysis.plots import figure
 from resist.analysis.runs import RunResult, RunsError, grouped, render
-from resist.analysis.study import publish, study_runs
+from resist.analysis.study import Option, Section, study_main, study_runs
 from resist.analysis.whatif import GBIT, LinkFit, RoundCost, dedicated_compute, ring_messages, round_seconds
-from resist.errors import UserError, exit_with
+from resist.comm.ledger import SYNC_PURPOSES
 from resist.logging.jsonl import read_jsonl
 from resist.run_dir import RunDir
 
@@ -51,10 +52,8 @@ class RunCosts:
 
 
 _RUN_KEYS = (
-    "comm/cum_wire_bytes/train_sync",
-    "comm/cum_wire_bytes/handoff",
-    "comm/cum_ops/train_sync",
-    "comm/cum_ops/handoff",
+    *(f"comm/cum_wire_bytes/{p.value}" for p in SYNC_PURPOSES),
+    *(f"comm/cum_ops/{p.value}" for p in SYNC_PURPOSES),
     "time/compute_s",
     "time/eval_s",
 )
@@ -70,8 +69,7 @@ def run_costs(result: RunResult, compute_s: float | None = None) -> RunCosts:
     if missing:
         raise RunsError(f"whatif: {result.path} records no {missing[0]} (fix: rerun it with this version)")
     workers, rounds = start["num_workers"], start["num_rounds"]
-    training = ("train_sync", "handoff")
-    wire = sum(summary[f"comm/cum_wire_bytes/{p}"] for p in training) / workers
+    wire = sum(summary[f"comm/cum_wire_bytes/{p.value}"] for p in SYNC_PURPOSES) / workers
     all_reduces = summary["comm/cum_ops/train_sync"] / workers
     sends = summary["comm/cum_ops/handoff"] / workers / 2  # each send has its receive
     messages = ring_messages(all_reduces, workers) + sends
@@ -224,41 +222,48 @@ def write_plot(groups: list[list[RunCosts]], out: Path) -> Path:
     return path
 
 
+def sections(args: argparse.Namespace) -> Iterator[Section]:
+    """The README's ``results`` section and the plot: the CIFAR-10 runs under ``args.cifar10_runs``,
+    the benchmarks under ``args.comm_runs`` and the loopback probe's ``args.loopback``."""
+    if not args.loopback.is_file():
+        raise RunsError(f"whatif: {args.loopback} is missing (fix: run bash experiments/whatif/run.sh)")
+    loopback = json.loads(args.loopback.read_text(encoding="utf-8"))
+    groups = study_costs(study_runs(args.cifar10_runs))
+    benches = load_benches(args.comm_runs)
+    fit = LinkFit(**loopback["fit"])
+    lines = [
+        f"CIFAR-10 study runs (measured compute, bytes and messages per round; {LATENCY_S * 1e6:g} µs per "
+        f"message; evaluations as measured), projected wall-clock per epoch and to {THRESHOLD:.0%} test "
+        "accuracy:",
+        "",
+        render(epoch_table(groups)),
+        "",
+        "PreActResNet-101 benchmarks (the communication study's; compute measured on this CPU), projected "
+        "seconds per round, and the bandwidth below which a round's communication outlasts its compute:",
+        "",
+        render(paper_model_table(benches)),
+        "",
+        f"The model against this machine's loopback link (gloo, 2 processes; fitted latency "
+        f"{fit.latency_s * 1e6:.0f} µs per message, bandwidth {fit.bandwidth_bits_per_s / GBIT:.2f} Gbit/s, "
+        f"probe of {loopback['finished']}):",
+        "",
+        render(loopback_check(loopback, benches)),
+    ]
+    yield Section(lines, [write_plot(groups, args.out)])
+
+
 def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cifar10-runs", type=Path, default=HERE.parent / "cifar10" / "runs")
-    parser.add_argument("--comm-runs", type=Path, default=HERE.parent / "comm" / "runs")
-    parser.add_argument("--loopback", type=Path, default=HERE / "runs" / "loopback.json")
-    parser.add_argument("--out", type=Path, default=HERE, help="the folder of README.md and the plot")
-    args = parser.parse_args(argv)
-    try:
-        if not args.loopback.is_file():
-            raise RunsError(f"whatif: {args.loopback} is missing (fix: run bash experiments/whatif/run.sh)")
-        loopback = json.loads(args.loopback.read_text(encoding="utf-8"))
-        groups = study_costs(study_runs(args.cifar10_runs))
-        benches = load_benches(args.comm_runs)
-        fit = LinkFit(**loopback["fit"])
-        sections = [
-            f"CIFAR-10 study runs (measured compute, bytes and messages per round; {LATENCY_S * 1e6:g} µs per "
-            f"message; evaluations as measured), projected wall-clock per epoch and to {THRESHOLD:.0%} test "
-            "accuracy:",
-            "",
-            render(epoch_table(groups)),
-            "",
-            "PreActResNet-101 benchmarks (the communication study's; compute measured on this CPU), projected "
-            "seconds per round, and the bandwidth below which a round's communication outlasts its compute:",
-            "",
-            render(paper_model_table(benches)),
-            "",
-            f"The model against this machine's loopback link (gloo, 2 processes; fitted latency "
-            f"{fit.latency_s * 1e6:.0f} µs per message, bandwidth {fit.bandwidth_bits_per_s / GBIT:.2f} Gbit/s, "
-            f"probe of {loopback['finished']}):",
-            "",
-            render(loopback_check(loopback, benches)),
-        ]
-        publish(args.out, sections, [write_plot(groups, args.out)])
-    except UserError as exc:
-        exit_with(str(exc))
+    study_main(
+        argv,
+        doc=__doc__,
+        options=[
+            Option("--cifar10-runs", HERE.parent / "cifar10" / "runs"),
+            Option("--comm-runs", HERE.parent / "comm" / "runs"),
+            Option("--loopback", HERE / "runs" / "loopback.json"),
+            Option("--out", HERE, "the folder of README.md and the plot"),
+        ],
+        sections=sections,
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
-"""Benchmark directories as data (pure: reads what ``python -m resist.bench`` wrote, imports
-neither torch nor matplotlib): each ``bench.json`` with what it ran and the host it ran on."""
+"""Benchmark directories as data (pure: reads what ``python -m resist.bench`` wrote, imports no
+matplotlib): each ``bench.json`` with what it ran and the host it ran on."""
 
 from __future__ import annotations
 

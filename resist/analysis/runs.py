@@ -1,5 +1,6 @@
 """Run directories as data for tables and plots (pure: reads ``metrics.jsonl`` and
-``resolved_config.yaml``, imports neither torch nor matplotlib).
+``resolved_config.yaml``; imports no matplotlib, and torch only as :mod:`resist.comm` loads it,
+whose ledger names the purposes the bytes to train sum over).
 
 A run is summarised from its records alone: the ``start`` record (protocol, workers, round length),
 every ``eval`` record (accuracy against epochs, cumulative wire bytes and wall-clock) and the
@@ -15,12 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resist.comm.ledger import TRAINING_PURPOSES
 from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
 from resist.logging.jsonl import read_jsonl
 from resist.run_dir import RunDir
-
-TRAINING_PURPOSES = ("init", "train_sync", "handoff")
 
 # Config keys that do not change what a run trains: who it is, where and how often it reports,
 # checkpoints and launches. Runs that differ only in these (and their seed) form one group.
@@ -141,7 +141,7 @@ def load_run(path: Path) -> RunResult:
         for r in records
         if r["event"] == "eval"
     )
-    training = sum(summary.get(f"comm/cum_wire_bytes/{purpose}", 0.0) for purpose in TRAINING_PURPOSES)
+    training = sum(summary.get(f"comm/cum_wire_bytes/{purpose.value}", 0.0) for purpose in TRAINING_PURPOSES)
     return RunResult(
         path=path,
         protocol=start["protocol"],

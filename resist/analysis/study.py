@@ -1,5 +1,6 @@
-"""What every study's analysis script needs (``experiments/<study>/analyze.py``): its runs, found
-under one folder, and its README's generated sections, rewritten in place between markers.
+"""What every study's analysis script needs (``experiments/<study>/analyze.py``): its command line
+and one-line errors (:func:`study_main`), its runs, found under one folder, and its README's
+generated sections, rewritten in place between markers.
 
 A generated section of a README is the text between ``<!-- BEGIN <name> -->`` and
 ``<!-- END <name> -->``; everything outside the markers is written by hand and left alone.
@@ -7,11 +8,14 @@ A generated section of a README is the text between ``<!-- BEGIN <name> -->`` an
 
 from __future__ import annotations
 
+import argparse
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from resist.analysis.runs import RunResult, RunsError, load_run, run_dirs
+from resist.errors import UserError, exit_with
 
 
 def study_runs(root: Path) -> list[RunResult]:
@@ -52,3 +56,52 @@ def publish(out: Path, sections: Sequence[str], plots: Iterable[Path] = (), *, s
     for path in plots:
         print(f"wrote {path}")
     print(f"wrote {out / 'README.md'} (section '{section}')")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option of a study script's command line, ``flag VALUE``: a path (``default``: the study's
+    own, None: none) or, with ``choices``, one of those names (default: none chosen)."""
+
+    flag: str
+    default: Path | None = None
+    help: str | None = None
+    choices: tuple[str, ...] = ()
+
+    def add_to(self, parser: argparse.ArgumentParser) -> None:
+        if self.choices:
+            parser.add_argument(self.flag, choices=self.choices, help=self.help)
+        else:
+            parser.add_argument(self.flag, type=Path, default=self.default, help=self.help)
+
+
+@dataclass(frozen=True)
+class Section:
+    """A generated section of a study's README: its ``lines`` and the ``plots`` written with it (an
+    iterable that writes its PNG files as it goes), under the markers of ``name``."""
+
+    lines: Sequence[str]
+    plots: Iterable[Path] = ()
+    name: str = "results"
+
+
+def study_main(
+    argv: Sequence[str],
+    *,
+    doc: str | None,
+    options: Sequence[Option],
+    sections: Callable[[argparse.Namespace], Iterable[Section]],
+) -> None:
+    """A study script's ``main``: parse ``argv`` (``options`` in their order, among them ``--out``,
+    the folder of the README; the description is ``doc``'s first line), then :func:`publish` each
+    of ``sections(args)`` into ``args.out`` as it comes. A user error (missing runs, a README
+    without markers) prints one line and exits with status 2."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    for option in options:
+        option.add_to(parser)
+    args = parser.parse_args(argv)
+    try:
+        for section in sections(args):
+            publish(args.out, section.lines, section.plots, section=section.name)
+    except UserError as exc:
+        exit_with(str(exc))

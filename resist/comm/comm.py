@@ -46,7 +46,8 @@ def _unflatten(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.T
 class Comm:
     """Collectives and point-to-point transfers among ``size`` ranks, each billed to a purpose.
 
-    ``round`` is set by the training loop; entries are tagged with it.
+    Each entry is tagged with the round of :attr:`ledger` (the training loop sets it through
+    :meth:`Ledger.start_round`).
     """
 
     def __init__(

@@ -11,6 +11,9 @@ Two conventions are reported everywhere:
   non-root sends one payload: a partial sum along the chain toward the root, or its own values
   straight to it), point-to-point send = payload, receive = 0.
 
+The paper's own Table-1 count (2 × the bytes each worker holds) is a third convention, reported
+beside them: :func:`resist.paper.table1_bytes_per_round`.
+
 The all-reduce figures assume the ring algorithm, whose per-rank bytes are the bandwidth-optimal
 2(n−1)/n × payload; NCCL may choose another (a tree, for small payloads or many nodes), which sends
 the same total differently spread, so a figure here is the ring's, not a trace of NCCL's choice.
@@ -61,12 +64,6 @@ def wire_bytes(op: Op, payload_bytes: int, group_size: int, *, position: int = 0
 def ring_all_reduce_bytes_per_worker(num_parameters: int, num_workers: int, element_bytes: int = 4) -> float:
     """Wire bytes per worker of one full-model ring all-reduce: ``2(S−1)/S × P × element bytes``."""
     return wire_bytes(Op.all_reduce, num_parameters * element_bytes, num_workers)
-
-
-def table1_bytes_per_round(held_bytes_per_worker: list[int]) -> int:
-    """The paper's Table-1 convention: every worker uploads and downloads everything it holds,
-    ``Σ_workers 2 × held bytes`` (parameter-server style; no ring factor)."""
-    return 2 * sum(held_bytes_per_worker)
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@
 Each operation is a :class:`LedgerEntry` (op, purpose, payload bytes, modeled wire bytes, group
 size, peer, round, seconds: from issue to completion on this rank, so a collective's seconds include
 waiting for the slowest rank; a DDP hook's overlap the backward pass). The ledger keeps the
-entries of the current round (for inspection) and running totals per purpose, per round and
-overall, so it stays small over long runs.
+entries of the current round only (for inspection), running totals per purpose over the whole run,
+and running totals per purpose for every round so far (``per_round``: a few numbers per round and
+purpose, so it grows with the number of rounds). Both tables are in :meth:`Ledger.state_dict`, and so in
+every checkpoint.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ class Purpose(str, Enum):
     eval = "eval"
     metrics = "metrics"
     control = "control"
+
+
+# A round's synchronisation: what the workers send at each round's end (averaging, ResIST's hand-off).
+SYNC_PURPOSES: tuple[Purpose, ...] = (Purpose.train_sync, Purpose.handoff)
+# The bytes to train: the initial weights and every round's synchronisation (evaluation and metrics apart).
+TRAINING_PURPOSES: tuple[Purpose, ...] = (Purpose.init, *SYNC_PURPOSES)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,7 +4,6 @@ sizes (for the what-if model's check, :mod:`resist.analysis.whatif`)."""
 
 from __future__ import annotations
 
-import socket
 import statistics
 import time
 from dataclasses import dataclass
@@ -16,12 +15,7 @@ import torch.multiprocessing as mp
 from resist.comm.backends import init_process_comm, shutdown_process_comm
 from resist.comm.cost import Op, wire_bytes
 from resist.comm.ledger import Purpose
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+from resist.comm.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -59,7 +53,7 @@ def loopback_all_reduce(workers: int, payload_bytes: list[int], repeats: int = 5
     sizes = [size // 4 for size in payload_bytes]
     with mp.Manager() as manager:
         results = manager.dict()
-        probe = _Probe(workers=workers, port=_free_port(), sizes=sizes, repeats=repeats, results=results)
+        probe = _Probe(workers=workers, port=free_port(), sizes=sizes, repeats=repeats, results=results)
         mp.spawn(_worker, args=(probe,), nprocs=workers, join=True)
         measured = dict(results)
     return [(wire_bytes(Op.all_reduce, 4 * n, workers), 2.0 * (workers - 1), measured[n]) for n in sizes]

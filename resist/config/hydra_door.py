@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from resist.config import schema
-from resist.config.resume import check_resume_overrides
+from resist.config.resume_rules import check_resume_overrides
 from resist.config.schema import (
     PROTOCOL_CONFIGS,
     BenchConfig,

@@ -26,6 +26,7 @@ from resist.config.enums import (
 )
 from resist.errors import UserError
 from resist.models.spec import BatchNormMode
+from resist.paper import paper_min_depth  # re-exported: configs name it
 
 __all__ = [  # the enums and BatchNormMode (the model's) are re-exported: configs name them
     "BatchNormMode",
@@ -186,7 +187,9 @@ PROTOCOL_CONFIGS: dict[ProtocolName, type[ProtocolConfig]] = {
 
 
 def steps_per_round(protocol: ProtocolConfig) -> int:
-    """Optimizer steps between synchronisations: ``local_steps`` where the protocol has it, else 1."""
+    """Optimizer steps between synchronisations (a round): ``local_steps`` where the protocol has it,
+    else 1. The one formula of a round's length: a run's :class:`resist.train.step_plan.StepPlan` is built
+    from it."""
     return getattr(protocol, "local_steps", 1)
 
 
@@ -335,12 +338,6 @@ class BenchSettings:
 @dataclass
 class BenchConfig(Config):
     bench: BenchSettings = field(default_factory=BenchSettings)
-
-
-def paper_min_depth(num_workers: int) -> int:
-    """The minimum depth the paper's runs imply (its Table 1: 4 blocks per sub-ResNet at S = 8), none
-    below 8 workers. Used in configs as ``${paper_min_depth:${num_workers}}``."""
-    return 4 if int(num_workers) >= 8 else 0
 
 
 def lr_per_256_images(lr: float, batch_size: int, num_workers: int) -> float:

@@ -61,7 +61,7 @@ class SeededAugmentation(Dataset):
     keys (:class:`resist.data.sharding.ShardSampler` yields them). When ``random``, the transform's
     random draws come from ``seed`` alone, so augmentation is reproducible and independent of
     anything else the process draws (torchvision's transforms can only use torch's global
-    generator: they run under :func:`resist.seeding.seeded_global_generator`)."""
+    generator: they run under :func:`resist.generators.seeded_global_generator`)."""
 
     def __init__(self, base: Dataset, transform: Transform | None = None, random: bool = True) -> None:
         self.base, self.transform, self.random = base, transform, random

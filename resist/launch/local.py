@@ -13,9 +13,9 @@ import torch.multiprocessing as mp
 from resist.config import Config
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
-from resist.launch.resume import resume_hint
+from resist.launch.resuming import resume_hint
 from resist.launch.stops import GRACE_S, Interrupted, stop_signals_raise
-from resist.launch.worker import run_worker
+from resist.launch.worker_process import run_worker
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 

@@ -16,7 +16,7 @@ from resist.config import Config, DeviceKind, LauncherName, save_resolved_config
 from resist.data.sources import check_available
 from resist.errors import UserError
 from resist.launch.slurm_plan import slurm_plan
-from resist.launch.worker import DeviceError
+from resist.launch.worker_process import NO_CUDA_GPU, DeviceError
 from resist.run_dir import RunDir
 
 
@@ -44,7 +44,7 @@ def check_devices(cfg: Config) -> None:
                 f"with one, or continue it on the CPU with resume={cfg.resume} device=cpu, after which it is no "
                 "longer bitwise equal to an uninterrupted run)"
             )
-        raise DeviceError("device: device=cuda but no CUDA GPU is visible (fix: use device=cpu or device=auto)")
+        raise DeviceError(NO_CUDA_GPU)
     uses_cuda = cfg.device != DeviceKind.cpu and torch.cuda.is_available()
     if uses_cuda and cfg.num_workers > torch.cuda.device_count():
         raise DeviceError(

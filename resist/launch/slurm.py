@@ -13,7 +13,7 @@ from resist.config import Config, load_run_config
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnvError, parse_dist_env
 from resist.launch.slurm_plan import slurm_plan
-from resist.launch.worker import run_worker
+from resist.launch.worker_process import run_worker
 from resist.run_dir import RunDir
 from resist.train.stop import StopRequest
 

@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from resist.checkpoints import CheckpointStore
+from resist.comm.ports import free_port
 from resist.config import Config, LauncherName
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
 from resist.launch.preflight import preflight, prepare_run_dir, resolved_device
-from resist.launch.resume import free_name, prepare_resume, resume_hint
+from resist.launch.resuming import free_name, prepare_resume, resume_hint
 from resist.launch.run_lock import check_not_running
-from resist.launch.worker import run_worker
+from resist.launch.worker_process import run_worker
 from resist.logging import Record
 from resist.run_dir import RunDir
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def last_record(run_dir: Path) -> Record:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from resist.errors import WorkerFailedError
-from resist.launch.resume import resume_hint
+from resist.launch.resuming import resume_hint
 from resist.launch.stops import GRACE_S, Interrupted, stop_signals_raise
 
 log = logging.getLogger("resist")

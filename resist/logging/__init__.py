@@ -1,6 +1,6 @@
 """Metric sinks: ``metrics.jsonl`` (always), the console, and W&B (imported only when enabled).
 
-A record is a flat dict with an ``event`` (``start``, ``train``, ``eval`` or ``summary``), the
+A record is a flat dict with an ``event`` (``start``, ``resume``, ``train``, ``eval`` or ``summary``), the
 optimizer ``step`` it refers to, and metric keys; the README lists them.
 """
 

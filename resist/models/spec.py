@@ -57,11 +57,6 @@ class ArchSpec:
     def stem_channels(self) -> int:
         return self.widths[0]
 
-    @property
-    def feature_channels(self) -> int:
-        """Channels entering the classifier."""
-        return self.widths[-1] * self.expansion
-
     def shape_preserving_blocks(self, stage: int) -> tuple[int, ...]:
         """Blocks of ``stage`` whose output has the shape of their input (all but block 0, and
         block 0 too when it changes neither stride nor width)."""

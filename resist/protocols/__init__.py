@@ -1,5 +1,5 @@
-"""Training protocols behind one interface (:class:`resist.protocols.base.Protocol`), built from a
-table keyed by the protocol's name."""
+"""Training protocols behind one interface (:class:`resist.protocols.base.TrainingProtocol`), built
+from a table keyed by the protocol's name."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The loop owns data, forward/backward, the optimizer step, evaluation and reporting; a protocol
 decides what module this worker trains and what happens at the end of each round (a round is
-``steps_per_round`` optimizer steps; the last round of a run may be shorter). The loop never
+:func:`resist.config.steps_per_round` optimizer steps; the last round of a run may be shorter). The loop never
 branches on the protocol.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 import torch
@@ -34,7 +34,6 @@ class ModelFactory(Protocol):
 
 class TrainingProtocol(ABC):
     name: str
-    steps_per_round: int = 1
     final_model: str = ""
     """What the model saved at the end of a run is made of (written to the run's summary)."""
 
@@ -107,9 +106,23 @@ def agree_on_initial_state(tensors: Sequence[torch.Tensor], comm: Comm) -> None:
         comm.broadcast(list(tensors), src=0, purpose=Purpose.init)
 
 
-def agree_on_initial_model(model: nn.Module, comm: Comm) -> None:
-    """:func:`agree_on_initial_state` on ``model``'s parameters and floating-point buffers."""
-    agree_on_initial_state(model_state_tensors(model), comm)
+def build_replica(
+    make_model: ModelFactory,
+    comm: Comm,
+    *,
+    restoring: bool,
+    held_blocks: Mapping[int, Sequence[int]] | None = None,
+    agreed: Callable[[PreActResNet], Sequence[torch.Tensor]] | None = model_state_tensors,
+) -> PreActResNet:
+    """This worker's replica of the run's network (all blocks, or ``held_blocks``), built with
+    ``make_model``. ``restoring``: built uninitialised and without communicating, for the caller to
+    load a checkpoint's weights into. Otherwise initialised from the run's seed, and the tensors
+    ``agreed`` picks from it (by default all parameters and floating-point buffers) are agreed on by
+    every worker (:func:`agree_on_initial_state`); ``agreed`` None: nothing is (a lone worker)."""
+    model = make_model(held_blocks, initialize=not restoring)
+    if not restoring and agreed is not None:
+        agree_on_initial_state(agreed(model), comm)
+    return model
 
 
 def copy_common_state(target: PreActResNet, source: PreActResNet) -> None:

@@ -14,12 +14,14 @@ Every worker starts a round from the same values (the previous synchronisation's
 worker's values to anchor + mean change, identical on all workers. No error feedback: with
 stochastic int8 rounding each encoding is unbiased, and the error of one round's mean change is
 not carried into the next (the anchor is replaced, not re-encoded). The anchors are checkpointed
-with the protocol's state, so a resumed run continues from the same ones.
+with the protocol's state, so a resumed run continues from the same ones. ResIST's co-held blocks
+follow the same rule: each holder sends the block's change since its round-start anchor, encoded,
+point to point to the block's aggregator (:func:`resist.comm.exchange_compressed`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -72,29 +74,3 @@ class DeltaAveraging:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.anchors = state["anchors"]
-
-
-def exchange_encoded(
-    comm: Comm,
-    codec: Codec,
-    *,
-    sends: Mapping[tuple[int, int], torch.Tensor],
-    receives: Sequence[tuple[int, int]],
-    numel: int,
-    generator: torch.Generator,
-    purpose: Purpose,
-) -> dict[tuple[int, int], torch.Tensor]:
-    """Point-to-point exchange of 1-D float32 tensors of ``numel`` values, each sent encoded by
-    ``codec`` (the ledger bills the encodings). ``sends`` maps ``(peer, key)`` to the values for
-    ``peer``; ``receives`` lists the ``(peer, key)`` this worker receives. A peer's bucket holds its
-    keys in ascending order on both ends. Returns the decoded values per received ``(peer, key)``."""
-    encoded = {item: codec.encode(values, generator) for item, values in sorted(sends.items())}
-    size = codec.encoded_bytes(numel)
-    inbox = {item: torch.empty(size, dtype=torch.uint8, device=comm.device) for item in sorted(receives)}
-
-    def by_peer(buffers: dict[tuple[int, int], torch.Tensor]) -> list[tuple[int, list[torch.Tensor]]]:
-        peers = sorted({peer for peer, _ in buffers})
-        return [(peer, [data for (p, _), data in buffers.items() if p == peer]) for peer in peers]
-
-    comm.exchange(by_peer(encoded), by_peer(inbox), purpose)
-    return {item: codec.decode(data, numel) for item, data in inbox.items()}

@@ -12,7 +12,7 @@ from torch import nn
 from resist.comm import Comm, Purpose, data_parallel
 from resist.comm.gradient_hooks import BF16Hook, Float32Hook, PowerSGDHook
 from resist.config import DDPConfig, GradientCompression
-from resist.protocols.base import ModelFactory, TrainingProtocol, agree_on_initial_model
+from resist.protocols.base import ModelFactory, TrainingProtocol, build_replica
 
 
 def gradient_hook(comm: Comm, cfg: DDPConfig, *, seed: int) -> Float32Hook:
@@ -25,8 +25,8 @@ def gradient_hook(comm: Comm, cfg: DDPConfig, *, seed: int) -> Float32Hook:
 class DataParallel(TrainingProtocol):
     """Every step is a round: gradients are averaged in DDP's buckets during backward.
 
-    Initial weights are agreed through ``Comm`` (a digest, :func:`agree_on_initial_model`; DDP's own
-    initial sync is off), and BatchNorm running statistics, which DDP would re-broadcast from rank 0
+    Initial weights are agreed through ``Comm`` (a digest, :func:`build_replica`; DDP's own initial
+    sync is off), and BatchNorm running statistics, which DDP would re-broadcast from rank 0
     every forward without billing, are instead averaged through ``Comm`` before each evaluation
     (billed to ``eval``). The hook's state (PowerSGD's residuals and factors) is checkpointed with
     the protocol's.
@@ -40,10 +40,8 @@ class DataParallel(TrainingProtocol):
         self.hook = gradient_hook(comm, cfg, seed=seed)
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
-        model = make_model(initialize=state is None)
-        if state is None:
-            agree_on_initial_model(model, self.comm)
-        elif "gradient_hook" in state:  # absent from float32 checkpoints written before hooks had state
+        model = build_replica(make_model, self.comm, restoring=state is not None)
+        if state is not None and "gradient_hook" in state:  # absent from float32 checkpoints before hooks had state
             self.hook.load_state_dict(state["gradient_hook"])
         self.model = model
         return data_parallel(model, self.comm, self.hook)

@@ -12,7 +12,7 @@ from torch import nn
 from resist.comm import Comm, Purpose
 from resist.config import LocalSGDConfig, OptimizerStatePolicy
 from resist.models.preact import PreActResNet
-from resist.protocols.base import ModelFactory, TrainingProtocol, agree_on_initial_model, model_state_tensors
+from resist.protocols.base import ModelFactory, TrainingProtocol, build_replica, model_state_tensors
 from resist.protocols.compressed import DeltaAveraging, workers_codec
 
 
@@ -27,7 +27,6 @@ class LocalSGD(TrainingProtocol):
     def __init__(self, comm: Comm, cfg: LocalSGDConfig, *, seed: int) -> None:
         """``seed`` derives the draws of stochastic rounding when ``cfg.compress`` is int8."""
         super().__init__(comm)
-        self.steps_per_round = cfg.local_steps
         self.reset_optimizer = cfg.optimizer_state == OptimizerStatePolicy.reset
         self.paper_style = cfg.paper_style
         self.paper_style_stage = cfg.paper_style_stage
@@ -36,9 +35,7 @@ class LocalSGD(TrainingProtocol):
         self.round = 0
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
-        model = make_model(initialize=state is None)
-        if state is None:
-            agree_on_initial_model(model, self.comm)
+        model = build_replica(make_model, self.comm, restoring=state is not None)
         self.model = model
         if state is not None:
             self.round = state["round"]

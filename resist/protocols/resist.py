@@ -42,22 +42,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from resist.comm import Comm, Purpose
+from resist.comm import Comm, Purpose, exchange_compressed
 from resist.config import OptimizerStatePolicy, ResISTConfig
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
-from resist.decomposition.plan import Transfers, eval_gather_plan, hand_off_plan, receives_of, sends_of
+from resist.decomposition.transfers import Transfers, eval_gather_plan, hand_off_plan, receives_of, sends_of
 from resist.generators import generator
 from resist.models.preact import PreActResNet
 from resist.models.spec import ARCHITECTURES
-from resist.protocols.base import (
-    ModelFactory,
-    TrainingProtocol,
-    agree_on_initial_model,
-    agree_on_initial_state,
-    copy_common_state,
-    model_state_tensors,
-)
-from resist.protocols.compressed import DeltaAveraging, exchange_encoded, workers_codec
+from resist.protocols.base import ModelFactory, TrainingProtocol, build_replica, copy_common_state, model_state_tensors
+from resist.protocols.compressed import DeltaAveraging, workers_codec
 
 
 class ResIST(TrainingProtocol):
@@ -107,22 +100,19 @@ class ResIST(TrainingProtocol):
             self.round = state["round"]
             blocks = state["assignment"]
             self.current = None if blocks is None else Assignment(tuple(tuple(b) for b in blocks))
-            held = None if self.current is None else {self.stage: self._stage_blocks(self.current)}
-            self.model = make_model(held, initialize=False)
-            if self.averaging is not None:
-                self.averaging.load_state_dict(state["averaging"])
-                self.anchors = {int(b): values for b, values in state["block_anchors"].items()}
-            return self.model
-        if self.warmup_rounds > 0:
-            self.model = make_model()
-            agree_on_initial_model(self.model, self.comm)
-            self._start_averaging_from(model_state_tensors(self.model))
-            return self.model
-        self.current = self.assignment(0)
-        self.model = make_model({self.stage: self._stage_blocks(self.current)})
-        agree_on_initial_state(self._shared_tensors(), self.comm)
-        self._start_averaging_from(self._shared_tensors())
-        self._anchor_co_held_blocks(None)
+        elif self.warmup_rounds == 0:
+            self.current = self.assignment(0)
+        # The warm-up trains (and agrees on) the whole model; sub-ResNets have only the shared layers in common.
+        held = None if self.current is None else {self.stage: self._stage_blocks(self.current)}
+        common = model_state_tensors if self.current is None else self._shared_tensors
+        self.model = build_replica(make_model, self.comm, restoring=state is not None, held_blocks=held, agreed=common)
+        if state is None:
+            self._start_averaging_from(common(self.model))
+            if self.current is not None:
+                self._anchor_co_held_blocks(None)
+        elif self.averaging is not None:
+            self.averaging.load_state_dict(state["averaging"])
+            self.anchors = {int(b): values for b, values in state["block_anchors"].items()}
         return self.model
 
     def _start_averaging_from(self, tensors: list[torch.Tensor]) -> None:
@@ -142,13 +132,14 @@ class ResIST(TrainingProtocol):
         own = set(assignment.blocks[self.comm.rank])
         return sorted(set(range(self.stage_size)) - set(self.partitioned) | own)
 
-    def _shared_tensors(self) -> list[torch.Tensor]:
-        own = {id(t) for block in self._own_blocks() for t in model_state_tensors(block)}
-        return [t for t in model_state_tensors(self.model) if id(t) not in own]
+    def _shared_tensors(self, model: PreActResNet) -> list[torch.Tensor]:
+        """``model``'s parameters and floating-point buffers outside the partitioned blocks it holds."""
+        own = {id(t) for block in self._own_blocks(model) for t in model_state_tensors(block)}
+        return [t for t in model_state_tensors(model) if id(t) not in own]
 
-    def _own_blocks(self) -> list[nn.Module]:
-        held = set(self.model.held_block_ids(self.stage)) & set(self.partitioned)
-        return [self.model.block(self.stage, b) for b in sorted(held)]
+    def _own_blocks(self, model: PreActResNet) -> list[nn.Module]:
+        held = set(model.held_block_ids(self.stage)) & set(self.partitioned)
+        return [model.block(self.stage, b) for b in sorted(held)]
 
     def _switch_to_sub_network(self) -> PreActResNet:
         """End of the warm-up: keep the shared layers and this worker's blocks; drop the rest."""
@@ -179,13 +170,13 @@ class ResIST(TrainingProtocol):
                 optimizer.state.clear()
             if self.round == self.warmup_rounds and not last_round:
                 sub = self._switch_to_sub_network()
-                self._start_averaging_from(self._shared_tensors())
+                self._start_averaging_from(self._shared_tensors(sub))
                 self._anchor_co_held_blocks(None)
                 return sub
             return None
         assert self.current is not None
         following = self.current if last_round else self.assignment(self.round)
-        self._average(self._shared_tensors())
+        self._average(self._shared_tensors(self.model))
         with torch.no_grad():
             self._hand_off(following, optimizer)
         if not self.carry_optimizer_state:
@@ -287,27 +278,28 @@ class ResIST(TrainingProtocol):
         assert codec is not None and current is not None
         sends, receives = sends_of(gather, rank), receives_of(gather, rank)
 
-        def change(b: int) -> torch.Tensor:
-            values = torch.cat([t.reshape(-1) for t in tensors(b)])
-            anchor = torch.cat([t.reshape(-1) for t in self.anchors[b]])
-            return values - torch.nn.functional.pad(anchor, (0, values.numel() - anchor.numel()))
+        def change(b: int) -> list[torch.Tensor]:
+            """Block ``b``'s change since its anchor, tensor by tensor; tensors past the anchor's end
+            (momentum anchored before there was any) change from zeros."""
+            values, anchor = tensors(b), self.anchors[b]
+            starts = [*anchor, *(torch.zeros_like(t) for t in values[len(anchor) :])]
+            return [value - start for value, start in zip(values, starts, strict=True)]
 
-        numel = sum(t.numel() for t in tensors(current.blocks[rank][0]))
-        arrived = exchange_encoded(
+        arrived = exchange_compressed(
             self.comm,
             codec,
             sends={(peer, b): change(b) for peer, blocks in sends for b in blocks},
             receives=[(peer, b) for peer, blocks in receives for b in blocks],
-            numel=numel,
+            like=tensors(current.blocks[rank][0]),
             generator=generator(self.seed, "handoff", self.round, rank),
             purpose=Purpose.handoff,
         )
         for b in sorted({b for _, b in arrived}):
             holders, own = current.holders(b), change(b)
-            mean = (own + sum(arrived[(p, b)] for p in holders if p != rank)) / len(holders)
-            targets = tensors(b)  # anchor + own change; becomes anchor + mean change
-            for target, part in zip(targets, (mean - own).split([t.numel() for t in targets]), strict=True):
-                target.add_(part.view_as(target))
+            others = [arrived[(p, b)] for p in holders if p != rank]
+            for k, (target, mine) in enumerate(zip(tensors(b), own, strict=True)):  # anchor + own change
+                mean = (mine + sum(theirs[k] for theirs in others)) / len(holders)
+                target.add_(mean - mine)  # becomes anchor + mean change
 
     # -- evaluation -------------------------------------------------------------------------------
 

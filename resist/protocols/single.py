@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import nn
 
-from resist.protocols.base import ModelFactory, TrainingProtocol
+from resist.protocols.base import ModelFactory, TrainingProtocol, build_replica
 
 
 class SingleWorker(TrainingProtocol):
@@ -14,7 +14,7 @@ class SingleWorker(TrainingProtocol):
     final_model = "the single worker's model"
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
-        self.model = make_model()
+        self.model = build_replica(make_model, self.comm, restoring=state is not None, agreed=None)
         return self.model
 
     def eval_model(self) -> nn.Module:

@@ -4,50 +4,24 @@ and reporter, ready for the loop (:mod:`resist.train.loop`) to train."""
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from resist.checkpoints import Checkpoint
 from resist.comm import Comm
-from resist.config import AmpMode, Config, OptimConfig
+from resist.config import AmpMode, Config, steps_per_round
 from resist.data import sources
 from resist.data.batches import BatchStream
-from resist.data.sources import DataSplits
 from resist.logging import MetricSink
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols import build_protocol
-from resist.protocols.base import TrainingProtocol
 from resist.seeding import derive_seed
-from resist.train.plan import StepPlan
 from resist.train.platform import platform_changes, platform_facts
 from resist.train.report import Reporter
-from resist.train.state import restore_worker_state, saved_schedule
-
-
-@dataclass
-class Run:
-    """Everything one worker trains with. ``module`` and ``optimizer`` change when the protocol
-    replaces the module (ResIST leaving its warm-up). ``platform`` is what its results depend on
-    beyond the config (:func:`platform_facts`). A resumed run starts at ``start_step`` with the
-    checkpoint's last evaluation; ``checkpoint`` is the newest one saved or resumed from."""
-
-    cfg: Config
-    comm: Comm
-    data: DataSplits
-    protocol: TrainingProtocol
-    stream: BatchStream
-    plan: StepPlan
-    module: torch.nn.Module
-    optimizer: torch.optim.Optimizer
-    reporter: Reporter
-    scaler: torch.amp.GradScaler
-    platform: dict[str, Any]
-    start_step: int = 0
-    last_eval: dict[str, float] = field(default_factory=dict)
-    checkpoint: Checkpoint | None = None
+from resist.train.run_state import Run
+from resist.train.step_plan import StepPlan, saved_schedule
+from resist.train.trainable import trainable
 
 
 def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint | None = None) -> Run:
@@ -87,7 +61,7 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
         device=device,
     )
     plan = StepPlan.from_config(
-        cfg.train, steps_per_epoch=stream.steps_per_epoch, steps_per_round=protocol.steps_per_round
+        cfg.train, steps_per_epoch=stream.steps_per_epoch, steps_per_round=steps_per_round(cfg.protocol)
     )
     shard = None if resume is None else resume.load_shard(comm.rank, device)
     module = protocol.setup(make_model, stream.steps_per_epoch, None if shard is None else shard["protocol"])
@@ -97,9 +71,9 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
     platform = platform_facts(device)
     run = Run(cfg, comm, data, protocol, stream, plan, module, optimizer, reporter, scaler, platform)
     if shard is not None and resume is not None:
-        restore_worker_state(run, shard)
-        run.start_step, run.last_eval, run.checkpoint = shard["step"], shard["last_eval"], resume
-        saved_total, schedule_steps = saved_schedule(resume, plan.total_steps)
+        run.load_state_dict(shard)
+        run.checkpoint = resume
+        saved_total, schedule_steps = saved_schedule(resume.manifest, plan.total_steps)
         run.plan = dataclasses.replace(plan, schedule_steps=schedule_steps)
         changes = platform_changes(resume.manifest.get("platform", {}), platform)
         reporter.resumed(
@@ -130,19 +104,3 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
         }
     )
     return run
-
-
-def trainable(
-    module: torch.nn.Module, optim: OptimConfig, *, compile: bool
-) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    """The module to run (``torch.compile``-d when ``compile``) and a fresh SGD optimizer over its
-    parameters."""
-    optimizer = torch.optim.SGD(
-        module.parameters(),
-        lr=optim.lr,
-        momentum=optim.momentum,
-        weight_decay=optim.weight_decay,
-        nesterov=optim.nesterov,
-    )
-    module.train()
-    return (torch.compile(module) if compile else module), optimizer

@@ -17,11 +17,13 @@ from resist.logging import MetricSink, Record
 from resist.logging.progress import ProgressLine
 from resist.models.checkpoint import save_inference_checkpoint
 from resist.run_dir import RunDir
-from resist.train.build import Run, build_run, trainable
+from resist.train.build import build_run
+from resist.train.checkpointing import save_checkpoint
 from resist.train.evaluate import evaluate
 from resist.train.memory import held_bytes, peak_memory_bytes
-from resist.train.state import save_checkpoint
+from resist.train.run_state import Run
 from resist.train.stop import StopRequest
+from resist.train.trainable import trainable
 
 
 def _autocast(amp: AmpMode, device: torch.device) -> contextlib.AbstractContextManager:
@@ -75,23 +77,23 @@ def _nonfinite_error(run: Run, step: int, loss: float) -> NonFiniteLossError:
 
 
 def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Record:
-    """Train ``run`` as its worker from ``run.start_step``. At round ends it checkpoints to ``run_dir``
-    (every ``checkpoint.every_rounds`` rounds and at the end) and stops early, after a checkpoint, when
+    """Train ``run`` as its worker from ``run.step``, keeping ``run.step`` (at round ends) and
+    ``run.last_eval`` current. At round ends it checkpoints to ``run_dir`` (every
+    ``checkpoint.every_rounds`` rounds and at the end) and stops early, after a checkpoint, when
     ``stop`` is agreed on; a non-finite loss stops it at once with :class:`NonFiniteLossError`. Rank 0 writes
     the records and saves the final global model as ``final_model.pt`` (an ordinary state dict of the
     plain network). Returns the summary, or a ``stopped`` record naming the checkpoint."""
     cfg, comm, data, protocol, plan, reporter = run.cfg, run.comm, run.data, run.protocol, run.plan, run.reporter
     device, stream, module, optimizer, scaler = comm.device, run.stream, run.module, run.optimizer, run.scaler
 
-    last_eval: Record = dict(run.last_eval)
     evaluated: torch.nn.Module | None = None
-    progress = ProgressLine.for_run(cfg, comm, plan, start_step=run.start_step)
+    progress = ProgressLine.for_run(cfg, comm, plan, start_step=run.step)
     checkpoints = run_dir is not None and cfg.checkpoint.enabled
     round_start = synchronized_clock(device)
-    for step in range(run.start_step, plan.total_steps):
+    for step in range(run.step, plan.total_steps):
         steps_done = step + 1
-        if step % plan.steps_per_round == 0:
-            comm.ledger.start_round(step // plan.steps_per_round)
+        if plan.starts_round(step):
+            comm.ledger.start_round(plan.rounds_done(step))
         images, labels = next(stream)
         if cfg.train.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -112,6 +114,7 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
         if not plan.ends_round(steps_done):
             continue
 
+        run.step = steps_done
         held = held_bytes(module, optimizer)  # before a sync that may reset the optimizer state
         sync_start = synchronized_clock(device)
         replacement = protocol.end_round(optimizer, last_round=steps_done == plan.total_steps)
@@ -131,7 +134,7 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
                 comm=comm,
                 loader_workers=cfg.dataset.loader_workers,
             )
-            eval_seconds, last_eval = synchronized_clock(device) - sync_end, evaluation
+            eval_seconds, run.last_eval = synchronized_clock(device) - sync_end, evaluation
             if steps_done < plan.total_steps:
                 evaluated = None  # the global model exists only while it is evaluated
         if evaluation is not None or plan.logs_after(steps_done):
@@ -148,18 +151,19 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
             break  # the final checkpoint comes after the final model and the summary
         stopping = checkpoints and stop.agreed(comm)
         if checkpoints and (stopping or plan.checkpoints_after(steps_done, cfg.checkpoint.every_rounds)):
-            run.checkpoint = save_checkpoint(run, run_dir, step=steps_done, last_eval=last_eval)
+            run.checkpoint = save_checkpoint(run, run_dir)
         if stopping:
             return {"event": "stopped", "step": steps_done, "signal": stop.signal_name}
         round_start = synchronized_clock(device)
-    return _finish(run, run_dir, evaluated=evaluated, last_eval=last_eval)
+    return _finish(run, run_dir, evaluated=evaluated)
 
 
-def _finish(run: Run, run_dir: Path | None, *, evaluated: torch.nn.Module | None, last_eval: Record) -> Record:
-    """The end of the run: rank 0 saves ``final_model.pt`` and writes the summary, then the workers
-    save the final checkpoint, whose manifest places the metrics before the summary (a run resumed
-    from it, to extend it, replaces the summary). A crash before the checkpoint is committed leaves
-    the previous one, from which a resume redoes the last rounds and writes the same files."""
+def _finish(run: Run, run_dir: Path | None, *, evaluated: torch.nn.Module | None) -> Record:
+    """The end of the run (``run.step`` is ``run.plan.total_steps``): rank 0 saves ``final_model.pt``
+    and writes the summary, then the workers save the final checkpoint, whose manifest places the
+    metrics before the summary (a run resumed from it, to extend it, replaces the summary). A crash
+    before the checkpoint is committed leaves the previous one, from which a resume redoes the last
+    rounds and writes the same files."""
     plan, data, rank = run.plan, run.data, run.comm.rank
     paths = None if run_dir is None else RunDir(run_dir)
     if paths is not None and rank == 0 and evaluated is not None:
@@ -168,10 +172,8 @@ def _finish(run: Run, run_dir: Path | None, *, evaluated: torch.nn.Module | None
         )
     before_summary = paths.metrics_bytes() if paths is not None and rank == 0 else None
     summary = run.reporter.summary(
-        plan.total_steps, plan.total_steps / plan.steps_per_epoch, last_eval, final_model=run.protocol.final_model
+        plan.total_steps, plan.total_steps / plan.steps_per_epoch, run.last_eval, final_model=run.protocol.final_model
     )
     if run_dir is not None and run.cfg.checkpoint.enabled:
-        run.checkpoint = save_checkpoint(
-            run, run_dir, step=plan.total_steps, last_eval=last_eval, metrics_bytes=before_summary
-        )
+        run.checkpoint = save_checkpoint(run, run_dir, metrics_bytes=before_summary)
     return summary

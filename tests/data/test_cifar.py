@@ -14,7 +14,7 @@ from resist.data.cifar import CIFAR_STATS
 from resist.data.cifar import check as cifar_layout
 from resist.data.sources import check_available
 from tests.conftest import CIFAR10_CLASSES, pixels, write_image_folder
-from tests.data.test_folder import _one_line_error
+from tests.helpers import one_line_error
 
 
 def _cfg(root, **overrides) -> DatasetConfig:
@@ -75,7 +75,7 @@ def test_every_policy_gives_32px_images(tiny_cifar10_folder, policy):
 def test_class_missing_from_test_names_class_and_split(tiny_cifar10_folder):
     shutil.rmtree(tiny_cifar10_folder / "test" / "frog")
     for call in (check_available, lambda cfg: sources.load(cfg, seed=0)):
-        message = _one_line_error(call, _cfg(tiny_cifar10_folder))
+        message = one_line_error(call, _cfg(tiny_cifar10_folder))
         train, test = tiny_cifar10_folder / "train", tiny_cifar10_folder / "test"
         assert f"class 'frog' is in {train} but missing from {test} " in message
 
@@ -84,26 +84,26 @@ def test_split_without_images_names_it(tiny_cifar10_folder):
     shutil.rmtree(tiny_cifar10_folder / "test")
     (tiny_cifar10_folder / "test").mkdir()
     for call in (check_available, lambda cfg: sources.load(cfg, seed=0)):
-        assert f"no images in {tiny_cifar10_folder / 'test'} " in _one_line_error(call, _cfg(tiny_cifar10_folder))
+        assert f"no images in {tiny_cifar10_folder / 'test'} " in one_line_error(call, _cfg(tiny_cifar10_folder))
 
 
 def test_wrong_class_count_is_caught_before_training(tmp_path):
     root = write_image_folder(tmp_path, {"train": 1, "test": 1}, ["a", "b", "c"], size=32)
-    assert "found 3 classes" in _one_line_error(check_available, _cfg(root))
+    assert "found 3 classes" in one_line_error(check_available, _cfg(root))
 
 
 def test_corrupt_and_undecodable_images_name_their_path(tiny_cifar10_folder):
     bad = tiny_cifar10_folder / "train" / "cat" / "1.png"
     bad.write_bytes(b"GIF89a")  # a GIF signature, and nothing else
     check_available(_cfg(tiny_cifar10_folder))
-    message = _one_line_error(sources.load, _cfg(tiny_cifar10_folder), 0)
+    message = one_line_error(sources.load, _cfg(tiny_cifar10_folder), 0)
     assert message.startswith(f"dataset.root: cannot decode image {bad}: ")
     bad.write_bytes(b"\x00" * 64)
-    message = _one_line_error(check_available, _cfg(tiny_cifar10_folder))
+    message = one_line_error(check_available, _cfg(tiny_cifar10_folder))
     assert message.startswith(f"dataset.root: {bad} is not an image")
 
 
 def test_an_image_of_another_size_names_its_path(tiny_cifar10_folder):
     odd = tiny_cifar10_folder / "test" / "dog" / "0.png"
     write_image_folder(tiny_cifar10_folder, {"test": 1}, ["dog"], size=24)
-    assert _one_line_error(sources.load, _cfg(tiny_cifar10_folder), 0).startswith(f"dataset.root: {odd} is 24×24 px")
+    assert one_line_error(sources.load, _cfg(tiny_cifar10_folder), 0).startswith(f"dataset.root: {odd} is 24×24 px")

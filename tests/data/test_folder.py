@@ -14,18 +14,11 @@ from resist.config import AugmentPolicy, DatasetConfig, DatasetName
 from resist.data import sources
 from resist.data.sources import DatasetError, check_available
 from tests.conftest import write_image_folder
+from tests.helpers import one_line_error
 
 
 def _cfg(root: Path, **overrides) -> DatasetConfig:
     return DatasetConfig(**{"name": DatasetName.imagefolder, "root": str(root), "image_size": 12, **overrides})
-
-
-def _one_line_error(call, *args) -> str:
-    with pytest.raises(DatasetError) as info:
-        call(*args)
-    message = str(info.value)
-    assert "\n" not in message and message.startswith("dataset.root: ") and "(fix: " in message
-    return message
 
 
 def test_reads_train_and_val(tiny_imagefolder):
@@ -56,12 +49,12 @@ def test_val_is_preferred_over_test(tiny_imagefolder):
 def test_neither_val_nor_test_names_both(tiny_imagefolder):
     shutil.rmtree(tiny_imagefolder / "val")
     for cfg in (_cfg(tiny_imagefolder), DatasetConfig(name=DatasetName.imagenet, root=str(tiny_imagefolder))):
-        message = _one_line_error(check_available, cfg)
+        message = one_line_error(check_available, cfg)
         assert f"'{tiny_imagefolder / 'val'}'" in message and f"'{tiny_imagefolder / 'test'}'" in message
 
 
 def test_missing_train_split(tmp_path):
-    message = _one_line_error(check_available, _cfg(tmp_path / "nowhere"))
+    message = one_line_error(check_available, _cfg(tmp_path / "nowhere"))
     assert f"'{tmp_path / 'nowhere' / 'train'}'" in message and "is not a directory" in message
 
 
@@ -94,19 +87,19 @@ def test_split_without_images_names_it(tiny_imagefolder):
     for name in ("a", "b", "c"):
         shutil.rmtree(tiny_imagefolder / "val" / name)
     for call in (check_available, lambda cfg: sources.load(cfg, seed=0)):
-        message = _one_line_error(call, _cfg(tiny_imagefolder))
+        message = one_line_error(call, _cfg(tiny_imagefolder))
         assert f"no images in {tiny_imagefolder / 'val'} " in message
     (tiny_imagefolder / "val" / "a").mkdir()  # a class folder, but no image
     (tiny_imagefolder / "val" / "a" / "notes.txt").write_text("no image here")
     for call in (check_available, lambda cfg: sources.load(cfg, seed=0)):
-        assert f"no images in {tiny_imagefolder / 'val'} " in _one_line_error(call, _cfg(tiny_imagefolder))
+        assert f"no images in {tiny_imagefolder / 'val'} " in one_line_error(call, _cfg(tiny_imagefolder))
 
 
 def test_empty_class_folder_names_it(tiny_imagefolder):
     (tiny_imagefolder / "train" / "d").mkdir()
     (tiny_imagefolder / "val" / "d").mkdir()
     for call in (check_available, lambda cfg: sources.load(cfg, seed=0)):
-        message = _one_line_error(call, _cfg(tiny_imagefolder))
+        message = one_line_error(call, _cfg(tiny_imagefolder))
         assert f"class folder {tiny_imagefolder / 'train' / 'd'} holds no images" in message
 
 
@@ -114,7 +107,7 @@ def test_empty_class_folder_names_it(tiny_imagefolder):
 def test_class_missing_from_a_split_names_class_and_split(tiny_imagefolder, holder, lacking):
     write_image_folder(tiny_imagefolder, {holder: 2}, ["zebra"])
     for call in (check_available, lambda cfg: sources.load(cfg, seed=0)):
-        message = _one_line_error(call, _cfg(tiny_imagefolder))
+        message = one_line_error(call, _cfg(tiny_imagefolder))
         holder_dir, lacking_dir = tiny_imagefolder / holder, tiny_imagefolder / lacking
         assert f"class 'zebra' is in {holder_dir} but missing from {lacking_dir} " in message
 
@@ -126,7 +119,7 @@ def test_class_missing_from_a_split_names_class_and_split(tiny_imagefolder, hold
 def test_preflight_names_a_file_that_is_not_an_image(tiny_imagefolder, content, problem):
     bad = tiny_imagefolder / "val" / "b" / "2.png"
     bad.write_bytes(content)
-    message = _one_line_error(check_available, _cfg(tiny_imagefolder))
+    message = one_line_error(check_available, _cfg(tiny_imagefolder))
     assert message.startswith(f"dataset.root: {bad} is not an image: ") and problem in message
 
 
@@ -143,7 +136,7 @@ def test_an_image_that_does_not_decode_names_its_path(tiny_imagefolder):
     bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"a PNG signature, then nothing valid")
     check_available(_cfg(tiny_imagefolder))  # the cheap look cannot see it
     data = sources.load(_cfg(tiny_imagefolder), seed=0)
-    message = _one_line_error(data.train.__getitem__, (11, 0))
+    message = one_line_error(data.train.__getitem__, (11, 0))
     assert message.startswith(f"dataset.root: cannot decode image {bad}: cannot identify image file")
     assert "remove or replace the file" in message
     # Raised in a DataLoader process, it arrives in the training process as the same one line.

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from resist.comm import Purpose
 from resist.comm.backends import init_process_comm, run_in_threads, shutdown_process_comm
 from resist.config import BatchNormMode, Config, DDPConfig, DecompositionConfig, LocalSGDConfig, ResISTConfig
-from resist.launch import free_port
+from resist.comm.ports import free_port
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel

@@ -1,12 +1,13 @@
 """Compressed all-reduce on thread workers: every rank ends with identical values, close to the true
-mean within the codec's bound, and the ledger bills exactly the encoded bytes the cost model gives."""
+mean within the codec's bound, and the ledger bills exactly the encoded bytes the cost model gives;
+compressed point-to-point exchange delivers each item as its encoding decodes, billed as encoded."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from resist.comm import Op, Purpose
+from resist.comm import Op, Purpose, exchange_compressed
 from resist.comm.backends import run_in_threads
 from resist.comm.codecs import BF16, Int8, compressed_all_reduce_wire_bytes, shard_bounds
 
@@ -54,3 +55,39 @@ def test_bf16_sends_exactly_half_of_a_float32_ring_all_reduce():
         for numel in (41_396_900, 1001):
             fp32_ring = 2 * (workers - 1) / workers * 4 * numel
             assert compressed_all_reduce_wire_bytes(BF16(), numel, workers) == fp32_ring / 2
+
+
+@pytest.mark.parametrize("codec", [BF16(), Int8(chunk=8, stochastic=False), Int8(chunk=8)], ids=str)
+def test_compressed_exchange_delivers_each_item_as_decoded_and_bills_the_encodings(codec):
+    workers, keys, shapes = 3, (4, 7), [(3, 4), (5,)]  # 17 values: two int8 chunks and a short one
+
+    def item(sender: int, receiver: int, key: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(100 * sender + 10 * receiver + key)
+        return [torch.randn(shape, generator=g) for shape in shapes]
+
+    def worker(comm):
+        peers = [p for p in range(workers) if p != comm.rank]
+        received = exchange_compressed(
+            comm,
+            codec,
+            sends={(peer, key): item(comm.rank, peer, key) for peer in peers for key in keys},
+            receives=[(peer, key) for peer in peers for key in keys],
+            like=[torch.empty(shape) for shape in shapes],
+            generator=torch.Generator().manual_seed(comm.rank),
+            purpose=Purpose.handoff,
+        )
+        return received, comm.ledger.round_entries
+
+    for rank, (received, entries) in enumerate(run_in_threads(workers, worker)):
+        assert sorted(received) == [(peer, key) for peer in range(workers) if peer != rank for key in keys]
+        for (peer, key), tensors in received.items():
+            sent = torch.cat([t.reshape(-1) for t in item(peer, rank, key)])
+            assert [tuple(t.shape) for t in tensors] == shapes
+            got = torch.cat([t.reshape(-1) for t in tensors])
+            if isinstance(codec, Int8) and codec.stochastic:  # below one step of the chunk's scale
+                assert ((got - sent).abs() <= codec.scales(sent).repeat_interleave(codec.chunk)[:17]).all()
+            else:  # exactly what the encoding decodes to
+                assert torch.equal(got, codec.decode(codec.encode(sent), 17))
+        sends = [e for e in entries if e.op == Op.send]
+        assert {e.purpose for e in entries} == {Purpose.handoff}
+        assert [e.payload_bytes for e in sends] == [len(keys) * codec.encoded_bytes(17)] * (workers - 1)

@@ -11,12 +11,16 @@ from resist.comm import Purpose
 from resist.comm.backends import run_in_threads
 from resist.comm.codecs import BF16, Int8, compressed_all_reduce_wire_bytes
 from resist.config import Compression, LocalSGDConfig
-from resist.decomposition.plan import hand_off_plan
+from resist.decomposition.transfers import hand_off_plan
 from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import model_state_tensors
 from resist.protocols.local_sgd import LocalSGD
-from tests.sim.test_resist import ARCH, BLOCKS, STAGE, _config, _resist
+from tests.helpers import RESIST_ARCH as ARCH
+from tests.helpers import RESIST_BLOCKS as BLOCKS
+from tests.helpers import RESIST_STAGE as STAGE
+from tests.helpers import resist_config as _config
+from tests.helpers import resist_protocol as _resist
 
 CODECS = {Compression.bf16: BF16(), Compression.int8: Int8()}
 
@@ -87,7 +91,7 @@ def test_compressed_resist_averages_co_held_blocks_by_encoded_changes_and_delive
             b: torch.cat([t.detach().reshape(-1) for t in model_state_tensors(model.block(STAGE, b))])
             for b in protocol.current.blocks[comm.rank]
         }
-        shared = [t.detach().clone() for t in protocol._shared_tensors()]
+        shared = [t.detach().clone() for t in protocol._shared_tensors(protocol.model)]
         return before_round, protocol.current, trained, blocks, shared, comm.ledger.round_entries
 
     results = run_in_threads(workers, worker)

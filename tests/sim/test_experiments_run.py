@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from resist.comm.backends import run_in_threads
 from resist.config import register_schemas, to_typed_config, validate
 from resist.train.loop import train
-from tests.unit.test_loop import ListSink
+from tests.helpers import ListSink
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))

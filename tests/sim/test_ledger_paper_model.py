@@ -17,6 +17,7 @@ from resist.comm.backends import run_in_threads
 from resist.config import DDPConfig, DecompositionConfig, LocalSGDConfig, ResISTConfig
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
+from resist.paper import TABLE1_GB, TABLE1_MIN_DEPTH, table1_bytes_per_round
 from resist.protocols.ddp import DataParallel
 from resist.protocols.local_sgd import LocalSGD
 from tests.helpers import fixed
@@ -137,13 +138,14 @@ def test_resist_round_bytes(workers):
     assert total == 4 * P_BLOCK * moved and moved > 0
 
 
-@pytest.mark.parametrize(("workers", "min_depth", "gigabytes"), [(2, 0, 0.454), (4, 6, 0.720), (8, 4, 1.289)])
-def test_paper_table1_convention_for_resist(workers, min_depth, gigabytes):
+@pytest.mark.parametrize("workers", sorted(TABLE1_GB))
+def test_paper_table1_convention_for_resist(workers):
     """Paper Table 1 (ResIST, CIFAR-100 PreActResNet-101): 2 × the bytes each worker's sub-ResNet
-    holds, summed; 22 / 24 / 32 block slots for S = 2 / 4 / 8. Exactly 0.454552 / 0.720197 / 1.289267 GB,
-    which the paper prints to three decimals by truncation (0.454 / 0.720 / 1.289)."""
-    from resist.comm.cost import table1_bytes_per_round
+    holds, summed; 22 / 24 / 32 block slots for S = 2 / 4 / 8 at Table 1's depths. Exactly 0.454552 /
+    0.720197 / 1.289267 GB, which the paper prints to three decimals by truncation."""
     from resist.decomposition import paper_assignment
+
+    min_depth, gigabytes = TABLE1_MIN_DEPTH[workers], TABLE1_GB[workers].resist
 
     assignment = paper_assignment(range(1, 23), num_workers=workers, min_depth=min_depth, seed=0, round_index=0)
     assert assignment.num_slots == {2: 22, 4: 24, 8: 32}[workers]

@@ -20,7 +20,7 @@ from resist.config import (
     ResISTConfig,
 )
 from resist.train.loop import train
-from tests.unit.test_loop import ListSink
+from tests.helpers import ListSink
 
 MB = 1 << 20
 

@@ -8,36 +8,21 @@ import torch
 
 from resist.comm import Purpose
 from resist.comm.backends import run_in_threads
-from resist.config import PROTOCOL_CONFIGS, Config, DatasetName, EvalUnit, OptimizerStatePolicy, ProtocolName
+from resist.config import Config, OptimizerStatePolicy, ProtocolName
 from resist.run_dir import RunDir
 from resist.train.loop import train
-from tests.unit.test_loop import ListSink
-
-WORKERS = 2
-
-
-def _config(protocol: ProtocolName, eval_every: int, **protocol_changes) -> Config:
-    cfg = Config()
-    cfg.dataset.name, cfg.dataset.image_size = DatasetName.digits, 8
-    cfg.model.arch, cfg.num_workers, cfg.seed = "preact_resnet_mini_deep", WORKERS, 3
-    cfg.protocol = PROTOCOL_CONFIGS[protocol]()
-    for key, value in {"local_steps": 3, **protocol_changes}.items():
-        if hasattr(cfg.protocol, key):
-            setattr(cfg.protocol, key, value)
-    cfg.train.batch_size, cfg.train.epochs, cfg.train.max_steps = 128, 2, 12  # 6 steps per epoch
-    cfg.train.eval_every, cfg.train.eval_unit, cfg.train.log_every_steps = eval_every, EvalUnit.rounds, 3
-    return cfg
+from tests.helpers import LOOP_WORKERS, ListSink, loop_config
 
 
 def _run(cfg: Config, run_dir=None):
     sink = ListSink()
-    ledgers = run_in_threads(WORKERS, lambda comm: train(cfg, comm, sink, run_dir=run_dir) and comm.ledger)
+    ledgers = run_in_threads(LOOP_WORKERS, lambda comm: train(cfg, comm, sink, run_dir=run_dir) and comm.ledger)
     return sink.records, ledgers
 
 
 @pytest.mark.parametrize("protocol", [ProtocolName.resist, ProtocolName.local_sgd, ProtocolName.ddp])
 def test_the_summary_equals_the_ledgers_per_purpose(protocol):
-    records, ledgers = _run(_config(protocol, eval_every=2))
+    records, ledgers = _run(loop_config(protocol, eval_every=2))
     summary = records[-1]
     for purpose in Purpose:
         payload = sum(ledger.cumulative[purpose].payload_bytes for ledger in ledgers)
@@ -50,12 +35,12 @@ def test_the_summary_equals_the_ledgers_per_purpose(protocol):
 
 def test_each_eval_record_includes_its_own_evaluation():
     """Local SGD's evaluation all-reduces 4 float64 sums per worker: the k-th eval record has k of them."""
-    records, _ = _run(_config(ProtocolName.local_sgd, eval_every=1))
+    records, _ = _run(loop_config(ProtocolName.local_sgd, eval_every=1))
     evals = [r for r in records if r["event"] == "eval"]
     assert len(evals) == 4
     for k, record in enumerate(evals, start=1):
-        assert record["comm/cum_payload_bytes/eval"] == k * 4 * 8 * WORKERS
-        assert record["comm/cum_wire_bytes/eval"] == k * 4 * 8 * WORKERS * 2 * (WORKERS - 1) / WORKERS
+        assert record["comm/cum_payload_bytes/eval"] == k * 4 * 8 * LOOP_WORKERS
+        assert record["comm/cum_wire_bytes/eval"] == k * 4 * 8 * LOOP_WORKERS * 2 * (LOOP_WORKERS - 1) / LOOP_WORKERS
 
 
 @pytest.mark.parametrize(
@@ -71,7 +56,7 @@ def test_the_evaluation_cadence_does_not_change_training(tmp_path, protocol, cha
     for eval_every in (1, 4):
         run_dir = tmp_path / f"every{eval_every}"
         run_dir.mkdir()
-        records, _ = _run(_config(protocol, eval_every, **changes), run_dir)
+        records, _ = _run(loop_config(protocol, eval_every, **changes), run_dir)
         finals.append(torch.load(RunDir(run_dir).final_model, weights_only=True)["state_dict"])
         losses.append([r["train/loss"] for r in records if r["event"] == "train"])
     assert losses[0] == losses[1]

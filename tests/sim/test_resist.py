@@ -9,27 +9,15 @@ import torch.nn.functional as F
 
 from resist.comm import Op
 from resist.comm.backends import run_in_threads
-from resist.config import BatchNormMode, Config, DecompositionConfig, OptimizerStatePolicy, ResISTConfig
+from resist.config import BatchNormMode, OptimizerStatePolicy
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import model_state_tensors
-from resist.protocols.resist import ResIST
-
-ARCH = "preact_resnet_mini_deep"  # 8 partitionable blocks in stage 2
-STAGE, BLOCKS = 2, tuple(range(1, 9))
-
-
-def _config(workers: int, min_depth: int, policy: OptimizerStatePolicy = OptimizerStatePolicy.reset) -> Config:
-    cfg = Config()
-    cfg.model.arch, cfg.num_workers, cfg.seed = ARCH, workers, 5
-    cfg.protocol = ResISTConfig(
-        local_steps=2, optimizer_state=policy, decomposition=DecompositionConfig(min_depth=min_depth)
-    )
-    return cfg
-
-
-def _resist(comm, cfg: Config) -> ResIST:
-    return ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
+from tests.helpers import RESIST_ARCH as ARCH
+from tests.helpers import RESIST_BLOCKS as BLOCKS
+from tests.helpers import RESIST_STAGE as STAGE
+from tests.helpers import resist_config as _config
+from tests.helpers import resist_protocol as _resist
 
 
 def model_factory(batchnorm: BatchNormMode = BatchNormMode.batch_stats):
@@ -59,7 +47,7 @@ def _blocks(model, ids):
 
 
 def _shared(protocol):
-    return [t.detach().clone() for t in protocol._shared_tensors()]
+    return [t.detach().clone() for t in protocol._shared_tensors(protocol.model)]
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,7 @@ from resist.run_dir import RunDir
 from resist.train.loop import train
 from resist.train.schedule import lr_at
 from resist.train.stop import StopRequest
-from tests.sim.test_records import WORKERS, _config
-from tests.unit.test_loop import ListSink
+from tests.helpers import LOOP_WORKERS, ListSink, loop_config
 
 
 class StopAtRound(StopRequest):
@@ -49,7 +48,7 @@ def _train(cfg, run_dir, *, stop_at=None, resume=False):
         totals = comm.ledger.state_dict()["cumulative"]
         return result, {p: {k: v for k, v in t.items() if k != "seconds"} for p, t in totals.items()}
 
-    return sink.records, run_in_threads(WORKERS, work)
+    return sink.records, run_in_threads(LOOP_WORKERS, work)
 
 
 def _comparable(records):
@@ -83,14 +82,14 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(ca
         from resist.config import OptimizerStatePolicy
 
         changes["optimizer_state"] = OptimizerStatePolicy(changes["optimizer_state"])
-    cfg = _config(protocol, eval_every=2, **changes)  # 12 steps: 4 rounds of 3 (ddp: 12 rounds of 1)
+    cfg = loop_config(protocol, eval_every=2, **changes)  # 12 steps: 4 rounds of 3 (ddp: 12 rounds of 1)
     cfg.checkpoint.every_rounds = 1
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
     for d in (whole, interrupted):
         d.mkdir()
     records, results = _train(cfg, whole)
     first, stopped = _train(cfg, interrupted, stop_at=stop_round)
-    assert [r["event"] for r, _ in stopped] == ["stopped"] * WORKERS
+    assert [r["event"] for r, _ in stopped] == ["stopped"] * LOOP_WORKERS
     assert CheckpointStore(interrupted).newest().step == stopped[0][0]["step"]
     resumed, finished = _train(cfg, interrupted, resume=True)
 
@@ -102,7 +101,7 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(ca
     final_resumed = torch.load(RunDir(interrupted).final_model, weights_only=True)
     assert _same(final, final_resumed)
     store_whole, store_resumed = CheckpointStore(whole).newest(), CheckpointStore(interrupted).newest()
-    for rank in range(WORKERS):
+    for rank in range(LOOP_WORKERS):
         a = store_whole.load_shard(rank, torch.device("cpu"))
         b = store_resumed.load_shard(rank, torch.device("cpu"))
         assert _same(a["optimizer"], b["optimizer"]) and _same(a["model"], b["model"])
@@ -123,7 +122,7 @@ def _rates(records: list[dict]) -> list[tuple[int, float]]:
 
 
 def test_an_extended_finished_run_keeps_its_schedule_and_its_resume_record_says_what_changed(tmp_path):
-    cfg = _config(ProtocolName.local_sgd, eval_every=2)  # 12 steps: 4 rounds of 3, train records every 3
+    cfg = loop_config(ProtocolName.local_sgd, eval_every=2)  # 12 steps: 4 rounds of 3, train records every 3
     _train(cfg, tmp_path)
     last_scheduled = lr_at(11, 12, cfg.optim)  # 0.0005; a 24-step schedule would give step 14 0.005
     cfg.train.epochs, cfg.train.max_steps = 10, 24
@@ -166,7 +165,7 @@ def test_an_extended_finished_run_keeps_its_schedule_and_its_resume_record_says_
 
 
 def test_the_metrics_are_on_disk_before_a_manifest_records_their_length(tmp_path, monkeypatch):
-    cfg = _config(ProtocolName.local_sgd, eval_every=2)
+    cfg = loop_config(ProtocolName.local_sgd, eval_every=2)
     cfg.checkpoint.every_rounds, cfg.checkpoint.keep = 1, 10
     synced: list[tuple[str, int]] = []  # (path, size) of every fsync, in order
     real_fsync = os.fsync
@@ -177,7 +176,7 @@ def test_the_metrics_are_on_disk_before_a_manifest_records_their_length(tmp_path
 
     monkeypatch.setattr(os, "fsync", spy)
     sink = JsonlSink(RunDir(tmp_path).metrics)
-    run_in_threads(WORKERS, lambda comm: train(cfg, comm, sink, run_dir=tmp_path))
+    run_in_threads(LOOP_WORKERS, lambda comm: train(cfg, comm, sink, run_dir=tmp_path))
     sink.close()
     checkpoints = CheckpointStore(tmp_path).committed()
     assert [c.step for c in checkpoints] == [3, 6, 9, 12]

@@ -11,7 +11,7 @@ import torch
 
 from resist.checkpoints import CheckpointError, CheckpointStore
 from resist.config import ConfigError
-from resist.config.resume import check_resume_overrides, first_difference, trajectory
+from resist.config.resume_rules import check_resume_overrides, first_difference, trajectory
 
 CPU = torch.device("cpu")
 

@@ -8,18 +8,8 @@ import torch
 from resist.comm.backends import run_in_threads
 from resist.config import Config, DatasetName, EvalUnit
 from resist.train.loop import train
-from resist.train.plan import StepPlan
-
-
-class ListSink:
-    def __init__(self) -> None:
-        self.records: list[dict] = []
-
-    def log(self, record: dict) -> None:
-        self.records.append(record)
-
-    def close(self) -> None:
-        pass
+from resist.train.step_plan import StepPlan
+from tests.helpers import ListSink
 
 
 def _config(**train_changes) -> Config:

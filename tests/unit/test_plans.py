@@ -7,7 +7,7 @@ import itertools
 import pytest
 
 from resist.decomposition import paper_assignment
-from resist.decomposition.plan import eval_gather_plan, hand_off_plan, receives_of, sends_of
+from resist.decomposition.transfers import eval_gather_plan, hand_off_plan, receives_of, sends_of
 
 BLOCKS = tuple(range(1, 23))  # PreActResNet-101's partitionable blocks of stage 2
 CASES = [(2, 0), (3, 0), (4, 0), (4, 6), (8, 0), (8, 4), (5, 9)]

@@ -13,10 +13,10 @@ import torch
 from resist.checkpoints import CheckpointError, CheckpointStore
 from resist.config import Config, DeviceKind, LauncherName, plain
 from resist.config.hydra_door import load_resolved_config, save_resolved_config
-from resist.config.resume import trajectory
+from resist.config.resume_rules import trajectory
 from resist.launch.preflight import check_devices, resolved_device
-from resist.launch.resume import prepare_resume, resume_checkpoint
-from resist.launch.worker import DeviceError
+from resist.launch.resuming import prepare_resume, resume_checkpoint
+from resist.launch.worker_process import DeviceError
 from resist.train.platform import platform_changes
 
 STEPS_PER_EPOCH = 6

@@ -10,8 +10,8 @@ import pytest
 from resist.config import OptimConfig, ScheduleName, TrainConfig
 from resist.generators import generator
 from resist.seeding import derive_seed
-from resist.train.plan import StepPlan
 from resist.train.schedule import lr_at
+from resist.train.step_plan import StepPlan
 
 
 def test_paper_step_schedule():

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from resist.analysis.whatif import GBIT, LinkFit, RoundCost, dedicated_compute, fit_link, ring_messages, round_seconds
+from resist.paper import TABLE1_GB
 from tests.conftest import REPO
 from tests.generated_runs import write_bench, write_run
 
@@ -140,7 +141,8 @@ def test_comm_analysis_reports_bytes_ratios_and_the_papers_table(benches, tmp_pa
     assert row in section
     assert "| preact_resnet101 | 2 | 0 | 0.400 | 0.400 | 0.500 | 0.500 |" in section  # ResIST / local SGD
     # Table 1: local SGD 2 × S × 200 MB; ResIST from the paper's depth (m = 6 at S = 4)
-    assert "| 4 | 1.600 GB | 1.325 GB | 0.800 GB (m = 6) | 0.720 GB |" in section
+    paper = TABLE1_GB[4]
+    assert f"| 4 | 1.600 GB | {paper.local_sgd:.3f} GB | 0.800 GB (m = 6) | {paper.resist:.3f} GB |" in section
     assert (out / "wire_bytes_per_round.png").read_bytes()[:8] == PNG
 
 

@@ -1,8 +1,11 @@
-"""The run's schedule in optimizer steps (pure)."""
+"""The run's schedule in optimizer steps (pure): the one place its length, its rounds and its
+learning-rate horizon are computed."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from resist.config import EvalUnit, OptimConfig, TrainConfig
 from resist.train.schedule import lr_at
@@ -12,6 +15,20 @@ def total_steps(train: TrainConfig, steps_per_epoch: int) -> int:
     """How many optimizer steps each worker takes: ``train.epochs`` epochs, at most ``train.max_steps``."""
     total = train.epochs * steps_per_epoch
     return total if train.max_steps is None else min(total, train.max_steps)
+
+
+def rounds_in(steps: int, steps_per_round: int) -> int:
+    """How many rounds of ``steps_per_round`` steps ``steps`` optimizer steps begin (the last may be
+    shorter): the index of the round the next step starts when ``steps`` ends a round."""
+    return -(-steps // steps_per_round)
+
+
+def saved_schedule(manifest: Mapping[str, Any], total_steps: int) -> tuple[int, int]:
+    """The length of the run that wrote a checkpoint and its learning-rate schedule's horizon, as its
+    ``manifest`` records them; a checkpoint written before they were recorded reads as a run of
+    ``total_steps`` (the resuming run's length) on its own schedule."""
+    saved_total = manifest.get("total_steps", total_steps)
+    return saved_total, manifest.get("schedule_steps", saved_total)
 
 
 @dataclass(frozen=True)
@@ -55,7 +72,15 @@ class StepPlan:
 
     @property
     def num_rounds(self) -> int:
-        return -(-self.total_steps // self.steps_per_round)
+        return rounds_in(self.total_steps, self.steps_per_round)
+
+    def rounds_done(self, steps_done: int) -> int:
+        """The rounds begun in the first ``steps_done`` steps (:func:`rounds_in`)."""
+        return rounds_in(steps_done, self.steps_per_round)
+
+    def starts_round(self, step: int) -> bool:
+        """Whether optimizer step ``step`` (0-based) is the first of a round."""
+        return step % self.steps_per_round == 0
 
     def ends_round(self, steps_done: int) -> bool:
         return steps_done % self.steps_per_round == 0 or steps_done == self.total_steps
@@ -71,8 +96,7 @@ class StepPlan:
     def checkpoints_after(self, steps_done: int, every_rounds: int) -> bool:
         """Whether the round ending after ``steps_done`` steps saves a checkpoint: every
         ``every_rounds`` rounds (0: never) and at the end."""
-        rounds_done = -(-steps_done // self.steps_per_round)
-        return steps_done == self.total_steps or (every_rounds > 0 and rounds_done % every_rounds == 0)
+        return steps_done == self.total_steps or (every_rounds > 0 and self.rounds_done(steps_done) % every_rounds == 0)
 
     def evaluates_after(self, steps_done: int) -> bool:
         """Whether the round ending after ``steps_done`` steps evaluates."""

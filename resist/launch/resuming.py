@@ -9,10 +9,9 @@ from typing import Any
 from resist.checkpoints import Checkpoint, CheckpointError, CheckpointStore, atomic_write
 from resist.config import Config, plain
 from resist.config.hydra_door import load_resolved_config, resolved_config_text
-from resist.config.resume import first_difference, trajectory
+from resist.config.resume_rules import first_difference, trajectory
 from resist.run_dir import RunDir
-from resist.train.plan import total_steps
-from resist.train.state import saved_schedule
+from resist.train.step_plan import saved_schedule, total_steps
 
 
 def free_name(path: Path) -> Path:
@@ -31,7 +30,7 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
     A run keeps its length until it has finished: another length (``train.epochs``,
     ``train.max_steps``) would change the learning rate of the steps it has left, so it is refused for
     a checkpoint before the saved end. A finished run may be extended: its schedule keeps its horizon
-    (:attr:`resist.train.plan.StepPlan.schedule_steps`)."""
+    (:attr:`resist.train.step_plan.StepPlan.schedule_steps`)."""
     checkpoint = CheckpointStore(run_dir).newest()
     if checkpoint is None:
         raise CheckpointError(
@@ -48,7 +47,7 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
             "(fix: resume the run directory that wrote it, or move the foreign checkpoint away)"
         )
     total = total_steps(cfg.train, checkpoint.manifest["steps_per_epoch"])
-    saved_total, _ = saved_schedule(checkpoint, total)
+    saved_total, _ = saved_schedule(checkpoint.manifest, total)
     if checkpoint.step < saved_total and total != saved_total:
         raise CheckpointError(
             f"resume: the run stopped at step {checkpoint.step} of {saved_total} and train.epochs/train.max_steps "

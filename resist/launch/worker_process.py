@@ -16,7 +16,7 @@ from resist.config import Config, DeviceKind
 from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
 from resist.launch.env import DistEnv, cpu_threads_per_worker
-from resist.launch.resume import continue_metrics
+from resist.launch.resuming import continue_metrics
 from resist.launch.run_lock import holding_run
 from resist.logging import FanOut, MetricSink, Record
 from resist.logging.console import ConsoleSink, worker_logging
@@ -29,6 +29,10 @@ log = logging.getLogger("resist")
 
 class DeviceError(UserError):
     pass
+
+
+# What a run that asks for device=cuda is told where no GPU is visible (here, or in pre-flight).
+NO_CUDA_GPU = "device: device=cuda but no CUDA GPU is visible (fix: use device=cpu or device=auto)"
 
 
 class WorldSizeError(UserError):
@@ -58,7 +62,7 @@ def run_name(cfg: Config, environ: Mapping[str, str] = os.environ) -> str:
 def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
     """``cuda:<local_rank>`` when CUDA is used (``auto`` with a GPU, or ``cuda``), else CPU."""
     if kind == DeviceKind.cuda and not torch.cuda.is_available():
-        raise DeviceError("device: device=cuda but no CUDA GPU is visible (fix: use device=cpu or device=auto)")
+        raise DeviceError(NO_CUDA_GPU)
     if kind == DeviceKind.cpu or not torch.cuda.is_available():
         return torch.device("cpu")
     if local_rank >= torch.cuda.device_count():

@@ -1,0 +1,206 @@
+"""The expected-bytes model of the protocols: the wire bytes per round per worker a config's protocol
+sends, from the config alone, without training.
+
+Models are built on the meta device (no memory, no initialisation), so this takes seconds even for
+the paper's PreActResNet-101. Bytes are the cost model's modeled wire bytes (:mod:`resist.comm.cost`)
+of exactly the tensors the protocols communicate (parameters and floating-point buffers); ResIST's
+hand-off bytes come from the run's own assignments (:func:`hand_off_plan` of rounds 1 to
+:data:`ROUNDS_AVERAGED`), so they follow its policy, seed and minimum depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from torch import nn
+
+from resist.comm.codecs import Codec, compressed_all_reduce_wire_bytes
+from resist.comm.cost import Op, powersgd_sizes, wire_bytes
+from resist.config import (
+    Config,
+    DatasetName,
+    DDPConfig,
+    GradientCompression,
+    LocalSGDConfig,
+    OptimizerStatePolicy,
+    ProtocolConfig,
+    ResISTConfig,
+)
+from resist.decomposition import POLICIES, Assignment, site_sizes
+from resist.decomposition.transfers import hand_off_plan
+from resist.models.preact import build_model
+from resist.models.spec import ARCHITECTURES
+from resist.protocols.base import model_state_tensors
+from resist.protocols.compressed import codec_for
+
+ROUNDS_AVERAGED = 2000
+_CLASSES = {DatasetName.digits: 10, DatasetName.cifar10: 10, DatasetName.cifar100: 100, DatasetName.imagenet: 1000}
+
+P = TypeVar("P", bound=ProtocolConfig)
+
+
+def protocol_config(cfg: Config, kind: type[P]) -> P:
+    """``cfg.protocol`` as a ``kind`` config; a protocol of another kind is a ValueError."""
+    if not isinstance(cfg.protocol, kind):
+        raise ValueError(f"protocol {cfg.protocol.name.value}: not a {kind.__name__}")
+    return cfg.protocol
+
+
+def classes_and_channels(cfg: Config) -> tuple[int, int]:
+    """The number of classes and of input channels of ``cfg``'s dataset (an image folder's classes
+    are its ``train`` subfolders; 10 without one)."""
+    dataset = cfg.dataset
+    if dataset.name == DatasetName.synthetic:
+        return dataset.num_classes or 10, dataset.channels
+    if dataset.name == DatasetName.imagefolder:
+        train = Path(dataset.root or "") / "train"
+        return (sum(1 for d in train.iterdir() if d.is_dir()) if train.is_dir() else 10), 3
+    return _CLASSES[dataset.name], 1 if dataset.name == DatasetName.digits else 3
+
+
+def _state_bytes(module: nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in model_state_tensors(module))
+
+
+class ModelShapes:
+    """The run's network on the meta device and the sizes the protocols move: ``total``,
+    ``shared`` and ``block`` (per partitionable block) bytes of parameters and floating-point
+    buffers, ``params`` and ``block_params`` bytes of parameters only, ``parameters`` (a count) and
+    ``parameter_shapes``; the partitioned ``stage`` and its partitionable ``blocks``."""
+
+    def __init__(self, cfg: Config) -> None:
+        num_classes, channels = classes_and_channels(cfg)
+        self.spec = ARCHITECTURES[cfg.model.arch]
+        model = build_model(self.spec, num_classes, in_channels=channels, batchnorm=cfg.model.batchnorm, device="meta")
+        self.total = _state_bytes(model)
+        self.parameters = sum(p.numel() for p in model.parameters())
+        self.parameter_shapes = [tuple(p.shape) for p in model.parameters()]
+        self.params = sum(p.numel() * p.element_size() for p in model.parameters())
+        stage = cfg.protocol.decomposition.stage if isinstance(cfg.protocol, ResISTConfig) else None
+        self.stage = self.spec.default_partition_stage if stage is None else stage
+        self.blocks = self.spec.partitionable_blocks(self.stage)
+        self.block = {b: _state_bytes(model.block(self.stage, b)) for b in self.blocks}
+        self.block_params = {
+            b: sum(p.numel() * p.element_size() for p in model.block(self.stage, b).parameters()) for b in self.blocks
+        }
+        self.shared = self.total - sum(self.block.values())
+
+
+@dataclasses.dataclass(frozen=True)
+class ResistExpectation:
+    """The cost model's ResIST wire bytes per round per worker: the shared layers' ring all-reduce
+    and the block hand-off (``how`` says whether it is an exact expectation or a mean over rounds)."""
+
+    shared: float
+    handoff: float
+    how: str
+
+    @property
+    def total(self) -> float:
+        return self.shared + self.handoff
+
+
+def resist_assignments(cfg: Config, shapes: ModelShapes) -> Callable[[int], Assignment]:
+    """The assignment of ``shapes.blocks`` to ``cfg``'s workers in a round (0-based), as the ResIST
+    protocol's policy, minimum depth and seed deal it."""
+    decomposition = protocol_config(cfg, ResISTConfig).decomposition
+    policy = POLICIES[decomposition.policy]
+
+    def assignment(round_index: int) -> Assignment:
+        return policy(
+            shapes.blocks,
+            num_workers=cfg.num_workers,
+            min_depth=decomposition.min_depth,
+            seed=cfg.seed,
+            round_index=round_index,
+        )
+
+    return assignment
+
+
+def resist_expectation(cfg: Config, shapes: ModelShapes) -> ResistExpectation:
+    """ResIST's wire bytes per round per worker: the shared layers averaged, and the hand-off of
+    each block to its next holders (with its momentum when the optimizer state is kept), encoded
+    as ``protocol.compress`` says."""
+    workers, protocol = cfg.num_workers, protocol_config(cfg, ResISTConfig)
+    decomposition = protocol.decomposition
+    assignment = resist_assignments(cfg, shapes)
+    carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0
+    codec = codec_for(protocol.compress) if workers > 1 else None
+    # a block's values (parameters and buffers) and, carried, one momentum buffer per parameter
+    # (delivered in float32: a next holder has no value a change could be added to)
+    delivered = {b: size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items()}
+    gathered = {b: _sent(codec, size) for b, size in delivered.items()}  # encoded changes, with a codec
+    handoffs = []
+    for round_index in range(1, ROUNDS_AVERAGED + 1):
+        plan = hand_off_plan(assignment(round_index - 1), assignment(round_index), shapes.blocks)
+        sent = sum(gathered[b] for blocks in plan.gather.values() for b in blocks) + sum(
+            delivered[b] for blocks in plan.deliver.values() for b in blocks
+        )
+        handoffs.append(sent / workers)
+    shared = averaged_wire_bytes(codec, shapes.shared, workers)
+    mean = sum(handoffs) / len(handoffs)
+    if decomposition.policy == "paper" and decomposition.min_depth == 0:
+        # Each round deals a fresh permutation in chunks of fixed sizes s_w: a block stays with its
+        # holder with probability sum_w (s_w / n)^2, independently of the round before.
+        sizes, n = site_sizes(len(shapes.blocks), workers, 0), len(shapes.blocks)
+        moves = 1 - sum((size / n) ** 2 for size in sizes)
+        how = (
+            f"expectation: a block changes holder with probability {moves:.4f}; "
+            f"rounds 1-{ROUNDS_AVERAGED}: {mean / 1e6:,.1f} MB"
+        )
+        return ResistExpectation(shared, moves * sum(delivered.values()) / workers, how)
+    return ResistExpectation(shared, mean, f"mean over rounds 1-{ROUNDS_AVERAGED} of this run's assignments")
+
+
+def _sent(codec: Codec | None, float32_bytes: int) -> int:
+    """Bytes a point-to-point transfer of ``float32_bytes`` of values sends, encoded by ``codec``."""
+    return float32_bytes if codec is None else codec.encoded_bytes(float32_bytes // 4)
+
+
+def averaged_wire_bytes(codec: Codec | None, float32_bytes: int, workers: int) -> float:
+    """Wire bytes per worker of averaging ``float32_bytes`` of values: a ring all-reduce, or the
+    compressed reduce-scatter and all-gather of the encoded changes."""
+    if codec is None:
+        return wire_bytes(Op.all_reduce, float32_bytes, workers)
+    return compressed_all_reduce_wire_bytes(codec, float32_bytes // 4, workers)
+
+
+def ddp_step_wire_bytes(cfg: Config, shapes: ModelShapes, step: int) -> float:
+    """Wire bytes per worker of DDP's gradient all-reduces in optimizer step ``step`` (0-based):
+    float32 or bf16 gradients, or with PowerSGD from its start step on the uncompressed tensors and
+    the factors of :func:`powersgd_sizes` (float32), and at every step DDP's used-parameter map (an
+    int32 per parameter tensor), each ring all-reduced."""
+    protocol, workers = protocol_config(cfg, DDPConfig), cfg.num_workers
+    if protocol.compress == GradientCompression.bf16:
+        return wire_bytes(Op.all_reduce, 2 * shapes.parameters, workers)
+    if protocol.compress != GradientCompression.powersgd:
+        return wire_bytes(Op.all_reduce, shapes.params, workers)
+    used_map = 4 * len(shapes.parameter_shapes)  # DDP's own all-reduce under find_unused_parameters
+    if step < protocol.powersgd_start_step:
+        return wire_bytes(Op.all_reduce, shapes.params + used_map, workers)
+    sizes = powersgd_sizes(shapes.parameter_shapes, protocol.powersgd_rank)
+    return wire_bytes(Op.all_reduce, 4 * sizes.total + used_map, workers)
+
+
+def expected_wire_bytes(cfg: Config, rounds: Sequence[int] | None = None) -> float:
+    """The cost model's wire bytes per round per worker of ``cfg``'s protocol: local SGD's
+    averaging of the whole model (a ring all-reduce, or the compressed exchange of
+    ``protocol.compress``), ResIST's :class:`ResistExpectation` total, or DDP's gradient
+    all-reduces per step (a round), the mean over ``rounds`` (0-based steps; default: a step from
+    PowerSGD's start step on). A protocol without rounds (``none``) is a ValueError."""
+    shapes, protocol = ModelShapes(cfg), cfg.protocol
+    if isinstance(protocol, ResISTConfig):
+        return resist_expectation(cfg, shapes).total
+    if isinstance(protocol, LocalSGDConfig):
+        return averaged_wire_bytes(codec_for(protocol.compress), shapes.total, cfg.num_workers)
+    if isinstance(protocol, DDPConfig):
+        start = protocol.powersgd_start_step
+        steps = [start] if rounds is None else list(rounds)
+        compressing = sum(step >= start for step in steps)  # the steps' bytes take only two values
+        before, after = ddp_step_wire_bytes(cfg, shapes, start - 1), ddp_step_wire_bytes(cfg, shapes, start)
+        return ((len(steps) - compressing) * before + compressing * after) / len(steps)
+    raise ValueError(f"expected_wire_bytes: no round model for protocol {protocol.name.value}")

@@ -1,0 +1,51 @@
+"""The test suite's own layout: shared helpers live in shared modules (tests/helpers.py,
+tests/conftest.py, tests/generated_runs.py, tests/wandb_records.py), so no test module imports from
+another test module (whose tests would then run, or break, with it)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from tests.conftest import REPO
+
+TESTS = REPO / "tests"
+
+
+def _is_test_module(name: str) -> bool:
+    """Whether the dotted module ``name`` is a test module (``tests.<...>.test_<...>``)."""
+    parts = name.split(".")
+    return parts[0] == "tests" and any(part.startswith("test_") for part in parts[1:])
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports (absolute imports, at module level or inside functions)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_no_test_module_imports_another_test_module():
+    offenders = sorted(
+        f"{path.relative_to(REPO)} imports {name}"
+        for path in TESTS.rglob("*.py")
+        for name in _imported_modules(path)
+        if _is_test_module(name)
+    )
+    assert offenders == []
+
+
+def test_no_test_module_uses_relative_imports():
+    """Relative imports would slip past the check above; the suite imports ``tests.<module>``."""
+    offenders = sorted(
+        str(path.relative_to(REPO))
+        for path in TESTS.rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.level > 0
+    )
+    assert offenders == []
