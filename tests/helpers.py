@@ -3,7 +3,9 @@ shared modules: conftest, generated_runs, wandb_records), never from another tes
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,3 +100,16 @@ def resist_config(workers: int, min_depth: int, policy: OptimizerStatePolicy = O
 def resist_protocol(comm, cfg: Config) -> ResIST:
     """``cfg``'s ResIST protocol on ``comm``."""
     return ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
+
+
+def imported_names(path: Path) -> set[str]:
+    """Every module (and ``module.name``) the Python file ``path`` imports absolutely, at module level or
+    inside functions."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names

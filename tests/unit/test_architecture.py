@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
+from tests.helpers import imported_names
 
 PACKAGE = REPO / "resist"
 
@@ -48,17 +49,6 @@ def _room(path: Path) -> str:
     return parts[0]
 
 
-def _imports(path: Path) -> set[str]:
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
 def _sources() -> list[Path]:
     return [p for p in PACKAGE.rglob("*.py") if p.name != "__init__.py" or p.parent != PACKAGE]
 
@@ -66,7 +56,7 @@ def _sources() -> list[Path]:
 def _room_graph() -> dict[str, set[str]]:
     graph: dict[str, set[str]] = defaultdict(set)
     for path in _sources():
-        for name in _imports(path):
+        for name in imported_names(path):
             if name.startswith("resist."):
                 target = name.split(".")[1]
                 if target != _room(path) and target in LAYER:
@@ -267,7 +257,7 @@ def test_confined_libraries_are_imported_in_their_room_only():
     offenders = sorted(
         f"{path.relative_to(REPO)} imports {name}"
         for path in _sources()
-        for name in _imports(path)
+        for name in imported_names(path)
         for confined, room in CONFINED.items()
         if (name == confined or name.startswith(confined + ".")) and _room(path) != room
     )

@@ -5,9 +5,9 @@ another test module (whose tests would then run, or break, with it)."""
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
 from tests.conftest import REPO
+from tests.helpers import imported_names
 
 TESTS = REPO / "tests"
 
@@ -18,23 +18,11 @@ def _is_test_module(name: str) -> bool:
     return parts[0] == "tests" and any(part.startswith("test_") for part in parts[1:])
 
 
-def _imported_modules(path: Path) -> set[str]:
-    """Every module ``path`` imports (absolute imports, at module level or inside functions)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
 def test_no_test_module_imports_another_test_module():
     offenders = sorted(
         f"{path.relative_to(REPO)} imports {name}"
         for path in TESTS.rglob("*.py")
-        for name in _imported_modules(path)
+        for name in imported_names(path)
         if _is_test_module(name)
     )
     assert offenders == []
