@@ -20,13 +20,10 @@ from resist.analysis.benches import load_benches, side_by_side
 from resist.analysis.plots import figure
 from resist.analysis.runs import render
 from resist.analysis.study import Option, Section, study_main
+from resist.analysis.units import megabytes
 from resist.paper import TABLE1_GB, TABLE1_MIN_DEPTH
 
 HERE = Path(__file__).resolve().parent
-
-
-def _mb(value: float) -> str:
-    return f"{value / 1e6:,.1f}"
 
 
 def bytes_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -40,20 +37,21 @@ def bytes_table(benches: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "model": bench["model"],
                     "S": bench["S"],
                     "protocol": protocol + m + (" (round = 1 step)" if protocol == "ddp" else ""),
-                    "wire MB/round/worker": _mb(figures["wire_bytes_per_round_per_worker"]),
-                    "cost model": _mb(expected) if expected is not None else "-",
+                    "wire MB/round/worker": megabytes(figures["wire_bytes_per_round_per_worker"], unit=False),
+                    "cost model": megabytes(expected, unit=False) if expected is not None else "-",
                     "measured / cost model": (
                         f"{figures['wire_bytes_per_round_per_worker'] / expected:.3f}" if expected else "-"
                     ),
                     "std over rounds (rounds)": (
-                        f"{_mb(figures['wire_bytes_per_local_steps_per_worker_std'])} ({figures['measured_stretches']})"
+                        megabytes(figures["wire_bytes_per_local_steps_per_worker_std"], unit=False)
+                        + f" ({figures['measured_stretches']})"
                         if "measured_stretches" in figures
                         else "-"
                     ),
-                    "payload MB/round/worker": _mb(figures["payload_bytes_per_round_per_worker"]),
+                    "payload MB/round/worker": megabytes(figures["payload_bytes_per_round_per_worker"], unit=False),
                     "Table-1 GB/round": f"{figures['table1_bytes_per_round'] / 1e9:.3f}",
-                    "held MB/worker (max)": _mb(figures["held_bytes_per_worker"]),
-                    "peak MB/worker": _mb(figures["peak_memory_bytes_per_worker"]),
+                    "held MB/worker (max)": megabytes(figures["held_bytes_per_worker"], unit=False),
+                    "peak MB/worker": megabytes(figures["peak_memory_bytes_per_worker"], unit=False),
                 }
             )
     return rows

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resist.analysis.units import megabytes
 from resist.comm.ledger import TRAINING_PURPOSES
 from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
@@ -181,10 +182,6 @@ def _percent(value: float) -> str:
     return f"{100 * value:.2f} %"
 
 
-def _megabytes(value: float) -> str:
-    return f"{value / 1e6:,.1f} MB"
-
-
 def _seconds(value: float) -> str:
     return f"{value:,.1f} s"
 
@@ -220,9 +217,9 @@ def table(results: Sequence[RunResult], thresholds: Sequence[float]) -> list[dic
             "seeds": ",".join(str(m.seed) for m in members),
             "final acc": _stat([m.final_accuracy for m in members], _percent),
             "best acc": _stat([m.best_accuracy for m in members], _percent),
-            "bytes to train": _stat([m.training_bytes for m in members], _megabytes),
-            "bytes in all": _stat([m.total_bytes for m in members], _megabytes),
-            "bytes per worker": _stat([m.bytes_per_worker for m in members], _megabytes),
+            "bytes to train": _stat([m.training_bytes for m in members], megabytes),
+            "bytes in all": _stat([m.total_bytes for m in members], megabytes),
+            "bytes per worker": _stat([m.bytes_per_worker for m in members], megabytes),
             "wall-clock": _stat([m.seconds for m in members], _seconds),
         }
         for threshold in thresholds:
@@ -231,7 +228,7 @@ def table(results: Sequence[RunResult], thresholds: Sequence[float]) -> list[dic
             if all(point is not None for point in reached):
                 points = [p for p in reached if p is not None]
                 seconds = _stat([p.seconds for p in points], _seconds)
-                row[key] = f"{seconds}, {_stat([p.wire_bytes for p in points], _megabytes)}"
+                row[key] = f"{seconds}, {_stat([p.wire_bytes for p in points], megabytes)}"
             else:
                 row[key] = f"not reached by {sum(p is None for p in reached)} of {len(reached)}"
         rows.append(row)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from resist.analysis.units import megabytes
 from resist.comm.cost import Op, powersgd_sizes, wire_bytes
 from resist.config import (
     Compression,
@@ -37,7 +38,7 @@ from resist.protocols.expected_bytes import (
 
 
 def _mb(value: float) -> str:
-    return f"{value:,.0f} B = {value / 1e6:,.1f} MB"
+    return f"{value:,.0f} B = {megabytes(value)}"
 
 
 def _resist_lines(cfg: Config, shapes: ModelShapes, local_sgd: float) -> list[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -13,14 +12,13 @@ import torch
 from resist.checkpoints import CheckpointError, CheckpointStore
 from resist.comm.backends import init_process_comm, shutdown_process_comm
 from resist.config import Config, DeviceKind
-from resist.config.hydra_door import load_resolved_config
 from resist.errors import UserError
 from resist.launch.env import DistEnv, cpu_threads_per_worker
 from resist.launch.resuming import continue_metrics
 from resist.launch.run_lock import holding_run
-from resist.logging import FanOut, MetricSink, Record
-from resist.logging.console import ConsoleSink, worker_logging
-from resist.logging.jsonl import JsonlSink
+from resist.logging import FanOut, Record
+from resist.logging.console import worker_logging
+from resist.logging.sinks import run_name, run_sinks
 from resist.run_dir import RunDir
 from resist.train.stop import StopRequest
 
@@ -51,14 +49,6 @@ def check_world(cfg: Config, env: DistEnv) -> None:
         )
 
 
-def run_name(cfg: Config, environ: Mapping[str, str] = os.environ) -> str:
-    """``<name>-<protocol>-S<workers>-seed<seed>``, plus ``-<array job>_<task>`` in a SLURM job array."""
-    name = f"{cfg.name}-{cfg.protocol.name.value}-S{cfg.num_workers}-seed{cfg.seed}"
-    if "SLURM_ARRAY_JOB_ID" in environ and "SLURM_ARRAY_TASK_ID" in environ:
-        name += f"-{environ['SLURM_ARRAY_JOB_ID']}_{environ['SLURM_ARRAY_TASK_ID']}"
-    return name
-
-
 def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
     """``cuda:<local_rank>`` when CUDA is used (``auto`` with a GPU, or ``cuda``), else CPU."""
     if kind == DeviceKind.cuda and not torch.cuda.is_available():
@@ -71,21 +61,6 @@ def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
             f"{torch.cuda.device_count()} are visible (fix: fewer workers per node, or device=cpu)"
         )
     return torch.device("cuda", local_rank)
-
-
-def _sinks(cfg: Config, run_dir: Path, *, resuming: bool) -> list[MetricSink]:
-    sinks: list[MetricSink] = [
-        JsonlSink(RunDir(run_dir).metrics, append=resuming),
-        ConsoleSink(cfg.logger.progress),
-    ]
-    if cfg.logger.wandb:
-        from resist.logging.wandb_sink import WandbSink
-
-        resolved = load_resolved_config(run_dir)
-        sinks.append(
-            WandbSink(cfg.logger, run_dir, run_name=run_name(cfg), job_type=cfg.protocol.name.value, config=resolved)
-        )
-    return sinks
 
 
 def run_worker(
@@ -122,7 +97,7 @@ def run_worker(
                 continue_metrics(run_dir, checkpoint)
         # Rank 0's lines (progress, evaluations) go to stderr and run.log, whichever process it runs in.
         held.enter_context(worker_logging(RunDir(run_dir).run_log, rank=env.rank))
-        sink = FanOut(_sinks(cfg, run_dir, resuming=checkpoint is not None) if env.rank == 0 else [])
+        sink = run_sinks(cfg, run_dir, resuming=checkpoint is not None) if env.rank == 0 else FanOut([])
         try:
             if env.rank == 0:
                 log.info("run %s: %d worker(s) on %s; run directory %s", run_name(cfg), env.world_size, device, run_dir)

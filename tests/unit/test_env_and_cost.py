@@ -122,7 +122,7 @@ def test_table1_convention_for_local_sgd_matches_the_paper():
 
 def test_run_names_carry_workers_seed_and_slurm_array_ids():
     from resist.config import Config
-    from resist.launch.worker_process import run_name
+    from resist.logging.sinks import run_name
 
     cfg = Config()
     cfg.name, cfg.num_workers, cfg.seed = "cifar10_resist", 4, 2
