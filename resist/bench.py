@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from pathlib import Path
 from typing import Any
 
 from resist.config import (
@@ -30,7 +29,6 @@ from resist.config import (
     ResISTConfig,
     ScheduleName,
     plain,
-    steps_per_round,
     validate,
 )
 from resist.config.hydra_door import run_main
@@ -75,7 +73,7 @@ def protocol_run_config(cfg: BenchConfig, protocol: ProtocolName) -> Config:
     run.protocol = protocol_settings(cfg.protocol, protocol)
     if protocol == ProtocolName.none:
         run.num_workers = 1
-    local_steps, own = steps_per_round(cfg.protocol), steps_per_round(run.protocol)
+    local_steps, own = cfg.protocol.steps_per_round, run.protocol.steps_per_round
     if own not in (1, local_steps):  # (a protocol without rounds is measured step by step)
         raise ConfigError(
             "bench.protocols",
@@ -199,10 +197,12 @@ def format_table(results: dict[str, dict[str, Any]]) -> str:
                 figures["wire_bytes_per_local_steps_per_worker_std"],
                 figures["measured_stretches"],
             )
+            window = figures.get("window_wire_bytes_per_round_per_worker")
+            these = "" if window is None else f"; {measured / window:.4f} of the cost model of these rounds' partitions"
             lines.append(
                 f"{name}: {measured / 1e6:.3f} MB per round and worker measured, {measured / expected:.4f} of the "
                 f"cost model's {expected / 1e6:.3f} MB; over its {n} measured round(s) std {std / 1e6:.3f} MB, "
-                f"standard error of the mean {std / n**0.5 / 1e6:.3f} MB"
+                f"standard error of the mean {std / n**0.5 / 1e6:.3f} MB{these}"
             )
     if "local_sgd" in results and "resist" in results:
         lines += resist_targets(results["resist"], results["local_sgd"])
@@ -249,25 +249,27 @@ def resist_targets(resist: dict[str, Any], local_sgd: dict[str, Any]) -> list[st
     return ["resist / local_sgd: " + ", ".join(parts)]
 
 
-def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) -> None:
+def _run_bench(typed: BenchConfig, bench_dir: RunDir, resume: bool) -> None:
+    if resume:
+        raise ConfigError("resume", "a benchmark cannot be resumed", "run the benchmark again in a new directory")
     runs = {protocol: protocol_run_config(typed, protocol) for protocol in typed.bench.protocols}
     for run in runs.values():
         validate(run)
 
     from resist.launch import launch
     from resist.logging.jsonl import read_jsonl
-    from resist.protocols.expected_bytes import expected_wire_bytes
+    from resist.protocols.expected_bytes import expected_wire_bytes, resist_window_wire_bytes
 
-    local_steps = steps_per_round(typed.protocol)
+    local_steps = typed.protocol.steps_per_round
     resist = runs[ProtocolName.resist].protocol if ProtocolName.resist in runs else None
     min_depth = resist.decomposition.min_depth if isinstance(resist, ResISTConfig) else 0
     results: dict[str, dict[str, Any]] = {}
     for protocol, run in runs.items():
-        run_dir = bench_dir / protocol.value
+        run_dir = bench_dir.bench_protocol_run(protocol.value)
         print(f"bench: {protocol.value} with {run.num_workers} worker(s), {run.train.max_steps} steps -> {run_dir}")
-        launch(run, plain(run), run_dir)
+        launch(run, run_dir)
         results[protocol.value] = summarize(
-            read_jsonl(RunDir(run_dir).metrics),
+            read_jsonl(run_dir.metrics),
             model_arch=typed.model.arch,
             local_steps=local_steps,
             warmup_rounds=typed.bench.warmup_rounds,
@@ -278,14 +280,16 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
         if protocol != ProtocolName.none:
             measured = range(typed.bench.warmup_rounds, typed.bench.warmup_rounds + typed.bench.rounds)
             results[protocol.value]["expected_wire_bytes_per_round_per_worker"] = expected_wire_bytes(run, measured)
+        if protocol == ProtocolName.resist:  # the cost model of the measured rounds' own partitions
+            results[protocol.value]["window_wire_bytes_per_round_per_worker"] = resist_window_wire_bytes(run, measured)
     compress = getattr(typed.protocol, "compress", Compression.none)
     float32_ring = None
     if compress != Compression.none:  # the reference the compressed figures are measured against
         float32 = copy.deepcopy(typed)
         float32.protocol = LocalSGDConfig()
         float32_ring = expected_wire_bytes(protocol_run_config(float32, ProtocolName.local_sgd))
-    report = {"config": resolved, "protocols": results, "float32_ring_local_sgd_wire_bytes": float32_ring}
-    RunDir(bench_dir).bench_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    report = {"config": plain(typed), "protocols": results, "float32_ring_local_sgd_wire_bytes": float32_ring}
+    bench_dir.bench_report.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     params = next(iter(results.values()))["model_params"]
     print(
         f"\nmodel {typed.model.arch} ({params:,} parameters), {typed.num_workers} workers, batch "
@@ -300,7 +304,7 @@ def _run_bench(typed: BenchConfig, resolved: dict[str, Any], bench_dir: Path) ->
                 f"{name} with compress={compress.value} / float32 ring local SGD "
                 f"({float32_ring / 1e6:.1f} MB per round per worker): wire bytes {ratio:.3f}"
             )
-    print(f"written: {RunDir(bench_dir).bench_report}")
+    print(f"written: {bench_dir.bench_report}")
 
 
 def main() -> None:

@@ -7,15 +7,13 @@ validated, saved as ``resolved_config.yaml`` in the run directory and handed to 
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-from typing import Any
 
 from resist.config import Config
 from resist.config.hydra_door import dry_run_dir, run_main
 from resist.run_dir import RunDir
 
 
-def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | None:
+def _run_job(typed: Config, run_dir: RunDir, resume: bool) -> float | None:
     if typed.dry_run:
         from resist.launch.dry_run import dry_run_report
 
@@ -24,7 +22,7 @@ def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | 
         return None
     from resist.launch import launch  # torch and the data stack load only for a valid config
 
-    summary = launch(typed, resolved, run_dir)
+    summary = launch(typed, run_dir, resume=resume)
     accuracy = summary.get("test/acc1")
     lines = []
     if accuracy is not None:
@@ -35,12 +33,12 @@ def _run_job(typed: Config, resolved: dict[str, Any], run_dir: Path) -> float | 
         lines.append(bytes_report(run_dir, typed))
     lines.append(f"run directory: {run_dir}")
     print("\n".join(lines))
-    with RunDir(run_dir).run_log.open("a", encoding="utf-8") as log:  # run.log holds what the console showed
+    with run_dir.run_log.open("a", encoding="utf-8") as log:  # run.log holds what the console showed
         log.write("".join(line + "\n" for line in lines))
     return accuracy
 
 
-def bytes_report(run_dir: Path, cfg: Config) -> str:
+def bytes_report(run_dir: RunDir, cfg: Config) -> str:
     """Bytes the run sent (measured) next to the cost model's figure for a like-for-like reference:
     float32 local SGD over the same rounds for protocols that synchronise once per round, every
     step's gradient all-reduces (compressed as ``cfg`` says) for data-parallel training."""
@@ -49,11 +47,12 @@ def bytes_report(run_dir: Path, cfg: Config) -> str:
     from resist.logging.jsonl import read_jsonl
     from resist.protocols.base import DIGEST_BYTES
     from resist.protocols.expected_bytes import expected_wire_bytes
+    from resist.train.step_plan import rounds_in
 
-    records = read_jsonl(RunDir(run_dir).metrics)
+    records = read_jsonl(run_dir.metrics)
     start, summary = records[0], records[-1]
     workers, params = start["num_workers"], start["model/params"]
-    rounds = -(-summary["step"] // start["steps_per_round"])  # (a resume may have extended the run)
+    rounds = rounds_in(summary["step"], start["steps_per_round"])  # (a resume may have extended the run)
     initial = workers * wire_bytes(Op.all_gather, DIGEST_BYTES, workers)  # the workers' digests of their weights
     training = sum(summary[f"comm/cum_wire_bytes/{purpose.value}"] for purpose in TRAINING_PURPOSES)
     if start["protocol"] == "ddp":

@@ -1,4 +1,8 @@
-"""The layout of a run directory: every file a run writes, named in one place (pure)."""
+"""The layout of a run directory: every file a run writes, named in one place (pure).
+
+Past the entry points (``python -m resist.run``'s Hydra job, ``python -m resist.worker``, the
+benchmark, the analyses' command lines) a run directory travels as a :class:`RunDir`, never as a bare
+path, so that every file name below has one owner."""
 
 from __future__ import annotations
 
@@ -12,15 +16,41 @@ class RunDir:
 
     path: Path
 
+    def __str__(self) -> str:
+        return str(self.path)
+
     @property
     def resolved_config(self) -> Path:
         """The run's complete, resolved config: what every worker trains with."""
         return self.path / "resolved_config.yaml"
 
+    def superseded_config(self) -> Path:
+        """``resolved_config.<n>.yaml`` with the first free ``n`` from 1: where the config a resume
+        replaced (a longer ``train.epochs``, ...) is kept."""
+        n = 1
+        while (self.path / f"resolved_config.{n}.yaml").exists():
+            n += 1
+        return self.path / f"resolved_config.{n}.yaml"
+
     @property
     def metrics(self) -> Path:
         """``metrics.jsonl``: one record per line, written by rank 0."""
         return self.path / "metrics.jsonl"
+
+    def metrics_after_step(self, step: int) -> Path:
+        """A free ``metrics.after-step-<step>.jsonl``: the records a resume from the checkpoint of
+        ``step`` cut from ``metrics.jsonl`` (the resumed run writes them again)."""
+        return free_name(self.path / f"metrics.after-step-{step}.jsonl")
+
+    def metrics_before_restart(self, restarts: int) -> Path:
+        """A free ``metrics.before-restart-<restarts>.jsonl``: the records of a requeued SLURM job that
+        had no checkpoint and starts again."""
+        return free_name(self.path / f"metrics.before-restart-{restarts}.jsonl")
+
+    @property
+    def lock(self) -> Path:
+        """``.lock``: held (``flock``) by rank 0 while the run trains; holds its pid and host."""
+        return self.path / ".lock"
 
     @property
     def run_log(self) -> Path:
@@ -53,6 +83,10 @@ class RunDir:
         """``bench.json`` of a ``python -m resist.bench`` run."""
         return self.path / "bench.json"
 
+    def bench_protocol_run(self, protocol: str) -> RunDir:
+        """The run directory of one protocol's run inside a ``python -m resist.bench`` directory."""
+        return RunDir(self.path / protocol)
+
     def metrics_bytes(self) -> int:
         """How much of ``metrics.jsonl`` is written (0 before it exists)."""
         return self.metrics.stat().st_size if self.metrics.exists() else 0
@@ -60,3 +94,12 @@ class RunDir:
     def holds_run(self) -> bool:
         """Whether a run has already written here (its metrics)."""
         return self.metrics.exists()
+
+
+def free_name(path: Path) -> Path:
+    """``path``, or ``path`` with ``.1``, ``.2``, ... before its suffix when it exists."""
+    candidate, n = path, 0
+    while candidate.exists():
+        n += 1
+        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
+    return candidate

@@ -16,6 +16,7 @@ from resist.config import load_run_config
 from resist.errors import UserError
 from resist.launch.env import DistEnvError, parse_dist_env
 from resist.launch.worker_process import run_worker
+from resist.run_dir import RunDir
 
 
 def main(argv: list[str]) -> None:
@@ -31,10 +32,8 @@ def main(argv: list[str]) -> None:
                 "RANK/SLURM_PROCID: no torchrun or SLURM environment (fix: start this module with "
                 "torchrun or srun, or use python -m resist.run for a local run)"
             )
-        run_dir = Path(argv[0])
-        cfg = load_run_config(run_dir)
-        cfg.resume = str(run_dir) if resume else None
-        run_worker(cfg, run_dir, env)
+        run_dir = RunDir(Path(argv[0]))
+        run_worker(load_run_config(run_dir), run_dir, env, resume=resume)
     except UserError as exc:
         print(f"resist: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -143,6 +143,8 @@ def write_bench(
             "min_depth": min_depth,
         }
         figures[protocol]["expected_wire_bytes_per_round_per_worker"] = wire
+        if resist:
+            figures[protocol]["window_wire_bytes_per_round_per_worker"] = wire
     config = {
         "model": {"arch": model},
         "num_workers": workers,

@@ -39,6 +39,7 @@ from resist.decomposition import paper_assignment
 from resist.errors import exit_with
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
+from resist.run_dir import RunDir
 from resist.train.trainable import trainable
 
 HERE = Path(__file__).resolve().parent
@@ -305,7 +306,7 @@ def default_run(folder: Path, attempts: Sequence[Sequence[str]] = DEFAULT_ATTEMP
         if result.returncode != 0:
             return {"command": shown, "refused": refused, "error": f"exit status {result.returncode}: {last}"}
         try:
-            run = load_run(run_dir)
+            run = load_run(RunDir(run_dir))
         except RunsError as exc:
             return {"command": shown, "refused": refused, "error": str(exc)}
         return {

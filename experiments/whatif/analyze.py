@@ -26,7 +26,6 @@ from resist.analysis.study import Option, Section, study_main, study_runs
 from resist.analysis.whatif import GBIT, LinkFit, RoundCost, dedicated_compute, ring_messages, round_seconds
 from resist.comm.ledger import SYNC_PURPOSES
 from resist.logging.jsonl import read_jsonl
-from resist.run_dir import RunDir
 
 HERE = Path(__file__).resolve().parent
 BANDWIDTHS_GBIT = (1, 10, 25, 100, 400)
@@ -63,7 +62,7 @@ def run_costs(result: RunResult, compute_s: float | None = None) -> RunCosts:
     """``result``'s measured costs from its records, its compute on dedicated cores
     (:func:`dedicated_compute`); ``compute_s`` replaces its measured total compute seconds (DDP: a
     full-model step's compute measured without overlapped communication)."""
-    records = read_jsonl(RunDir(result.path).metrics)
+    records = read_jsonl(result.path.metrics)
     start, summary = records[0], records[-1]
     missing = [key for key in (*_RUN_KEYS, "platform/host_cpus") if key not in summary and key not in start]
     if missing:
@@ -101,7 +100,7 @@ def study_costs(results: list[RunResult]) -> list[list[RunCosts]]:
                 reference = local.get((result.workers, result.seed))
                 if reference is None:
                     raise RunsError(f"whatif: no local_sgd run beside the ddp run {result.path} (fix: run the study)")
-                compute = read_jsonl(RunDir(reference.path).metrics)[-1]["time/compute_s"]
+                compute = read_jsonl(reference.path.metrics)[-1]["time/compute_s"]
             costs.append(run_costs(result, compute))
         groups.append(costs)
     return groups

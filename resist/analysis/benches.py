@@ -40,7 +40,7 @@ def load_benches(root: Path) -> list[dict[str, Any]]:
                 raise RunsError(
                     f"benches: {path} ({protocol}) has no {missing[0]} (fix: rerun that benchmark with this version)"
                 )
-        start = _start_record(path.parent, protocols)
+        start = _start_record(RunDir(path.parent), protocols)
         benches.append(
             {
                 "name": path.parent.name,
@@ -57,10 +57,10 @@ def load_benches(root: Path) -> list[dict[str, Any]]:
     return benches
 
 
-def _start_record(bench_dir: Path, protocols: dict[str, Any]) -> dict[str, Any]:
+def _start_record(bench_dir: RunDir, protocols: dict[str, Any]) -> dict[str, Any]:
     """The start record of the benchmark's first protocol run (its platform facts), or {}."""
     for protocol in protocols:
-        metrics = RunDir(bench_dir / protocol).metrics
+        metrics = bench_dir.bench_protocol_run(protocol).metrics
         if metrics.is_file():
             return read_jsonl(metrics)[0]
     return {}

@@ -65,7 +65,7 @@ class RunResult:
     """One finished run: what it was (``protocol``, workers, round length, model, dataset, seed) and
     what it measured (its evaluation curve and summary totals)."""
 
-    path: Path
+    path: RunDir
     protocol: str
     workers: int
     local_steps: int
@@ -106,12 +106,12 @@ class RunResult:
         return next((point for point in self.curve if point.accuracy >= accuracy), None)
 
 
-def run_dirs(paths: Iterable[Path]) -> list[Path]:
+def run_dirs(paths: Iterable[Path]) -> list[RunDir]:
     """The run directories named, a Hydra multirun directory expanding to its jobs' (in order)."""
-    found: list[Path] = []
+    found: list[RunDir] = []
     for path in paths:
-        if RunDir(path).metrics.is_file():
-            found.append(path)
+        if RunDir(path).holds_run():
+            found.append(RunDir(path))
             continue
         jobs = sorted((p.parent for p in path.glob("*/metrics.jsonl")), key=lambda p: (len(p.name), p.name))
         if not jobs:
@@ -119,13 +119,13 @@ def run_dirs(paths: Iterable[Path]) -> list[Path]:
                 f"runs: {path} is neither a run directory (no metrics.jsonl) nor a multirun directory holding "
                 "runs (fix: give the directories runs printed as 'run directory: ...')"
             )
-        found += jobs
+        found += [RunDir(job) for job in jobs]
     return found
 
 
-def load_run(path: Path) -> RunResult:
+def load_run(path: RunDir) -> RunResult:
     """A finished run's result; a run without a summary record is refused (it has not finished)."""
-    records = read_jsonl(RunDir(path).metrics)
+    records = read_jsonl(path.metrics)
     start = next((r for r in records if r["event"] == "start"), None)
     summary = records[-1] if records else {}
     if start is None or summary.get("event") != "summary":
@@ -136,7 +136,7 @@ def load_run(path: Path) -> RunResult:
     config = load_resolved_config(path)
     protocol = config.get("protocol", {})
     platform = ", ".join(f"{k.removeprefix('platform/')} {v}" for k, v in start.items() if k.startswith("platform/"))
-    finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(RunDir(path).metrics.stat().st_mtime))
+    finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.metrics.stat().st_mtime))
     curve = tuple(
         EvalPoint(r["epoch"], r["comm/cum_wire_bytes"], r["time/elapsed_s"], r["test/acc1"])
         for r in records

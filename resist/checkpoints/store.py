@@ -126,8 +126,8 @@ class Checkpoint:
 class CheckpointStore:
     """The checkpoints of one run directory."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.root = RunDir(run_dir).checkpoints
+    def __init__(self, run_dir: RunDir) -> None:
+        self.root = run_dir.checkpoints
 
     def step_dir(self, step: int) -> Path:
         return self.root / f"step-{step:09d}"

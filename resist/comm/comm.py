@@ -33,13 +33,13 @@ def _buckets(tensors: Sequence[torch.Tensor]) -> list[list[torch.Tensor]]:
     return list(by_dtype.values())
 
 
-def _flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+def flat_copy(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     """A new 1-D tensor holding ``tensors`` back to back (never a view of them)."""
     return torch.cat([t.detach().reshape(-1) for t in tensors])
 
 
-def _unflatten(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
-    """Views of ``flat`` shaped as the tensors of ``like``, in order (inverse of :func:`_flat_copy`)."""
+def unflatten(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Views of ``flat`` shaped as the tensors of ``like``, in order (inverse of :func:`flat_copy`)."""
     return [part.view_as(t) for part, t in zip(flat.split([t.numel() for t in like]), like, strict=True)]
 
 
@@ -123,14 +123,14 @@ class Comm:
         flats, buckets = [], _buckets(tensors)
         works = []
         for bucket in buckets:
-            flat = _flat_copy(bucket)
+            flat = flat_copy(bucket)
             flats.append(flat)
             works.append(run(flat))
         self._wait(works)
         for flat, bucket in zip(flats, buckets, strict=True):
             if finish is not None:
                 finish(flat)
-            for tensor, result in zip(bucket, _unflatten(flat, bucket), strict=True):
+            for tensor, result in zip(bucket, unflatten(flat, bucket), strict=True):
                 tensor.detach().copy_(result)
         return time.perf_counter() - start
 
@@ -170,7 +170,7 @@ class Comm:
         else:  # gloo may use the buffer as scratch: reduce a copy so our tensors stay untouched
             start = time.perf_counter()
             self._check_device("reduce", tensors)
-            copies = [_flat_copy(bucket) for bucket in _buckets(tensors)]
+            copies = [flat_copy(bucket) for bucket in _buckets(tensors)]
             self._wait([self.group.reduce([flat], opts) for flat in copies])
             seconds = time.perf_counter() - start
         self._bill(Op.reduce, purpose, payload=payload_bytes(tensors), seconds=seconds, peer=dst, root=dst)
@@ -212,7 +212,7 @@ class Comm:
                 )
         operations, inbound = [], []
         for peer, tensors in sends:
-            operations.append(dist.P2POp(dist.isend, _flat_copy(tensors), group=self.group, group_peer=peer))
+            operations.append(dist.P2POp(dist.isend, flat_copy(tensors), group=self.group, group_peer=peer))
         for peer, tensors in recvs:
             flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
             operations.append(dist.P2POp(dist.irecv, flat, group=self.group, group_peer=peer))
@@ -220,7 +220,7 @@ class Comm:
         if operations:
             self._wait(dist.batch_isend_irecv(operations))
         for flat, tensors in inbound:
-            for tensor, result in zip(tensors, _unflatten(flat, tensors), strict=True):
+            for tensor, result in zip(tensors, unflatten(flat, tensors), strict=True):
                 tensor.detach().copy_(result)
         seconds = time.perf_counter() - start
         for peer, tensors in sends:  # the exchange's duration is billed once, to its first entry
@@ -251,7 +251,7 @@ class Comm:
             return
         if any(t.dtype != torch.float32 for t in tensors):
             raise ValueError("Comm.all_reduce_compressed: float32 tensors only")
-        flat = _flat_copy(tensors)
+        flat = flat_copy(tensors)
         bounds = shard_bounds(flat.numel(), self.size, alignment(codec))
         mine = bounds[self.rank]
         own_numel = mine[1] - mine[0]
@@ -281,7 +281,7 @@ class Comm:
             received[self.rank] = encoded
         for peer, data in received.items():
             shard(peer).copy_(codec.decode(data, shard(peer).numel()))
-        for tensor, result in zip(tensors, _unflatten(flat, tensors), strict=True):
+        for tensor, result in zip(tensors, unflatten(flat, tensors), strict=True):
             tensor.detach().copy_(result)
 
     def barrier(self) -> None:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from resist.comm.codecs import Codec
-from resist.comm.comm import Comm, _flat_copy, _unflatten
+from resist.comm.comm import Comm, flat_copy, unflatten
 from resist.comm.ledger import Purpose
 
 Item = tuple[int, int]
@@ -38,11 +38,11 @@ def exchange_compressed(
     encodings' bytes, scales included. Returns each received item's decoded tensors, shaped as
     ``like``."""
     numel = sum(t.numel() for t in like)
-    encoded = {item: codec.encode(_flat_copy(values), generator) for item, values in sorted(sends.items())}
+    encoded = {item: codec.encode(flat_copy(values), generator) for item, values in sorted(sends.items())}
     size = codec.encoded_bytes(numel)
     inbox = {item: torch.empty(size, dtype=torch.uint8, device=comm.device) for item in sorted(receives)}
     comm.exchange(_by_peer(encoded), _by_peer(inbox), purpose)
-    return {item: _unflatten(codec.decode(data, numel), like) for item, data in inbox.items()}
+    return {item: unflatten(codec.decode(data, numel), like) for item, data in inbox.items()}
 
 
 def _by_peer(buffers: Mapping[Item, torch.Tensor]) -> list[tuple[int, list[torch.Tensor]]]:

@@ -3,10 +3,9 @@
 Each operation is a :class:`LedgerEntry` (op, purpose, payload bytes, modeled wire bytes, group
 size, peer, round, seconds: from issue to completion on this rank, so a collective's seconds include
 waiting for the slowest rank; a DDP hook's overlap the backward pass). The ledger keeps the
-entries of the current round only (for inspection), running totals per purpose over the whole run,
-and running totals per purpose for every round so far (``per_round``: a few numbers per round and
-purpose, so it grows with the number of rounds). Both tables are in :meth:`Ledger.state_dict`, and so in
-every checkpoint.
+entries of the current round only (for inspection) and running totals per purpose over the whole
+run: a few numbers per purpose, whatever the run's length. The totals are in :meth:`Ledger.state_dict`,
+and so in every checkpoint; what each round sent is in the run's records (``metrics.jsonl``).
 """
 
 from __future__ import annotations
@@ -72,12 +71,10 @@ class Ledger:
         self.round = 0
         self.round_entries: list[LedgerEntry] = []
         self.cumulative: dict[Purpose, Totals] = defaultdict(Totals)
-        self.per_round: dict[int, dict[Purpose, Totals]] = defaultdict(lambda: defaultdict(Totals))
 
     def record(self, entry: LedgerEntry) -> None:
         self.round_entries.append(entry)
         self.cumulative[entry.purpose].add(entry)
-        self.per_round[entry.round][entry.purpose].add(entry)
 
     def start_round(self, round_index: int) -> None:
         """Entries recorded from now on belong to ``round_index``; the previous round's entry list is
@@ -103,10 +100,12 @@ class Ledger:
         return {
             "round": self.round,
             "cumulative": plain(self.cumulative),
-            "per_round": {r: plain(table) for r, table in self.per_round.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`'s totals (a checkpoint's ``per_round`` table, written before
+        this ledger dropped it, is not read)."""
+
         def totals(table: dict[str, dict[str, Any]]) -> dict[Purpose, Totals]:
             result: dict[Purpose, Totals] = defaultdict(Totals)
             result.update({Purpose(p): Totals(**values) for p, values in table.items()})
@@ -114,5 +113,3 @@ class Ledger:
 
         self.round, self.round_entries = state["round"], []
         self.cumulative = totals(state["cumulative"])
-        self.per_round = defaultdict(lambda: defaultdict(Totals))
-        self.per_round.update({int(r): totals(table) for r, table in state["per_round"].items()})

@@ -70,9 +70,10 @@ def _resume_dir(resume: str | None, dry_run: bool, new_run_dir: str) -> str:
         return dry_run_dir()
     if resume is None:
         return new_run_dir
-    if not RunDir(Path(resume)).resolved_config.is_file():
+    config = RunDir(Path(resume)).resolved_config
+    if not config.is_file():
         raise ResumeError(
-            f"resume: {resume} is not a run directory (it has no {RunDir(Path(resume)).resolved_config.name}) "
+            f"resume: {resume} is not a run directory (it has no {config.name}) "
             "(fix: give the directory a run printed as 'run directory: ...', e.g. resume=runs/default/<time>)"
         )
     return resume
@@ -141,10 +142,17 @@ def _dataclass_type(annotation: Any) -> type | None:
     return candidate if dataclasses.is_dataclass(candidate) else None
 
 
-def hydra_entry(config_name: str, schema: type[Config], job: Callable[[Any, dict[str, Any], Path], Any]):
+Job = Callable[[Any, RunDir, bool], Any]
+"""An entry point's job: ``job(config, run_dir, resume)``."""
+
+
+def hydra_entry(config_name: str, schema: type[Config], job: Job):
     """A ``@hydra.main`` function over ``conf/<config_name>.yaml``: each job (one per multirun
-    combination) calls ``job(config, resolved, output_dir)`` with the typed, validated config, its
-    resolved plain dict and Hydra's output directory for it."""
+    combination) calls ``job(config, run_dir, resume)`` with the typed, validated config, Hydra's
+    output directory for it and whether the command resumes the run there (``resume=<run dir>``).
+
+    The config handed on is what the run is, the same for every command that continues it: its
+    ``resume`` key is the command's, so it is None past this door (``resume`` says it instead)."""
     register_schemas()
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
@@ -154,10 +162,8 @@ def hydra_entry(config_name: str, schema: type[Config], job: Callable[[Any, dict
                 cfg = resumed_config(cfg, list(HydraConfig.get().overrides.task), schema)
             typed = to_typed_config(cfg, schema)
             validate(typed)
-            resolved = OmegaConf.to_container(cfg, resolve=True)
-            assert isinstance(resolved, dict)
-            resolved["resume"] = None  # what the run is; the resume is this command's
-            return job(typed, resolved, Path(HydraConfig.get().runtime.output_dir))
+            resume, typed.resume = typed.resume is not None, None
+            return job(typed, RunDir(Path(HydraConfig.get().runtime.output_dir)), resume)
         except UserError as exc:  # raised inside a Hydra job (a multirun's too): reported here, in one line
             exit_with(str(exc))
 
@@ -181,7 +187,7 @@ def run_entry(entry: Callable[[], Any]) -> None:
         exit_with(message)
 
 
-def run_main(config_name: str, schema: type[Config], job: Callable[[Any, dict[str, Any], Path], Any]) -> None:
+def run_main(config_name: str, schema: type[Config], job: Job) -> None:
     """The command-line entry over ``conf/<config_name>.yaml``: :func:`hydra_entry` run by
     :func:`run_entry`. User errors (config, data, devices) print ``resist: error: <key>: <problem>
     (fix: <fix>)`` and exit with status 2 before training starts; a failed worker prints its traceback,
@@ -196,27 +202,28 @@ def plain(cfg: Config) -> dict[str, Any]:
     return data
 
 
-def resolved_config_text(resolved: dict[str, Any]) -> str:
-    """A resolved config as the YAML of a run's ``resolved_config.yaml``."""
-    return OmegaConf.to_yaml(OmegaConf.create(resolved))
+def resolved_config_text(cfg: Config) -> str:
+    """``cfg`` as the YAML of a run's ``resolved_config.yaml`` (what :func:`load_run_config` reads
+    back to an equal config)."""
+    return OmegaConf.to_yaml(OmegaConf.create(plain(cfg)))
 
 
-def save_resolved_config(run_dir: Path, resolved: dict[str, Any]) -> None:
+def save_resolved_config(run_dir: RunDir, cfg: Config) -> None:
     """Write a new run's ``resolved_config.yaml``."""
-    RunDir(run_dir).resolved_config.write_text(resolved_config_text(resolved), encoding="utf-8")
+    run_dir.resolved_config.write_text(resolved_config_text(cfg), encoding="utf-8")
 
 
-def load_resolved_config(run_dir: Path) -> dict[str, Any]:
-    """A run's ``resolved_config.yaml`` as plain data (what W&B records)."""
-    data = OmegaConf.to_container(OmegaConf.load(RunDir(run_dir).resolved_config), resolve=True)
+def load_resolved_config(run_dir: RunDir) -> dict[str, Any]:
+    """A run's ``resolved_config.yaml`` as plain data."""
+    data = OmegaConf.to_container(OmegaConf.load(run_dir.resolved_config), resolve=True)
     assert isinstance(data, dict)
     return data
 
 
-def load_run_config(run_dir: Path) -> Config:
+def load_run_config(run_dir: RunDir) -> Config:
     """The typed config of a prepared run directory, through the same checks as the command line:
     the schema's types, no unknown key, and :func:`validate`."""
-    typed = to_typed_config(_typed_node(OmegaConf.load(RunDir(run_dir).resolved_config)))
+    typed = to_typed_config(_typed_node(OmegaConf.load(run_dir.resolved_config)))
     validate(typed)
     return typed
 

@@ -51,7 +51,6 @@ __all__ = [  # the enums and BatchNormMode (the model's) are re-exported: config
     "DDPConfig",
     "LocalSGDConfig",
     "ResISTConfig",
-    "steps_per_round",
     "OptimConfig",
     "TrainConfig",
     "LoggerConfig",
@@ -130,6 +129,12 @@ class ProtocolConfig:
 
     name: ProtocolName = ProtocolName.none
 
+    @property
+    def steps_per_round(self) -> int:
+        """Optimizer steps between synchronisations: ``local_steps``, or 1 for protocols without it
+        (the one source of a round's length; a run's :class:`resist.train.step_plan.StepPlan` uses it)."""
+        return getattr(self, "local_steps", 1)
+
 
 @dataclass
 class DDPConfig(ProtocolConfig):
@@ -184,13 +189,6 @@ PROTOCOL_CONFIGS: dict[ProtocolName, type[ProtocolConfig]] = {
     ProtocolName.local_sgd: LocalSGDConfig,
     ProtocolName.resist: ResISTConfig,
 }
-
-
-def steps_per_round(protocol: ProtocolConfig) -> int:
-    """Optimizer steps between synchronisations (a round): ``local_steps`` where the protocol has it,
-    else 1. The one formula of a round's length: a run's :class:`resist.train.step_plan.StepPlan` is built
-    from it."""
-    return getattr(protocol, "local_steps", 1)
 
 
 @dataclass
@@ -316,7 +314,8 @@ class Config:
     seed: int = 0
     device: DeviceKind = DeviceKind.auto
     resume: str | None = None
-    """A run directory to continue from its newest checkpoint, with its saved config."""
+    """A run directory to continue from its newest checkpoint, with its saved config: the command's
+    request, handed on as an argument (``resume=True``); None in the config past the entry point."""
     dry_run: bool = False
     """Print what the run would do (config, assignments, expected bytes per round, memory held, the
     sbatch plan) and train nothing; no run directory is kept."""

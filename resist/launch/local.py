@@ -6,7 +6,6 @@ import contextlib
 import ctypes
 import signal
 import sys
-from pathlib import Path
 
 import torch.multiprocessing as mp
 
@@ -16,6 +15,7 @@ from resist.launch.env import DistEnv
 from resist.launch.resuming import resume_hint
 from resist.launch.stops import GRACE_S, Interrupted, stop_signals_raise
 from resist.launch.worker_process import run_worker
+from resist.run_dir import RunDir
 
 _PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
 
@@ -28,11 +28,11 @@ def _die_with_parent() -> None:
 
 
 def _process_entry(
-    rank: int, cfg: Config, run_dir: Path, port: int
+    rank: int, cfg: Config, run_dir: RunDir, port: int, resume: bool
 ) -> None:  # torch.multiprocessing calls fn(rank, *args)
     _die_with_parent()
     env = DistEnv(rank, cfg.num_workers, rank, "127.0.0.1", port, "local")
-    run_worker(cfg, run_dir, env, local_workers=cfg.num_workers)
+    run_worker(cfg, run_dir, env, resume=resume, local_workers=cfg.num_workers)
 
 
 def _stop(processes: list) -> None:
@@ -47,8 +47,9 @@ def _stop(processes: list) -> None:
             process.join()
 
 
-def spawn_workers(cfg: Config, run_dir: Path, port: int) -> None:
-    """Run ``cfg.num_workers`` worker processes and wait for all of them.
+def spawn_workers(cfg: Config, run_dir: RunDir, port: int, *, resume: bool = False) -> None:
+    """Run ``cfg.num_workers`` worker processes (``resume``: from the run's newest checkpoint) and
+    wait for all of them.
 
     If one fails, the others are stopped and :class:`WorkerFailedError` names it, with its traceback
     (torch.multiprocessing watches the processes). SIGTERM or SIGINT to the launcher stops every
@@ -56,7 +57,7 @@ def spawn_workers(cfg: Config, run_dir: Path, port: int) -> None:
     where the run can continue from. Workers die with the launcher even when it is killed.
     """
     context = mp.start_processes(
-        _process_entry, args=(cfg, run_dir, port), nprocs=cfg.num_workers, join=False, start_method="spawn"
+        _process_entry, args=(cfg, run_dir, port, resume), nprocs=cfg.num_workers, join=False, start_method="spawn"
     )
     try:
         with stop_signals_raise():

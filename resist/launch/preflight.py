@@ -7,7 +7,6 @@ import netrc
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -35,13 +34,14 @@ def resolved_device(cfg: Config) -> DeviceKind:
     return DeviceKind.cuda if torch.cuda.is_available() else DeviceKind.cpu
 
 
-def check_devices(cfg: Config) -> None:
-    """Fail before any worker starts when the requested devices are not there."""
+def check_devices(cfg: Config, resuming: RunDir | None = None) -> None:
+    """Fail before any worker starts when the requested devices are not there (``resuming``: the run
+    directory being resumed, whose device is the run's own)."""
     if cfg.device == DeviceKind.cuda and not torch.cuda.is_available():
-        if cfg.resume is not None:
+        if resuming is not None:
             raise DeviceError(
                 "device: the run being resumed trains on cuda and no CUDA GPU is visible (fix: resume it on a host "
-                f"with one, or continue it on the CPU with resume={cfg.resume} device=cpu, after which it is no "
+                f"with one, or continue it on the CPU with resume={resuming} device=cpu, after which it is no "
                 "longer bitwise equal to an uninterrupted run)"
             )
         raise DeviceError(NO_CUDA_GPU)
@@ -55,26 +55,28 @@ def check_devices(cfg: Config) -> None:
         raise DeviceError("train.amp: fp16 needs CUDA (fix: use train.amp=bf16 on CPU, or device=cuda)")
 
 
-def prepare_run_dir(run_dir: Path, resolved: dict[str, Any]) -> None:
-    """Create ``run_dir`` and write ``resolved_config.yaml``; refuse a directory that holds a run."""
-    if RunDir(run_dir).holds_run():
+def prepare_run_dir(run_dir: RunDir, cfg: Config) -> None:
+    """Create ``run_dir`` and write ``cfg`` as its ``resolved_config.yaml``; refuse a directory that
+    holds a run."""
+    if run_dir.holds_run():
         raise RunDirError(
-            f"hydra.run.dir: {run_dir} already holds a run ({RunDir(run_dir).metrics.name}); refusing to overwrite it "
+            f"hydra.run.dir: {run_dir} already holds a run ({run_dir.metrics.name}); refusing to overwrite it "
             "(fix: choose a new hydra.run.dir or move the old run away)"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_resolved_config(run_dir, resolved)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    save_resolved_config(run_dir, cfg)
 
 
-def preflight(cfg: Config) -> None:
-    """Every check that can fail before anything is written (a ``UserError`` names the problem)."""
+def preflight(cfg: Config, run_dir: RunDir, *, resume: bool = False) -> None:
+    """Every check that can fail before anything is written (a ``UserError`` names the problem);
+    ``resume``: the command resumes the run in ``run_dir``."""
     on_cluster = cfg.launcher.name == LauncherName.slurm
     if on_cluster:
         slurm_plan(cfg)  # an impossible job layout is a ConfigError
     if not (on_cluster and cfg.launcher.dry_run):
         check_available(cfg.dataset)
     if not on_cluster:  # compute nodes have their own devices; each worker checks its own
-        check_devices(cfg)
+        check_devices(cfg, run_dir if resume else None)
     check_wandb_login(cfg, os.environ)
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
-from typing import Any
 
 from resist.checkpoints import Checkpoint, CheckpointError, CheckpointStore, atomic_write
 from resist.config import Config, plain
@@ -14,16 +12,7 @@ from resist.run_dir import RunDir
 from resist.train.step_plan import saved_schedule, total_steps
 
 
-def free_name(path: Path) -> Path:
-    """``path``, or ``path`` with ``.1``, ``.2``, ... before its suffix when it exists."""
-    candidate, n = path, 0
-    while candidate.exists():
-        n += 1
-        candidate = path.with_name(f"{path.stem}.{n}{path.suffix}")
-    return candidate
-
-
-def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
+def resume_checkpoint(cfg: Config, run_dir: RunDir) -> Checkpoint:
     """The newest checkpoint of ``run_dir``, checked (every shard's digest, the trajectory config, the
     run's length, a step before the end); raises :class:`CheckpointError` naming the problem.
 
@@ -34,7 +23,7 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
     checkpoint = CheckpointStore(run_dir).newest()
     if checkpoint is None:
         raise CheckpointError(
-            f"resume: {run_dir} has no checkpoint (nothing committed in {RunDir(run_dir).checkpoints}) "
+            f"resume: {run_dir} has no checkpoint (nothing committed in {run_dir.checkpoints}) "
             "(fix: start the run again; checkpoint.every_rounds sets how often a run saves one)"
         )
     checkpoint.verify()
@@ -43,7 +32,7 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
         key, saved, configured = difference
         raise CheckpointError(
             f"resume: checkpoint {checkpoint.directory} was written by another configuration: {key} is "
-            f"{saved!r} there and {configured!r} in {RunDir(run_dir).resolved_config} "
+            f"{saved!r} there and {configured!r} in {run_dir.resolved_config} "
             "(fix: resume the run directory that wrote it, or move the foreign checkpoint away)"
         )
     total = total_steps(cfg.train, checkpoint.manifest["steps_per_epoch"])
@@ -62,22 +51,21 @@ def resume_checkpoint(cfg: Config, run_dir: Path) -> Checkpoint:
     return checkpoint
 
 
-def prepare_resume(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Checkpoint:
+def prepare_resume(cfg: Config, run_dir: RunDir) -> Checkpoint:
     """Check the resume (:func:`resume_checkpoint`) and, when the command line changed resumable keys
-    (e.g. ``train.epochs``), save the new ``resolved_config.yaml`` (atomically: a crash leaves the old
-    one or the new one) after keeping the previous one as ``resolved_config.<n>.yaml``."""
+    (e.g. ``train.epochs``), save ``cfg`` as the new ``resolved_config.yaml`` (atomically: a crash
+    leaves the old one or the new one) after keeping the previous one as ``resolved_config.<n>.yaml``."""
     checkpoint = resume_checkpoint(cfg, run_dir)
-    paths = RunDir(run_dir)
-    if load_resolved_config(run_dir) != resolved:
-        shutil.copy2(paths.resolved_config, free_name(paths.resolved_config.with_name("resolved_config.1.yaml")))
-        atomic_write(paths.resolved_config, resolved_config_text(resolved).encode("utf-8"))
+    if load_resolved_config(run_dir) != plain(cfg):
+        shutil.copy2(run_dir.resolved_config, run_dir.superseded_config())
+        atomic_write(run_dir.resolved_config, resolved_config_text(cfg).encode("utf-8"))
     return checkpoint
 
 
-def continue_metrics(run_dir: Path, checkpoint: Checkpoint) -> None:
+def continue_metrics(run_dir: RunDir, checkpoint: Checkpoint) -> None:
     """Cut ``metrics.jsonl`` back to what it held when ``checkpoint`` was saved: the records written
     after it (the resumed run writes them again) move to ``metrics.after-step-<step>.jsonl``."""
-    metrics = RunDir(run_dir).metrics
+    metrics = run_dir.metrics
     kept = checkpoint.manifest["metrics_bytes"]
     data = metrics.read_bytes() if metrics.exists() else b""
     if len(data) < kept:
@@ -86,12 +74,12 @@ def continue_metrics(run_dir: Path, checkpoint: Checkpoint) -> None:
             f"saved ({kept} bytes) (fix: restore the run's metrics.jsonl)"
         )
     if len(data) > kept:
-        free_name(metrics.with_name(f"metrics.after-step-{checkpoint.step}.jsonl")).write_bytes(data[kept:])
+        run_dir.metrics_after_step(checkpoint.step).write_bytes(data[kept:])
         with metrics.open("r+b") as file:
             file.truncate(kept)
 
 
-def resume_hint(run_dir: Path) -> str:
+def resume_hint(run_dir: RunDir) -> str:
     """Where a stopped run can continue from, and the command that continues it."""
     checkpoint = CheckpointStore(run_dir).newest()
     if checkpoint is None:

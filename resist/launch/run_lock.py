@@ -10,32 +10,27 @@ import fcntl
 import os
 import socket
 from collections.abc import Iterator
-from pathlib import Path
 
 from resist.errors import UserError
+from resist.run_dir import RunDir
 
 
 class RunInUseError(UserError):
     pass
 
 
-def _lock_path(run_dir: Path) -> Path:
-    return run_dir / ".lock"
-
-
-def _in_use(run_dir: Path) -> RunInUseError:
-    holder = _lock_path(run_dir).read_text(encoding="utf-8").strip() or "another process"
+def _in_use(run_dir: RunDir) -> RunInUseError:
+    holder = run_dir.lock.read_text(encoding="utf-8").strip() or "another process"
     return RunInUseError(
         f"resume: {run_dir} is in use by a running process ({holder}) (fix: wait for it to end, or stop it first)"
     )
 
 
 @contextlib.contextmanager
-def holding_run(run_dir: Path) -> Iterator[None]:
+def holding_run(run_dir: RunDir) -> Iterator[None]:
     """Hold ``run_dir``'s lock (writing this process's pid and host into it) until the block ends;
     raises :class:`RunInUseError` naming the holder when another process has it."""
-    path = _lock_path(run_dir)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(run_dir.lock, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -49,9 +44,9 @@ def holding_run(run_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def check_not_running(run_dir: Path) -> None:
+def check_not_running(run_dir: RunDir) -> None:
     """Raise :class:`RunInUseError` when a process holds ``run_dir``'s lock (writes nothing)."""
-    path = _lock_path(run_dir)
+    path = run_dir.lock
     if not path.exists():
         return
     fd = os.open(path, os.O_RDONLY)

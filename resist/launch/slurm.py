@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 from resist.config import Config, load_run_config
@@ -43,7 +42,7 @@ class SlurmWorkerTask:
     resumes from that checkpoint by itself.
     """
 
-    def __init__(self, run_dir: Path, *, resume: bool = False) -> None:
+    def __init__(self, run_dir: RunDir, *, resume: bool = False) -> None:
         self.run_dir, self.resume = run_dir, resume
 
     def __call__(self) -> dict[str, Any] | None:
@@ -51,14 +50,12 @@ class SlurmWorkerTask:
         if env is None:
             raise DistEnvError("SLURM_PROCID: not inside a SLURM task (fix: submit with launcher=slurm)")
         cfg = load_run_config(self.run_dir)
-        if self.resume:
-            cfg.resume = str(self.run_dir)
         local_workers = int(os.environ.get("SLURM_NTASKS_PER_NODE", "1").split("(")[0])
         preempt = preempt_signal()
         submitit_handler = signal.getsignal(preempt)
         stop = StopRequest()
         stop.watch(preempt)
-        result = run_worker(cfg, self.run_dir, env, local_workers=local_workers, stop=stop)
+        result = run_worker(cfg, self.run_dir, env, resume=self.resume, local_workers=local_workers, stop=stop)
         if result.get("event") == "stopped":
             log.info("rank %d stopped at step %d on %s", env.rank, result["step"], result["signal"])
             if env.rank == 0 and callable(submitit_handler):
@@ -87,20 +84,20 @@ def _sbatch_script(executor: Any) -> str:  # a submitit.AutoExecutor (imported l
     return render("<worker entry>", "%j")
 
 
-def submit(cfg: Config, run_dir: Path) -> Any:
-    """Submit the prepared ``run_dir`` (or, with ``launcher.dry_run``, only print the plan). Returns
-    the submitit job (None for a dry run)."""
+def submit(cfg: Config, run_dir: RunDir, *, resume: bool = False) -> Any:
+    """Submit the prepared ``run_dir`` (``resume``: to continue from its newest checkpoint; or, with
+    ``launcher.dry_run``, only print the plan). Returns the submitit job (None for a dry run)."""
     import submitit
 
     plan = slurm_plan(cfg)
-    executor = submitit.AutoExecutor(folder=RunDir(run_dir).slurm / "%j", cluster="slurm")
+    executor = submitit.AutoExecutor(folder=run_dir.slurm / "%j", cluster="slurm")
     executor.update_parameters(**plan)  # submitit validates the parameters here
     if cfg.launcher.dry_run:
         print("sbatch plan (submitit parameters): " + json.dumps(plan, sort_keys=True))
         print(_sbatch_script(executor))
-        print(RunDir(run_dir).resolved_config.read_text(encoding="utf-8"), end="")
+        print(run_dir.resolved_config.read_text(encoding="utf-8"), end="")
         return None
-    job = executor.submit(SlurmWorkerTask(run_dir, resume=cfg.resume is not None))
+    job = executor.submit(SlurmWorkerTask(run_dir, resume=resume))
     print(
         f"submitted SLURM job {job.job_id} ({plan['nodes']} node(s) x {plan['tasks_per_node']} task(s)); "
         f"logs: {job.paths.stdout} and {job.paths.stderr} (one per task: %t); run directory: {run_dir}"

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
 
 from resist.checkpoints import CheckpointStore
 from resist.comm.ports import free_port
@@ -15,68 +13,64 @@ from resist.config import Config, LauncherName
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
 from resist.launch.preflight import preflight, prepare_run_dir, resolved_device
-from resist.launch.resuming import free_name, prepare_resume, resume_hint
+from resist.launch.resuming import prepare_resume, resume_hint
 from resist.launch.run_lock import check_not_running
 from resist.launch.worker_process import run_worker
 from resist.logging import Record
 from resist.run_dir import RunDir
 
 
-def last_record(run_dir: Path) -> Record:
-    lines = RunDir(run_dir).metrics.read_text(encoding="utf-8").strip().splitlines()
+def last_record(run_dir: RunDir) -> Record:
+    lines = run_dir.metrics.read_text(encoding="utf-8").strip().splitlines()
     return json.loads(lines[-1])
 
 
-def continue_requeued(run_dir: Path, environ: Mapping[str, str]) -> bool:
+def continue_requeued(run_dir: RunDir, environ: Mapping[str, str]) -> bool:
     """In a requeued SLURM job (``SLURM_RESTART_COUNT`` > 0; what Hydra's submitit launcher restarts
     after a preemption) whose run directory holds its run: whether to resume it (it has a checkpoint);
     without one, its records move to ``metrics.before-restart-<n>.jsonl`` and the run starts again."""
     restarts = int(environ.get("SLURM_RESTART_COUNT", "0") or 0)
-    if restarts == 0 or not RunDir(run_dir).holds_run():
+    if restarts == 0 or not run_dir.holds_run():
         return False
     if CheckpointStore(run_dir).newest() is not None:
         return True
-    metrics = RunDir(run_dir).metrics
-    metrics.rename(free_name(metrics.with_name(f"metrics.before-restart-{restarts}.jsonl")))
+    run_dir.metrics.rename(run_dir.metrics_before_restart(restarts))
     return False
 
 
-def launch(cfg: Config, resolved: dict[str, Any], run_dir: Path) -> Record:
-    """Resolve ``device=auto`` (in ``cfg`` and ``resolved``: the run records what it trains on), run the
-    pre-flight checks, set up ``run_dir`` (or check the resume of the run in it), run the workers;
-    return the run's summary record. A failed or interrupted run's error says where it can continue
-    from."""
+def launch(cfg: Config, run_dir: RunDir, *, resume: bool = False) -> Record:
+    """Resolve ``device=auto`` (the run records what it trains on), run the pre-flight checks, set up
+    ``run_dir`` (or, with ``resume``, check the resume of the run in it), run the workers; return the
+    run's summary record. A failed or interrupted run's error says where it can continue from."""
     cfg.device = resolved_device(cfg)
-    resolved["device"] = cfg.device.value
-    preflight(cfg)
-    if cfg.resume is None and continue_requeued(run_dir, os.environ):
-        cfg.resume = str(run_dir)  # a sweep's job that SLURM requeued (preemption, time limit) continues
-    if cfg.resume is not None:
+    preflight(cfg, run_dir, resume=resume)
+    resume = resume or continue_requeued(run_dir, os.environ)  # a sweep's job SLURM requeued continues
+    if resume:
         check_not_running(run_dir)
-        prepare_resume(cfg, resolved, run_dir)
+        prepare_resume(cfg, run_dir)
     else:
-        prepare_run_dir(run_dir, resolved)
+        prepare_run_dir(run_dir, cfg)
     try:
-        return _start_workers(cfg, run_dir)
+        return _start_workers(cfg, run_dir, resume=resume)
     except WorkerFailedError as exc:
         raise WorkerFailedError(exc.rank, exc.details, note=resume_hint(run_dir)) from None
 
 
-def _start_workers(cfg: Config, run_dir: Path) -> Record:
+def _start_workers(cfg: Config, run_dir: RunDir, *, resume: bool) -> Record:
     port = cfg.launcher.master_port or free_port()
     if cfg.launcher.name == LauncherName.slurm:
         from resist.launch.slurm import submit
 
-        job = submit(cfg, run_dir)
+        job = submit(cfg, run_dir, resume=resume)
         return last_record(run_dir) if job is not None and cfg.launcher.wait else {}
     if cfg.launcher.name == LauncherName.torchrun:
         from resist.launch.torchrun import run_torchrun
 
-        run_torchrun(run_dir, cfg.num_workers, resume=cfg.resume is not None)
+        run_torchrun(run_dir, cfg.num_workers, resume=resume)
         return last_record(run_dir)
     if cfg.num_workers == 1:
-        return run_worker(cfg, run_dir, DistEnv(0, 1, 0, "127.0.0.1", port, "local"))
+        return run_worker(cfg, run_dir, DistEnv(0, 1, 0, "127.0.0.1", port, "local"), resume=resume)
     from resist.launch.local import spawn_workers
 
-    spawn_workers(cfg, run_dir, port)
+    spawn_workers(cfg, run_dir, port, resume=resume)
     return last_record(run_dir)

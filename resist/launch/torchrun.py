@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from pathlib import Path
 
 from resist.errors import WorkerFailedError
 from resist.launch.resuming import resume_hint
 from resist.launch.stops import GRACE_S, Interrupted, stop_signals_raise
+from resist.run_dir import RunDir
 
 log = logging.getLogger("resist")
 
 
-def torchrun_command(run_dir: Path, num_workers: int, *, resume: bool = False) -> list[str]:
+def torchrun_command(run_dir: RunDir, num_workers: int, *, resume: bool = False) -> list[str]:
     """The command that runs the prepared ``run_dir`` with ``num_workers`` workers on this machine
     (``resume``: from its newest checkpoint). On several machines, run ``torchrun --nnodes=N
     --nproc-per-node=G --rdzv-endpoint=HOST:PORT -m resist.worker [--resume] RUN_DIR`` on each instead."""
@@ -31,7 +31,7 @@ def torchrun_command(run_dir: Path, num_workers: int, *, resume: bool = False) -
     ]
 
 
-def run_torchrun(run_dir: Path, num_workers: int, *, resume: bool = False) -> None:
+def run_torchrun(run_dir: RunDir, num_workers: int, *, resume: bool = False) -> None:
     """Run torchrun and wait for it. SIGTERM or SIGINT to this launcher stop torchrun, which stops its
     workers (SIGTERM, then SIGKILL after 5 s), and exit with 128 + the signal's number."""
     command = torchrun_command(run_dir, num_workers, resume=resume)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from pathlib import Path
 
 import torch
 
@@ -64,9 +63,15 @@ def worker_device(kind: DeviceKind, local_rank: int) -> torch.device:
 
 
 def run_worker(
-    cfg: Config, run_dir: Path, env: DistEnv, *, local_workers: int = 1, stop: StopRequest | None = None
+    cfg: Config,
+    run_dir: RunDir,
+    env: DistEnv,
+    *,
+    resume: bool = False,
+    local_workers: int = 1,
+    stop: StopRequest | None = None,
 ) -> Record:
-    """Train as the worker ``env`` describes; rank 0 writes the run's records. With ``cfg.resume`` the
+    """Train as the worker ``env`` describes; rank 0 writes the run's records. With ``resume`` the
     run continues from its newest checkpoint (rank 0 first cuts ``metrics.jsonl`` back to it). Returns
     the summary, or a ``stopped`` record when ``stop`` was agreed on (after a checkpoint)."""
     from resist.train.loop import train
@@ -89,14 +94,14 @@ def run_worker(
         if env.rank == 0:  # one live process per run directory (a second resume is refused)
             held.enter_context(holding_run(run_dir))
         checkpoint = None
-        if cfg.resume is not None:
+        if resume:
             checkpoint = CheckpointStore(run_dir).newest()
             if checkpoint is None:
                 raise CheckpointError(f"resume: {run_dir} has no checkpoint (fix: start the run again)")
             if env.rank == 0:
                 continue_metrics(run_dir, checkpoint)
         # Rank 0's lines (progress, evaluations) go to stderr and run.log, whichever process it runs in.
-        held.enter_context(worker_logging(RunDir(run_dir).run_log, rank=env.rank))
+        held.enter_context(worker_logging(run_dir.run_log, rank=env.rank))
         sink = run_sinks(cfg, run_dir, resuming=checkpoint is not None) if env.rank == 0 else FanOut([])
         try:
             if env.rank == 0:

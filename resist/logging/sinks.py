@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
-from resist.config import Config
-from resist.config.hydra_door import load_resolved_config
+from resist.config import Config, plain
 from resist.logging import FanOut, MetricSink
 from resist.logging.console import ConsoleSink
 from resist.logging.jsonl import JsonlSink
@@ -23,18 +21,17 @@ def run_name(cfg: Config, environ: Mapping[str, str] = os.environ) -> str:
     return name
 
 
-def run_sinks(cfg: Config, run_dir: Path, *, resuming: bool) -> FanOut:
+def run_sinks(cfg: Config, run_dir: RunDir, *, resuming: bool) -> FanOut:
     """Rank 0's sinks for the run in ``run_dir``: its ``metrics.jsonl`` (appended to when ``resuming``),
     the console, and W&B (with the run's resolved config) when ``cfg.logger.wandb``."""
     sinks: list[MetricSink] = [
-        JsonlSink(RunDir(run_dir).metrics, append=resuming),
+        JsonlSink(run_dir.metrics, append=resuming),
         ConsoleSink(cfg.logger.progress),
     ]
     if cfg.logger.wandb:
         from resist.logging.wandb_sink import WandbSink
 
-        resolved = load_resolved_config(run_dir)
         sinks.append(
-            WandbSink(cfg.logger, run_dir, run_name=run_name(cfg), job_type=cfg.protocol.name.value, config=resolved)
+            WandbSink(cfg.logger, run_dir, run_name=run_name(cfg), job_type=cfg.protocol.name.value, config=plain(cfg))
         )
     return FanOut(sinks)

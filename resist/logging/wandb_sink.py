@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 from resist.config import LoggerConfig
@@ -21,11 +20,11 @@ class WandbSink:
     is resumed, so it continues the same W&B run."""
 
     def __init__(
-        self, cfg: LoggerConfig, run_dir: Path, *, run_name: str, job_type: str, config: dict[str, Any]
+        self, cfg: LoggerConfig, run_dir: RunDir, *, run_name: str, job_type: str, config: dict[str, Any]
     ) -> None:
         import wandb
 
-        id_file = RunDir(run_dir).wandb_run_id
+        id_file = run_dir.wandb_run_id
         if not id_file.exists():  # saved first, so a requeued job continues the same W&B run
             id_file.write_text(uuid.uuid4().hex[:16] + "\n", encoding="utf-8")
         self.run = wandb.init(
@@ -38,7 +37,7 @@ class WandbSink:
             resume="allow",
             tags=list(cfg.tags),
             config=config,
-            dir=str(run_dir),
+            dir=str(run_dir.path),
             mode=cfg.wandb_mode.value if cfg.wandb_mode else None,
         )
         self.run.define_metric("step")

@@ -2,7 +2,7 @@
 
 The loop owns data, forward/backward, the optimizer step, evaluation and reporting; a protocol
 decides what module this worker trains and what happens at the end of each round (a round is
-:func:`resist.config.steps_per_round` optimizer steps; the last round of a run may be shorter). The loop never
+``ProtocolConfig.steps_per_round`` optimizer steps; the last round of a run may be shorter). The loop never
 branches on the protocol.
 """
 

@@ -121,39 +121,64 @@ def resist_assignments(cfg: Config, shapes: ModelShapes) -> Callable[[int], Assi
     return assignment
 
 
-def resist_expectation(cfg: Config, shapes: ModelShapes) -> ResistExpectation:
-    """ResIST's wire bytes per round per worker: the shared layers averaged, and the hand-off of
-    each block to its next holders (with its momentum when the optimizer state is kept), encoded
-    as ``protocol.compress`` says."""
+def resist_handoffs(cfg: Config, shapes: ModelShapes) -> Callable[[int], float]:
+    """ResIST's hand-off bytes per worker at the end of a round (0-based): each block that moves from
+    that round's holders to the next round's (with its momentum when the optimizer state is kept),
+    delivered in float32 (a next holder has no value a change could be added to), co-held blocks'
+    changes gathered encoded as ``protocol.compress`` says."""
     workers, protocol = cfg.num_workers, protocol_config(cfg, ResISTConfig)
-    decomposition = protocol.decomposition
     assignment = resist_assignments(cfg, shapes)
     carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0
     codec = codec_for(protocol.compress) if workers > 1 else None
-    # a block's values (parameters and buffers) and, carried, one momentum buffer per parameter
-    # (delivered in float32: a next holder has no value a change could be added to)
     delivered = {b: size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items()}
-    gathered = {b: _sent(codec, size) for b, size in delivered.items()}  # encoded changes, with a codec
-    handoffs = []
-    for round_index in range(1, ROUNDS_AVERAGED + 1):
-        plan = hand_off_plan(assignment(round_index - 1), assignment(round_index), shapes.blocks)
+    gathered = {b: _sent(codec, size) for b, size in delivered.items()}
+
+    def handoff(round_index: int) -> float:
+        plan = hand_off_plan(assignment(round_index), assignment(round_index + 1), shapes.blocks)
         sent = sum(gathered[b] for blocks in plan.gather.values() for b in blocks) + sum(
             delivered[b] for blocks in plan.deliver.values() for b in blocks
         )
-        handoffs.append(sent / workers)
-    shared = averaged_wire_bytes(codec, shapes.shared, workers)
-    mean = sum(handoffs) / len(handoffs)
+        return sent / workers
+
+    return handoff
+
+
+def _shared_wire_bytes(cfg: Config, shapes: ModelShapes) -> float:
+    """ResIST's shared layers averaged, per worker and round."""
+    codec = codec_for(protocol_config(cfg, ResISTConfig).compress) if cfg.num_workers > 1 else None
+    return averaged_wire_bytes(codec, shapes.shared, cfg.num_workers)
+
+
+def resist_expectation(cfg: Config, shapes: ModelShapes) -> ResistExpectation:
+    """ResIST's wire bytes per round per worker: the shared layers averaged, and the hand-off
+    (:func:`resist_handoffs`), its expectation over the run's random partitions."""
+    workers, protocol = cfg.num_workers, protocol_config(cfg, ResISTConfig)
+    decomposition = protocol.decomposition
+    handoff = resist_handoffs(cfg, shapes)
+    mean = sum(handoff(r) for r in range(ROUNDS_AVERAGED)) / ROUNDS_AVERAGED
+    shared = _shared_wire_bytes(cfg, shapes)
     if decomposition.policy == "paper" and decomposition.min_depth == 0:
         # Each round deals a fresh permutation in chunks of fixed sizes s_w: a block stays with its
         # holder with probability sum_w (s_w / n)^2, independently of the round before.
+        carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0
+        delivered = sum(size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items())
         sizes, n = site_sizes(len(shapes.blocks), workers, 0), len(shapes.blocks)
         moves = 1 - sum((size / n) ** 2 for size in sizes)
         how = (
             f"expectation: a block changes holder with probability {moves:.4f}; "
             f"rounds 1-{ROUNDS_AVERAGED}: {mean / 1e6:,.1f} MB"
         )
-        return ResistExpectation(shared, moves * sum(delivered.values()) / workers, how)
+        return ResistExpectation(shared, moves * delivered / workers, how)
     return ResistExpectation(shared, mean, f"mean over rounds 1-{ROUNDS_AVERAGED} of this run's assignments")
+
+
+def resist_window_wire_bytes(cfg: Config, rounds: Sequence[int]) -> float:
+    """ResIST's wire bytes per round per worker over ``rounds`` (0-based), each with the hand-off at
+    its end, from those rounds' own partitions: what a benchmark that measures them sends, to the
+    byte (the expectation differs from it by the partitions' randomness only)."""
+    shapes = ModelShapes(cfg)
+    handoff = resist_handoffs(cfg, shapes)
+    return _shared_wire_bytes(cfg, shapes) + sum(handoff(r) for r in rounds) / len(rounds)
 
 
 def _sent(codec: Codec | None, float32_bytes: int) -> int:

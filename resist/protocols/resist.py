@@ -60,7 +60,7 @@ class ResIST(TrainingProtocol):
         """ResIST for the worker that owns ``comm``, on the network ``arch`` names; partitions are
         drawn from ``seed``."""
         super().__init__(comm)
-        self.steps_per_round = cfg.local_steps
+        self.local_steps = cfg.local_steps
         spec = ARCHITECTURES[arch]
         self.stage = spec.default_partition_stage if cfg.decomposition.stage is None else cfg.decomposition.stage
         self.partitioned = spec.partitionable_blocks(self.stage)
@@ -95,7 +95,7 @@ class ResIST(TrainingProtocol):
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
         self.make_model = make_model
-        self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.steps_per_round)
+        self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.local_steps)  # (rounds it begins)
         if state is not None:  # a checkpoint's round and assignment (its weights are loaded after)
             self.round = state["round"]
             blocks = state["assignment"]

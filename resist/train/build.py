@@ -9,7 +9,7 @@ import torch
 
 from resist.checkpoints import Checkpoint
 from resist.comm import Comm
-from resist.config import AmpMode, Config, steps_per_round
+from resist.config import AmpMode, Config
 from resist.data import sources
 from resist.data.batches import BatchStream
 from resist.logging import MetricSink
@@ -61,7 +61,7 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
         device=device,
     )
     plan = StepPlan.from_config(
-        cfg.train, steps_per_epoch=stream.steps_per_epoch, steps_per_round=steps_per_round(cfg.protocol)
+        cfg.train, steps_per_epoch=stream.steps_per_epoch, steps_per_round=cfg.protocol.steps_per_round
     )
     shard = None if resume is None else resume.load_shard(comm.rank, device)
     module = protocol.setup(make_model, stream.steps_per_epoch, None if shard is None else shard["protocol"])

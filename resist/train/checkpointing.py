@@ -4,7 +4,6 @@ then rank 0's manifest."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from resist.checkpoints import Checkpoint, CheckpointStore, synced_size
 from resist.config import plain
@@ -13,7 +12,7 @@ from resist.run_dir import RunDir
 from resist.train.run_state import Run
 
 
-def save_checkpoint(run: Run, run_dir: Path, *, metrics_bytes: int | None = None) -> Checkpoint:
+def save_checkpoint(run: Run, run_dir: RunDir, *, metrics_bytes: int | None = None) -> Checkpoint:
     """Every worker writes its shard of ``run.step`` (a round end); once all have, rank 0 commits the
     checkpoint (manifest with the run's trajectory config, its length and learning-rate schedule's
     horizon, its platform facts, the W&B run id and how much of ``metrics.jsonl`` belongs before it:
@@ -27,9 +26,9 @@ def save_checkpoint(run: Run, run_dir: Path, *, metrics_bytes: int | None = None
     store.write_shard(step, comm.rank, run.state_dict())
     comm.barrier()
     if comm.rank == 0:
-        paths = RunDir(run_dir)
-        wandb_id = paths.wandb_run_id.read_text(encoding="utf-8").strip() if paths.wandb_run_id.exists() else None
-        written = synced_size(paths.metrics)  # a host crash cannot leave it shorter than the manifest says
+        id_file = run_dir.wandb_run_id
+        wandb_id = id_file.read_text(encoding="utf-8").strip() if id_file.exists() else None
+        written = synced_size(run_dir.metrics)  # a host crash cannot leave it shorter than the manifest says
         facts = {
             "config": trajectory(plain(run.cfg)),
             "protocol": run.protocol.name,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -50,7 +49,7 @@ def train(
     comm: Comm,
     sink: MetricSink,
     *,
-    run_dir: Path | None = None,
+    run_dir: RunDir | None = None,
     resume: Checkpoint | None = None,
     stop: StopRequest | None = None,
 ) -> Record:
@@ -76,7 +75,7 @@ def _nonfinite_error(run: Run, step: int, loss: float) -> NonFiniteLossError:
     )
 
 
-def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Record:
+def run_loop(run: Run, run_dir: RunDir | None = None, *, stop: StopRequest) -> Record:
     """Train ``run`` as its worker from ``run.step``, keeping ``run.step`` (at round ends) and
     ``run.last_eval`` current. At round ends it checkpoints to ``run_dir`` (every
     ``checkpoint.every_rounds`` rounds and at the end) and stops early, after a checkpoint, when
@@ -158,19 +157,18 @@ def run_loop(run: Run, run_dir: Path | None = None, *, stop: StopRequest) -> Rec
     return _finish(run, run_dir, evaluated=evaluated)
 
 
-def _finish(run: Run, run_dir: Path | None, *, evaluated: torch.nn.Module | None) -> Record:
+def _finish(run: Run, run_dir: RunDir | None, *, evaluated: torch.nn.Module | None) -> Record:
     """The end of the run (``run.step`` is ``run.plan.total_steps``): rank 0 saves ``final_model.pt``
     and writes the summary, then the workers save the final checkpoint, whose manifest places the
     metrics before the summary (a run resumed from it, to extend it, replaces the summary). A crash
     before the checkpoint is committed leaves the previous one, from which a resume redoes the last
     rounds and writes the same files."""
     plan, data, rank = run.plan, run.data, run.comm.rank
-    paths = None if run_dir is None else RunDir(run_dir)
-    if paths is not None and rank == 0 and evaluated is not None:
+    if run_dir is not None and rank == 0 and evaluated is not None:
         save_inference_checkpoint(
-            evaluated, paths.final_model, num_classes=data.num_classes, in_channels=data.in_channels
+            evaluated, run_dir.final_model, num_classes=data.num_classes, in_channels=data.in_channels
         )
-    before_summary = paths.metrics_bytes() if paths is not None and rank == 0 else None
+    before_summary = run_dir.metrics_bytes() if run_dir is not None and rank == 0 else None
     summary = run.reporter.summary(
         plan.total_steps, plan.total_steps / plan.steps_per_epoch, run.last_eval, final_model=run.protocol.final_model
     )

@@ -47,6 +47,9 @@ def test_bench_compares_protocols_side_by_side(tmp_path):
     assert resist["wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]
     assert "resist / local_sgd: wire bytes/round" in result.stdout
     assert 0 < resist["expected_wire_bytes_per_round_per_worker"] < local["wire_bytes_per_round_per_worker"]
+    # every measured round hands its blocks on: the cost model of those rounds' partitions, to the byte
+    window = resist["window_wire_bytes_per_round_per_worker"]
+    assert resist["wire_bytes_per_round_per_worker"] == pytest.approx(window, rel=1e-12, abs=0)
     assert resist["handoff_seconds_per_round"] > 0 and resist["operations_per_round_per_worker"] >= 1
     for protocol in ("ddp", "local_sgd"):
         assert (tmp_path / protocol / "metrics.jsonl").exists()
@@ -76,3 +79,5 @@ def test_compressed_bench_measures_what_the_cost_model_expects(tmp_path):
     # partitioned blocks hold most of its weights, above int8 local SGD)
     assert 0 < resist["wire_bytes_per_round_per_worker"] < report["float32_ring_local_sgd_wire_bytes"]
     assert "resist with compress=int8 / float32 ring local SGD" in result.stdout
+    window = resist["window_wire_bytes_per_round_per_worker"]
+    assert resist["wire_bytes_per_round_per_worker"] == pytest.approx(window, rel=1e-12, abs=0)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from resist.checkpoints import CheckpointStore
+from resist.run_dir import RunDir
 from tests.conftest import run_cli, run_main_in_process, write_image_folder
 
 pytestmark = pytest.mark.slow
@@ -36,14 +37,14 @@ def _no_checkpoint(scratch: Path, finished: Path) -> list[str]:
 
 def _corrupt_shard(scratch: Path, finished: Path) -> list[str]:
     run = _copy(finished, scratch)
-    shard = CheckpointStore(run).newest().shard_path(1)
+    shard = CheckpointStore(RunDir(run)).newest().shard_path(1)
     shard.write_bytes(shard.read_bytes()[:-100])
     return [f"resume={run}", "train.epochs=4"]
 
 
 def _unreadable_manifest(scratch: Path, finished: Path) -> list[str]:
     run = _copy(finished, scratch)
-    (CheckpointStore(run).newest().directory / "manifest.json").write_text('{"step": 2')
+    (CheckpointStore(RunDir(run)).newest().directory / "manifest.json").write_text('{"step": 2')
     return [f"resume={run}", "train.epochs=4"]
 
 

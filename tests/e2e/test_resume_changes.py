@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from resist.checkpoints import CheckpointStore
+from resist.run_dir import RunDir
 from tests.conftest import run_cli, run_main_in_process
 
 pytestmark = pytest.mark.slow
@@ -75,7 +76,7 @@ def test_a_finished_run_extended_keeps_the_rate_of_its_last_scheduled_step(finis
 
 def test_a_stopped_run_is_not_resumed_with_another_length(finished_run, tmp_path, monkeypatch):
     run = _copy(finished_run, tmp_path)
-    shutil.rmtree(CheckpointStore(run).step_dir(20))  # as if stopped after step 10
+    shutil.rmtree(CheckpointStore(RunDir(run)).step_dir(20))  # as if stopped after step 10
     before = _files(run)
     status, _, stderr = run_main_in_process([f"resume={run}", "train.max_steps=40"], monkeypatch)
     assert status == 2, stderr
@@ -94,7 +95,7 @@ def test_a_cuda_run_continues_on_the_cpu_only_when_asked_and_says_it_is_no_longe
     run = _copy(finished_run, tmp_path)
     config = run / "resolved_config.yaml"
     config.write_text(config.read_text().replace("device: cpu", "device: cuda"))
-    checkpoint = CheckpointStore(run).newest()  # as if written on a GPU
+    checkpoint = CheckpointStore(RunDir(run)).newest()  # as if written on a GPU
     gpu = {"platform/device": "cuda", "platform/gpu": "NVIDIA H100 80GB HBM3"}
     manifest = dict(checkpoint.manifest, platform={**checkpoint.manifest["platform"], **gpu})
     (checkpoint.directory / "manifest.json").write_text(json.dumps(manifest))

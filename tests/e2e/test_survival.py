@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from resist.checkpoints import CheckpointStore
+from resist.run_dir import RunDir
 from tests.conftest import REPO, run_cli, run_main_in_process
 
 pytestmark = pytest.mark.slow
@@ -99,7 +100,7 @@ def test_a_killed_worker_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
 
     launcher = _start(*BASE, *CASES[case], f"hydra.run.dir={killed}")
-    store = CheckpointStore(killed)
+    store = CheckpointStore(RunDir(killed))
     _wait_for(lambda: len(store.committed()) >= 2)
     os.kill(_workers(launcher.pid)[1], signal.SIGKILL)  # worker 1
     _, stderr = launcher.communicate(timeout=60)
@@ -114,7 +115,7 @@ def test_a_killed_worker_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(
     assert _tensors_equal(final, torch.load(killed / "final_model.pt", weights_only=True))
     for rank in (0, 1):  # the optimizer state at the end, too
         a = store.newest().load_shard(rank, torch.device("cpu"))
-        b = CheckpointStore(whole).newest().load_shard(rank, torch.device("cpu"))
+        b = CheckpointStore(RunDir(whole)).newest().load_shard(rank, torch.device("cpu"))
         assert a["step"] == b["step"] == 36
         assert _tensors_equal(a["optimizer"]["state"].get(0, {}), b["optimizer"]["state"].get(0, {}))
         assert a["optimizer"]["state"].keys() == b["optimizer"]["state"].keys()

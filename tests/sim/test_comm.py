@@ -71,7 +71,8 @@ def test_ledger_rounds_and_state_dict():
 
     ledger = run_in_threads(2, scenario)[0]
     assert len(ledger.round_entries) == 2 and ledger.round == 1
-    assert ledger.per_round[0][Purpose.train_sync].payload_bytes == 40
+    assert [entry.round for entry in ledger.round_entries] == [1, 1]
+    assert ledger.total((Purpose.train_sync,)).payload_bytes == 80
     assert ledger.total().payload_bytes == 92 and ledger.total((Purpose.eval,)).wire_bytes == 12
     from resist.comm import Ledger
 

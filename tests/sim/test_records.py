@@ -14,7 +14,7 @@ from resist.train.loop import train
 from tests.helpers import LOOP_WORKERS, ListSink, loop_config
 
 
-def _run(cfg: Config, run_dir=None):
+def _run(cfg: Config, run_dir: RunDir | None = None):
     sink = ListSink()
     ledgers = run_in_threads(LOOP_WORKERS, lambda comm: train(cfg, comm, sink, run_dir=run_dir) and comm.ledger)
     return sink.records, ledgers
@@ -56,7 +56,7 @@ def test_the_evaluation_cadence_does_not_change_training(tmp_path, protocol, cha
     for eval_every in (1, 4):
         run_dir = tmp_path / f"every{eval_every}"
         run_dir.mkdir()
-        records, _ = _run(loop_config(protocol, eval_every, **changes), run_dir)
+        records, _ = _run(loop_config(protocol, eval_every, **changes), RunDir(run_dir))
         finals.append(torch.load(RunDir(run_dir).final_model, weights_only=True)["state_dict"])
         losses.append([r["train/loss"] for r in records if r["event"] == "train"])
     assert losses[0] == losses[1]

@@ -40,11 +40,11 @@ class StopAtRound(StopRequest):
 
 def _train(cfg, run_dir, *, stop_at=None, resume=False):
     sink = ListSink()
-    checkpoint = CheckpointStore(run_dir).newest() if resume else None
+    checkpoint = CheckpointStore(RunDir(run_dir)).newest() if resume else None
 
     def work(comm):
         stop = StopAtRound(stop_at) if stop_at else None
-        result = train(cfg, comm, sink, run_dir=run_dir, resume=checkpoint, stop=stop)
+        result = train(cfg, comm, sink, run_dir=RunDir(run_dir), resume=checkpoint, stop=stop)
         totals = comm.ledger.state_dict()["cumulative"]
         return result, {p: {k: v for k, v in t.items() if k != "seconds"} for p, t in totals.items()}
 
@@ -90,7 +90,7 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(ca
     records, results = _train(cfg, whole)
     first, stopped = _train(cfg, interrupted, stop_at=stop_round)
     assert [r["event"] for r, _ in stopped] == ["stopped"] * LOOP_WORKERS
-    assert CheckpointStore(interrupted).newest().step == stopped[0][0]["step"]
+    assert CheckpointStore(RunDir(interrupted)).newest().step == stopped[0][0]["step"]
     resumed, finished = _train(cfg, interrupted, resume=True)
 
     assert _comparable(first + resumed) == _comparable(records)
@@ -100,7 +100,7 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(ca
     final = torch.load(RunDir(whole).final_model, weights_only=True)
     final_resumed = torch.load(RunDir(interrupted).final_model, weights_only=True)
     assert _same(final, final_resumed)
-    store_whole, store_resumed = CheckpointStore(whole).newest(), CheckpointStore(interrupted).newest()
+    store_whole, store_resumed = CheckpointStore(RunDir(whole)).newest(), CheckpointStore(RunDir(interrupted)).newest()
     for rank in range(LOOP_WORKERS):
         a = store_whole.load_shard(rank, torch.device("cpu"))
         b = store_resumed.load_shard(rank, torch.device("cpu"))
@@ -141,7 +141,7 @@ def test_an_extended_finished_run_keeps_its_schedule_and_its_resume_record_says_
     assert [(r["step"], r["lr"]) for r in resumed if r["event"] == "train"] == [
         (s, last_scheduled) for s in (15, 18, 21, 24)
     ]
-    newest = CheckpointStore(tmp_path).newest()
+    newest = CheckpointStore(RunDir(tmp_path)).newest()
     assert (newest.step, newest.manifest["total_steps"], newest.manifest["schedule_steps"]) == (24, 24, 12)
 
     # extended again, on a host with another torch (as far as the checkpoint says): the same horizon
@@ -176,9 +176,9 @@ def test_the_metrics_are_on_disk_before_a_manifest_records_their_length(tmp_path
 
     monkeypatch.setattr(os, "fsync", spy)
     sink = JsonlSink(RunDir(tmp_path).metrics)
-    run_in_threads(LOOP_WORKERS, lambda comm: train(cfg, comm, sink, run_dir=tmp_path))
+    run_in_threads(LOOP_WORKERS, lambda comm: train(cfg, comm, sink, run_dir=RunDir(tmp_path)))
     sink.close()
-    checkpoints = CheckpointStore(tmp_path).committed()
+    checkpoints = CheckpointStore(RunDir(tmp_path)).committed()
     assert [c.step for c in checkpoints] == [3, 6, 9, 12]
     metrics = str(RunDir(tmp_path).metrics)
     for checkpoint in checkpoints:

@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from resist.checkpoints import CheckpointStore
+from resist.run_dir import RunDir
 from tests.conftest import REPO, run_cli, run_main_in_process
 
 pytestmark = pytest.mark.slurm
@@ -139,7 +140,7 @@ def test_a_signalled_job_checkpoints_is_requeued_and_ends_as_an_uninterrupted_ru
     )
     assert submitted.returncode == 0, submitted.stderr[-3000:]
     job_id = re.search(r"submitted SLURM job (\d+)", submitted.stdout).group(1)
-    store = CheckpointStore(run_dir)
+    store = CheckpointStore(RunDir(run_dir))
     deadline = time.monotonic() + 300
     while not store.committed():
         assert time.monotonic() < deadline, "no checkpoint within 300 s"

@@ -12,6 +12,7 @@ import torch
 from resist.checkpoints import CheckpointError, CheckpointStore
 from resist.config import ConfigError
 from resist.config.resume_rules import check_resume_overrides, first_difference, trajectory
+from resist.run_dir import RunDir
 
 CPU = torch.device("cpu")
 
@@ -25,7 +26,7 @@ def _save(store: CheckpointStore, step: int, *, world_size: int = 2, keep: int =
 
 
 def test_shards_round_trip_through_a_committed_manifest(tmp_path):
-    store = CheckpointStore(tmp_path)
+    store = CheckpointStore(RunDir(tmp_path))
     checkpoint = _save(store, 7)
     assert store.newest() == checkpoint and checkpoint.step == 7 and checkpoint.world_size == 2
     assert torch.equal(checkpoint.load_shard(1, CPU)["weights"], torch.full((3,), 8.0))
@@ -33,7 +34,7 @@ def test_shards_round_trip_through_a_committed_manifest(tmp_path):
 
 
 def test_only_the_newest_keep_checkpoints_stay(tmp_path):
-    store = CheckpointStore(tmp_path)
+    store = CheckpointStore(RunDir(tmp_path))
     for step in (2, 4, 6, 8):
         _save(store, step, keep=2)
     assert [c.step for c in store.committed()] == [6, 8]
@@ -43,7 +44,7 @@ def test_a_checkpoint_pruned_while_another_worker_lists_them_is_not_an_error(tmp
     """Rank 0 prunes right after a commit while the other workers read the new checkpoint: a listed
     folder that is gone by the time its manifest is read is skipped, and each worker reads only the
     new step's manifest (:meth:`CheckpointStore.at`)."""
-    store = CheckpointStore(tmp_path)
+    store = CheckpointStore(RunDir(tmp_path))
     for step in (2, 4):
         _save(store, step, keep=5)
     read_text = Path.read_text
@@ -61,7 +62,7 @@ def test_a_checkpoint_pruned_while_another_worker_lists_them_is_not_an_error(tmp
 
 
 def test_a_failure_between_write_and_rename_leaves_the_previous_checkpoint_loadable(tmp_path, monkeypatch):
-    store = CheckpointStore(tmp_path)
+    store = CheckpointStore(RunDir(tmp_path))
     _save(store, 4)
     real_replace = os.replace
 
@@ -84,7 +85,7 @@ def test_a_failure_between_write_and_rename_leaves_the_previous_checkpoint_loada
 
 
 def test_a_crash_while_writing_a_shard_leaves_no_partial_file(tmp_path, monkeypatch):
-    store = CheckpointStore(tmp_path)
+    store = CheckpointStore(RunDir(tmp_path))
 
     def crash(src, dst):
         raise OSError("killed")
@@ -97,7 +98,7 @@ def test_a_crash_while_writing_a_shard_leaves_no_partial_file(tmp_path, monkeypa
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
 def test_a_damaged_shard_is_refused_naming_it(tmp_path, damage):
-    checkpoint = _save(CheckpointStore(tmp_path), 5)
+    checkpoint = _save(CheckpointStore(RunDir(tmp_path)), 5)
     shard = checkpoint.shard_path(1)
     data = shard.read_bytes()
     if damage == "truncate":
@@ -136,24 +137,26 @@ def test_a_requeued_slurm_job_resumes_the_run_its_directory_holds(tmp_path):
     from resist.launch.start import continue_requeued
 
     requeued = {"SLURM_RESTART_COUNT": "1"}
-    assert not continue_requeued(tmp_path, requeued)  # no run here yet
+    assert not continue_requeued(RunDir(tmp_path), requeued)  # no run here yet
     (tmp_path / "metrics.jsonl").write_text("{}\n")
-    _save(CheckpointStore(tmp_path), 3)
-    assert continue_requeued(tmp_path, requeued)
-    assert not continue_requeued(tmp_path, {"SLURM_RESTART_COUNT": "0"}) and not continue_requeued(tmp_path, {})
+    _save(CheckpointStore(RunDir(tmp_path)), 3)
+    assert continue_requeued(RunDir(tmp_path), requeued)
+    assert not continue_requeued(RunDir(tmp_path), {"SLURM_RESTART_COUNT": "0"}) and not continue_requeued(
+        RunDir(tmp_path), {}
+    )
 
 
 def test_a_requeued_slurm_job_without_checkpoint_starts_again_keeping_its_records(tmp_path):
     from resist.launch.start import continue_requeued
 
     (tmp_path / "metrics.jsonl").write_text('{"event": "start"}\n')
-    assert not continue_requeued(tmp_path, {"SLURM_RESTART_COUNT": "2"})
+    assert not continue_requeued(RunDir(tmp_path), {"SLURM_RESTART_COUNT": "2"})
     assert not (tmp_path / "metrics.jsonl").exists()
     assert (tmp_path / "metrics.before-restart-2.jsonl").read_text() == '{"event": "start"}\n'
 
 
 def test_an_unreadable_manifest_is_refused_not_skipped(tmp_path):
-    store = CheckpointStore(tmp_path)
+    store = CheckpointStore(RunDir(tmp_path))
     _save(store, 2)
     _save(store, 4)
     (store.step_dir(4) / "manifest.json").write_text("{trunc")

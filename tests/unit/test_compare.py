@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from resist.analysis.runs import load_run, run_dirs, table
+from resist.run_dir import RunDir
 from tests.conftest import REPO
 from tests.generated_runs import write_run
 
@@ -30,7 +31,7 @@ def runs(tmp_path: Path) -> dict[str, Path]:
 
 def test_seeds_are_grouped_with_mean_and_std(runs):
     results = [load_run(p) for p in run_dirs([runs["sweep"], runs["local"]])]
-    assert [r.path for r in results] == [runs["resist0"], runs["resist1"], runs["local"]]
+    assert [r.path.path for r in results] == [runs["resist0"], runs["resist1"], runs["local"]]
     resist, local = table(results, [0.9, 0.95])
     mean, std = statistics.mean([0.96, 0.94]), statistics.stdev([0.96, 0.94])
     assert resist["seeds"] == "0,1" and resist["final acc"] == f"{100 * mean:.2f} % ± {100 * std:.2f} %"
@@ -86,7 +87,7 @@ def test_runs_that_differ_in_a_setting_are_apart_and_the_setting_is_named(tmp_pa
             .read_text()
             .replace("local_steps: 10", "local_steps: 10\n  decomposition: {min_depth: 0}")
         )
-    base, variant = table([load_run(p) for p in [*kept, deeper]], [])
+    base, variant = table([load_run(RunDir(p)) for p in [*kept, deeper]], [])
     assert base["seeds"] == "0,1" and base["settings"] == "protocol.decomposition.min_depth=0"
     assert variant["seeds"] == "0" and variant["settings"] == "protocol.decomposition.min_depth=3"
 
@@ -95,6 +96,6 @@ def test_an_unfinished_run_or_a_stray_folder_is_refused(runs, tmp_path):
     lines = (runs["local"] / "metrics.jsonl").read_text().splitlines()[:-1]
     (runs["local"] / "metrics.jsonl").write_text("\n".join(lines) + "\n")
     with pytest.raises(Exception, match="has not finished"):
-        load_run(runs["local"])
+        load_run(RunDir(runs["local"]))
     with pytest.raises(Exception, match="neither a run directory"):
         run_dirs([tmp_path / "nothing-here"])

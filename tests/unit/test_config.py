@@ -156,13 +156,14 @@ def test_image_size_is_native_for_cifar_and_imagenet():
     assert image_size(_compose("dataset.image_size=24").dataset) == 24
 
 
-def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
-    """What a worker trains with is exactly what was composed: every non-default value (enums, lists,
-    nested dicts, nulls) survives ``resolved_config.yaml``."""
-    from resist.config import load_run_config
+def test_the_typed_config_is_the_one_form_past_the_door(tmp_path):
+    """What a worker trains with is exactly what was composed: the typed config written as
+    ``resolved_config.yaml`` is the YAML of Hydra's resolved composition, and every non-default value
+    (enums, lists, nested dicts, nulls) comes back equal through the worker entry's loader."""
+    from resist.config import load_run_config, save_resolved_config
     from resist.run_dir import RunDir
 
-    cfg = _compose(
+    overrides = (
         "+experiment=cifar10_resist",
         "num_workers=8",
         "launcher.threads_per_worker=3",
@@ -170,8 +171,13 @@ def test_a_saved_config_comes_back_equal_through_the_worker_entry(tmp_path):
         "logger.tags=[a,b]",
         "dataset.root=/data/cifar10",
     )
-    OmegaConf.save(OmegaConf.structured(cfg), RunDir(tmp_path).resolved_config)
-    again = load_run_config(tmp_path)
+    cfg = _compose(*overrides)
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        composed = OmegaConf.to_container(compose("config", overrides=list(overrides)), resolve=True)
+    save_resolved_config(RunDir(tmp_path), cfg)
+    assert RunDir(tmp_path).resolved_config.read_text() == OmegaConf.to_yaml(OmegaConf.create(composed))
+    again = load_run_config(RunDir(tmp_path))
     assert again == cfg and dataclasses.asdict(again) != dataclasses.asdict(Config())
     assert again.protocol.decomposition.min_depth == 4  # resolved from ${paper_min_depth:${num_workers}}
 

@@ -6,9 +6,11 @@ another platform changes."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from resist.checkpoints import CheckpointError, CheckpointStore
 from resist.config import Config, DeviceKind, LauncherName, plain
@@ -17,6 +19,7 @@ from resist.config.resume_rules import trajectory
 from resist.launch.preflight import check_devices, resolved_device
 from resist.launch.resuming import prepare_resume, resume_checkpoint
 from resist.launch.worker_process import DeviceError
+from resist.run_dir import RunDir
 from resist.train.platform import platform_changes
 
 STEPS_PER_EPOCH = 6
@@ -31,7 +34,7 @@ def _config(*, epochs: int = 2, max_steps: int | None = None) -> Config:
 def _checkpoint(run_dir, *, step: int, total: int | None, schedule: int | None = None) -> None:
     """A one-worker checkpoint of ``_config()``'s trajectory at ``step`` of a ``total``-step run
     (None: a manifest written before the length was recorded)."""
-    store = CheckpointStore(run_dir)
+    store = CheckpointStore(RunDir(run_dir))
     store.write_shard(step, 0, {"step": step})
     facts = {"config": trajectory(plain(_config())), "steps_per_epoch": STEPS_PER_EPOCH, "metrics_bytes": 0}
     if total is not None:
@@ -41,49 +44,49 @@ def _checkpoint(run_dir, *, step: int, total: int | None, schedule: int | None =
 
 def test_a_stopped_run_resumes_with_its_length_only(tmp_path):
     _checkpoint(tmp_path, step=6, total=12)
-    assert resume_checkpoint(_config(epochs=2), tmp_path).step == 6  # the same 12 steps
-    assert resume_checkpoint(_config(epochs=9, max_steps=12), tmp_path).step == 6  # 12 steps, said otherwise
+    assert resume_checkpoint(_config(epochs=2), RunDir(tmp_path)).step == 6  # the same 12 steps
+    assert resume_checkpoint(_config(epochs=9, max_steps=12), RunDir(tmp_path)).step == 6  # 12 steps, said otherwise
     with pytest.raises(CheckpointError) as refused:
-        resume_checkpoint(_config(epochs=4), tmp_path)
+        resume_checkpoint(_config(epochs=4), RunDir(tmp_path))
     assert str(refused.value) == (
         "resume: the run stopped at step 6 of 12 and train.epochs/train.max_steps now make it 24 steps, which "
         f"would change the learning rate of the steps it has left (fix: resume={tmp_path} without changing "
         "its length, let it finish, then extend it)"
     )
     with pytest.raises(CheckpointError, match="the run stopped at step 6 of 12 .* now make it 8 steps"):
-        resume_checkpoint(_config(max_steps=8), tmp_path)
+        resume_checkpoint(_config(max_steps=8), RunDir(tmp_path))
 
 
 def test_a_finished_run_is_extended_and_never_shortened(tmp_path):
     _checkpoint(tmp_path, step=12, total=12)
-    assert resume_checkpoint(_config(epochs=4), tmp_path).step == 12
+    assert resume_checkpoint(_config(epochs=4), RunDir(tmp_path)).step == 12
     with pytest.raises(
         CheckpointError, match=r"^resume: the run is complete \(its newest checkpoint is at step 12 of 12"
     ):
-        resume_checkpoint(_config(epochs=2), tmp_path)
+        resume_checkpoint(_config(epochs=2), RunDir(tmp_path))
     with pytest.raises(CheckpointError, match="the run is complete .* at step 12 of 6"):
-        resume_checkpoint(_config(epochs=1), tmp_path)
+        resume_checkpoint(_config(epochs=1), RunDir(tmp_path))
 
 
 def test_an_extended_run_stopped_before_its_new_end_keeps_that_length(tmp_path):
     _checkpoint(tmp_path, step=18, total=24, schedule=12)
-    assert resume_checkpoint(_config(epochs=4), tmp_path).step == 18
+    assert resume_checkpoint(_config(epochs=4), RunDir(tmp_path)).step == 18
     with pytest.raises(CheckpointError, match="stopped at step 18 of 24 .* now make it 36 steps"):
-        resume_checkpoint(_config(epochs=6), tmp_path)
+        resume_checkpoint(_config(epochs=6), RunDir(tmp_path))
 
 
 def test_a_checkpoint_that_records_no_length_resumes_with_the_configured_one(tmp_path):
     _checkpoint(tmp_path, step=6, total=None)
-    assert resume_checkpoint(_config(epochs=4), tmp_path).step == 6
+    assert resume_checkpoint(_config(epochs=4), RunDir(tmp_path)).step == 6
 
 
 def test_the_resolved_config_is_replaced_atomically(tmp_path, monkeypatch):
     """A crash while the resume writes the new config (here: the fsync fails) leaves the old one whole,
     and no temporary file."""
     _checkpoint(tmp_path, step=6, total=12)
-    old, new = plain(_config()), plain(_config())
-    old["checkpoint"]["keep"], new["checkpoint"]["keep"] = 3, 5
-    save_resolved_config(tmp_path, old)
+    old, new = _config(), _config()
+    old.checkpoint.keep, new.checkpoint.keep = 3, 5
+    save_resolved_config(RunDir(tmp_path), old)
     before = (tmp_path / "resolved_config.yaml").read_bytes()
 
     def power_failure(descriptor: int) -> None:
@@ -91,7 +94,7 @@ def test_the_resolved_config_is_replaced_atomically(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fsync", power_failure)
     with pytest.raises(OSError, match="power failure"):
-        prepare_resume(_config(), new, tmp_path)
+        prepare_resume(new, RunDir(tmp_path))
     assert (tmp_path / "resolved_config.yaml").read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "checkpoints",
@@ -99,8 +102,14 @@ def test_the_resolved_config_is_replaced_atomically(tmp_path, monkeypatch):
         "resolved_config.yaml",
     ]
     monkeypatch.undo()
-    prepare_resume(_config(), new, tmp_path)
-    assert load_resolved_config(tmp_path)["checkpoint"]["keep"] == 5
+    prepare_resume(new, RunDir(tmp_path))
+    assert load_resolved_config(RunDir(tmp_path))["checkpoint"]["keep"] == 5
+    assert (tmp_path / "resolved_config.1.yaml").read_bytes() == before
+    old.checkpoint.keep = 7  # every replaced config is kept, none overwritten (the crashed try's too)
+    prepare_resume(old, RunDir(tmp_path))
+    assert load_resolved_config(RunDir(tmp_path))["checkpoint"]["keep"] == 7
+    kept = [yaml.safe_load((tmp_path / f"resolved_config.{n}.yaml").read_text()) for n in (1, 2, 3)]
+    assert [config["checkpoint"]["keep"] for config in kept] == [3, 3, 5]
 
 
 def test_auto_is_resolved_to_the_device_the_workers_train_on():
@@ -118,9 +127,9 @@ def test_auto_is_resolved_to_the_device_the_workers_train_on():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a host without CUDA")
 def test_a_cuda_run_resumed_without_a_gpu_names_the_explicit_request():
     cfg = Config()
-    cfg.device, cfg.resume = DeviceKind.cuda, "runs/default/x"
+    cfg.device = DeviceKind.cuda
     with pytest.raises(DeviceError) as refused:
-        check_devices(cfg)
+        check_devices(cfg, resuming=RunDir(Path("runs/default/x")))
     assert str(refused.value) == (
         "device: the run being resumed trains on cuda and no CUDA GPU is visible (fix: resume it on a host with "
         "one, or continue it on the CPU with resume=runs/default/x device=cpu, after which it is no longer "

@@ -137,7 +137,7 @@ def test_comm_analysis_reports_bytes_ratios_and_the_papers_table(benches, tmp_pa
     result = _analyze("comm", "--runs", benches, "--out", out)
     assert result.returncode == 0, result.stderr
     section = _section(out / "README.md")
-    row = "| preact_resnet101 | 8 | resist, m = 4 | 40.0 | 40.0 | 1.000 | - | 20.0 | 1.600 | 200.0 | 500.0 |"
+    row = "| preact_resnet101 | 8 | resist, m = 4 | 40.0 | 40.0 | 1.000 | 1.0000 | - | 20.0 | 1.600 | 200.0 | 500.0 |"
     assert row in section
     assert "| preact_resnet101 | 2 | 0 | 0.400 | 0.400 | 0.500 | 0.500 |" in section  # ResIST / local SGD
     # Table 1: local SGD 2 × S × 200 MB; ResIST from the paper's depth (m = 6 at S = 4)
