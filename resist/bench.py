@@ -240,7 +240,7 @@ def resist_targets(resist: dict[str, Any], local_sgd: dict[str, Any]) -> list[st
         ratios = ", ".join(f"{label} {value:.3f}" for label, value in measured.items())
         return [
             f"resist / local_sgd: {ratios} (targets are set for model=preact_resnet101 with S = 2, 4, 8 "
-            "and decomposition.min_depth=0)"
+            "and protocol.decomposition.min_depth=0)"
         ]
     parts = []
     for (label, value), target, bound in zip(measured.items(), targets, ("<=", "<=", "="), strict=True):

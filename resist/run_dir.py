@@ -6,8 +6,10 @@ path, so that every file name below has one owner."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,12 @@ class RunDir:
     def holds_run(self) -> bool:
         """Whether a run has already written here (its metrics)."""
         return self.metrics.exists()
+
+    def last_record(self) -> dict[str, Any]:
+        """The last record of ``metrics.jsonl`` ({} before there is one): a finished run's is its
+        ``summary``."""
+        lines = self.metrics.read_text(encoding="utf-8").strip().splitlines() if self.metrics.exists() else []
+        return json.loads(lines[-1]) if lines else {}
 
 
 def free_name(path: Path) -> Path:

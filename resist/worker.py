@@ -2,7 +2,8 @@
 
 Runs one worker of a run directory prepared by ``python -m resist.run`` (its
 ``resolved_config.yaml``), at the position torchrun or SLURM gives it through the environment;
-``--resume`` continues the run from its newest checkpoint.
+``--resume`` continues the run from its newest checkpoint. SIGTERM or SIGINT stop it at the next
+round end, after a checkpoint all workers write together.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 from resist.config import load_run_config
 from resist.errors import UserError
 from resist.launch.env import DistEnvError, parse_dist_env
+from resist.launch.stops import round_end_stop
 from resist.launch.worker_process import run_worker
 from resist.run_dir import RunDir
 
@@ -33,7 +35,8 @@ def main(argv: list[str]) -> None:
                 "torchrun or srun, or use python -m resist.run for a local run)"
             )
         run_dir = RunDir(Path(argv[0]))
-        run_worker(load_run_config(run_dir), run_dir, env, resume=resume)
+        cfg = load_run_config(run_dir)
+        run_worker(cfg, run_dir, env, resume=resume, stop=round_end_stop(cfg))
     except UserError as exc:
         print(f"resist: error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -129,9 +129,12 @@ def load_run(path: RunDir) -> RunResult:
     start = next((r for r in records if r["event"] == "start"), None)
     summary = records[-1] if records else {}
     if start is None or summary.get("event") != "summary":
+        resumable = any(path.checkpoints.glob("step-*/manifest.json"))
+        fix = "run it again: it saved no checkpoint"
+        if resumable:
+            fix = f"resume it with python -m resist.run resume={path}"
         raise RunsError(
-            f"runs: {path} has not finished (no summary record in metrics.jsonl) "
-            f"(fix: let it finish, or resume it with python -m resist.run resume={path})"
+            f"runs: {path} has not finished (no summary record in metrics.jsonl) (fix: let it finish, or {fix})"
         )
     config = load_resolved_config(path)
     protocol = config.get("protocol", {})

@@ -27,6 +27,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
 from resist.config import schema
+from resist.config.command_line import (
+    CONF_DIR,
+    command_help,
+    debug_last,
+    discard_refused_command,
+    expanded,
+    home_expanded,
+)
 from resist.config.resume_rules import check_resume_overrides
 from resist.config.schema import (
     PROTOCOL_CONFIGS,
@@ -40,8 +48,6 @@ from resist.config.schema import (
 from resist.config.validate import validate
 from resist.errors import UserError, WorkerFailedError, exit_with
 from resist.run_dir import RunDir
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 
 def register_schemas() -> None:
@@ -85,8 +91,10 @@ def dry_run_dir() -> str:
     return tempfile.mkdtemp(prefix="resist-dry-run-")
 
 
+@functools.cache
 def _resume_output_subdir(resume: str | None) -> str:
-    """Hydra's own files: ``.hydra``, or for a resume a new ``.hydra/resume-<time>`` (the run's are kept)."""
+    """Hydra's own files: ``.hydra``, or for a resume a new ``.hydra/resume-<time>`` (the run's are kept).
+    The same answer every time in one command (Hydra resolves it more than once)."""
     return ".hydra" if resume is None else f".hydra/resume-{time.strftime('%Y-%m-%d_%H-%M-%S')}"
 
 
@@ -108,11 +116,13 @@ def to_typed_config(cfg: DictConfig, schema: type[Config] = Config) -> Config:
     """Convert a composed config to ``schema``, rejecting keys the schema does not have.
 
     ``OmegaConf.to_object`` silently drops keys appended to a typed node (``+model.foo=1``);
-    they are reported here instead.
+    they are reported here instead. Path keys (``dataset.root``, ``dataset.cache_dir``) have ``~``
+    and environment variables expanded.
     """
     _reject_unknown_keys(cfg, schema, prefix="")
     typed = OmegaConf.to_object(cfg)
     assert isinstance(typed, schema)
+    typed.dataset.root, typed.dataset.cache_dir = expanded(typed.dataset.root), expanded(typed.dataset.cache_dir)
     return typed
 
 
@@ -165,6 +175,7 @@ def hydra_entry(config_name: str, schema: type[Config], job: Job):
             resume, typed.resume = typed.resume is not None, None
             return job(typed, RunDir(Path(HydraConfig.get().runtime.output_dir)), resume)
         except UserError as exc:  # raised inside a Hydra job (a multirun's too): reported here, in one line
+            discard_refused_command(Path(HydraConfig.get().runtime.output_dir), HydraConfig.get().output_subdir)
             exit_with(str(exc))
 
     return entry
@@ -191,7 +202,13 @@ def run_main(config_name: str, schema: type[Config], job: Job) -> None:
     """The command-line entry over ``conf/<config_name>.yaml``: :func:`hydra_entry` run by
     :func:`run_entry`. User errors (config, data, devices) print ``resist: error: <key>: <problem>
     (fix: <fix>)`` and exit with status 2 before training starts; a failed worker prints its traceback,
-    then one line naming it, and exits with status 1. ``HYDRA_FULL_ERROR=1`` keeps full tracebacks."""
+    then one line naming it, and exits with status 1. ``HYDRA_FULL_ERROR=1`` keeps full tracebacks.
+    ``+debug=...`` applies after everything else wherever it stands on the command line
+    (:func:`debug_last`), and ``~`` starting a value is the home directory (:func:`home_expanded`)."""
+    sys.argv[1:] = home_expanded(debug_last(sys.argv[1:]))
+    if "--help" in sys.argv[1:]:  # (Hydra's own would list the internal groups too; --hydra-help is Hydra's)
+        print(command_help(sys.argv[0]))
+        return
     run_entry(hydra_entry(config_name, schema, job))
 
 
@@ -243,6 +260,12 @@ def _typed_node(saved: Any, schema: type[Config] = Config) -> DictConfig:
 # -- Hydra's and OmegaConf's errors, on one line ------------------------------------------------
 
 
+REMOVED_KEYS = {
+    "launcher.dry_run": "use dry_run=true: with launcher=slurm it also prints the sbatch plan, no cluster needed",
+}
+"""Keys the config had once, and what replaces each."""
+
+
 def one_line(exc: BaseException) -> str | None:
     """The one-line message for a user error (ours, Hydra's or OmegaConf's), else None."""
     cause: BaseException | None = exc
@@ -279,6 +302,8 @@ def _omegaconf_message(exc: BaseException) -> str:
     if omega is None:
         return " ".join(str(exc).split())
     key, problem = omega.full_key, " ".join(str(omega.msg).splitlines()[0].split())
+    if key in REMOVED_KEYS:
+        return f"{key}: there is no such key any more (fix: {REMOVED_KEYS[key]})"
     protocol_type = getattr(omega, "object_type", None)
     if isinstance(omega, ConfigKeyError | ConfigAttributeError) and protocol_type in PROTOCOL_CONFIGS.values():
         name = protocol_type().name.value

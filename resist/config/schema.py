@@ -83,7 +83,8 @@ class ModelConfig:
 
 @dataclass
 class DatasetConfig:
-    """Where the data lives and how it is read. ``root`` is relative to the working directory.
+    """Where the data lives and how it is read. ``root`` is relative to the working directory (``~``
+    and ``$VARS`` expanded). ``loader_workers``: DataLoader processes per training worker (0: none).
     ``image_size`` (pixels, square) applies to digits (resized), imagefolder and synthetic; CIFAR is
     32 and ImageNet 224 by definition. ``num_classes``, ``channels`` and ``num_*_samples`` describe
     synthetic data only. ``cache_dir``: where CIFAR class folders are kept decoded, once per machine
@@ -269,8 +270,8 @@ class LauncherConfig:
     ``tasks_per_node``, default all workers on one node), ``nodes = ceil(num_workers / tasks per
     node)``; ``partition``, ``account``, ``qos``, ``constraint``, ``time_min``, ``mem_gb`` (per node),
     ``cpus_per_task`` and ``sbatch_extra`` (more ``#SBATCH`` options, e.g. ``{exclusive: ""}``) go to
-    sbatch; ``dry_run`` prints the plan and the resolved config without submitting; ``wait`` blocks
-    until the job ends (the default returns once it is submitted).
+    sbatch (the top-level ``dry_run=true`` prints the plan and the sbatch script without submitting);
+    ``wait`` blocks until the job ends (the default returns once it is submitted).
 
     ``collective_timeout_s``: how long a worker waits in one collective or transfer before it fails
     (a peer that hangs rather than dies); every launcher also stops all workers as soon as one fails.
@@ -291,7 +292,6 @@ class LauncherConfig:
     tasks_per_node: int | None = None
     cpus_per_task: int = 1
     sbatch_extra: dict[str, str] = field(default_factory=dict)
-    dry_run: bool = False
     wait: bool = False
     collective_timeout_s: float = 60.0
     signal_delay_s: int = 120

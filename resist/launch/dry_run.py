@@ -21,8 +21,8 @@ from resist.config import (
     LauncherName,
     ProtocolName,
     ResISTConfig,
-    plain,
 )
+from resist.config.hydra_door import resolved_config_text
 from resist.launch.slurm_plan import slurm_plan
 from resist.models.spec import Stem
 from resist.protocols.compressed import codec_for
@@ -105,7 +105,8 @@ def dry_run_report(cfg: Config) -> str:
     factor = 2 if cfg.optim.momentum > 0 else 1
     lines = [
         "dry run: nothing is trained, no run directory is kept",
-        "config: " + json.dumps(plain(cfg), sort_keys=True),
+        "config:",
+        *("  " + line for line in resolved_config_text(cfg).splitlines()),
         f"model {cfg.model.arch}: {shapes.parameters:,} parameters; stage {shapes.stage} has "
         f"{len(shapes.blocks)} partitionable blocks; {workers} workers",
         "expected wire bytes per round per worker (cost model):",
@@ -127,5 +128,8 @@ def dry_run_report(cfg: Config) -> str:
         f"  held by a whole model (weights{' + momentum' if factor == 2 else ''}): {_mb(shapes.params * factor)}"
     )
     if cfg.launcher.name == LauncherName.slurm:
+        from resist.launch.slurm import sbatch_preview
+
         lines.append("sbatch plan (submitit parameters): " + json.dumps(slurm_plan(cfg), sort_keys=True))
+        lines.append(sbatch_preview(cfg))
     return "\n".join(lines)

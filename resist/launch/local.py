@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import os
 import signal
 import sys
 
@@ -12,8 +13,7 @@ import torch.multiprocessing as mp
 from resist.config import Config
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
-from resist.launch.resuming import resume_hint
-from resist.launch.stops import GRACE_S, Interrupted, stop_signals_raise
+from resist.launch.stops import Interrupted, exit_stopped, round_end_stop, stop_signals_raise
 from resist.launch.worker_process import run_worker
 from resist.run_dir import RunDir
 
@@ -31,20 +31,25 @@ def _process_entry(
     rank: int, cfg: Config, run_dir: RunDir, port: int, resume: bool
 ) -> None:  # torch.multiprocessing calls fn(rank, *args)
     _die_with_parent()
+    stop = round_end_stop(cfg)  # a repeated signal is the launcher's to act on
     env = DistEnv(rank, cfg.num_workers, rank, "127.0.0.1", port, "local")
-    run_worker(cfg, run_dir, env, resume=resume, local_workers=cfg.num_workers)
+    run_worker(cfg, run_dir, env, resume=resume, local_workers=cfg.num_workers, stop=stop)
 
 
-def _stop(processes: list) -> None:
-    """SIGTERM every live worker, then SIGKILL those still alive after a grace period."""
+def _kill(processes: list) -> None:
+    """SIGKILL every live worker and wait for it."""
     for process in processes:
-        if process.is_alive():
-            process.terminate()
-    for process in processes:
-        process.join(GRACE_S)
         if process.is_alive():
             process.kill()
-            process.join()
+    for process in processes:
+        process.join()
+
+
+def _ask_to_stop(processes: list, signum: int) -> None:
+    """Pass a stop request on to every live worker (one that already has it keeps it)."""
+    for process in processes:
+        if process.is_alive():
+            os.kill(process.pid, signum)
 
 
 def spawn_workers(cfg: Config, run_dir: RunDir, port: int, *, resume: bool = False) -> None:
@@ -52,23 +57,33 @@ def spawn_workers(cfg: Config, run_dir: RunDir, port: int, *, resume: bool = Fal
     wait for all of them.
 
     If one fails, the others are stopped and :class:`WorkerFailedError` names it, with its traceback
-    (torch.multiprocessing watches the processes). SIGTERM or SIGINT to the launcher stops every
-    worker (SIGTERM, then SIGKILL after 5 s) and exits with 128 + the signal's number, printing
-    where the run can continue from. Workers die with the launcher even when it is killed.
+    (torch.multiprocessing watches the processes). SIGTERM or SIGINT to the launcher asks the workers
+    to stop at the next round end, after a checkpoint (:mod:`resist.launch.stops`); a second one, or
+    the first for a run without checkpoints, kills them at once. Either way the launcher prints where
+    the run continues from and exits with 128 + the signal's number. Workers die with the launcher
+    even when it is killed.
     """
     context = mp.start_processes(
         _process_entry, args=(cfg, run_dir, port, resume), nprocs=cfg.num_workers, join=False, start_method="spawn"
     )
+    requested: Interrupted | None = None
     try:
         with stop_signals_raise():
-            while not context.join(timeout=0.5):
-                pass
+            while True:
+                try:
+                    if context.join(timeout=0.5):
+                        break
+                except Interrupted as interrupted:
+                    if requested is not None or not cfg.checkpoint.enabled:
+                        raise
+                    requested = interrupted
+                    _ask_to_stop(context.processes, interrupted.signum)
     except Interrupted as interrupted:
-        _stop(context.processes)
-        print(
-            f"resist: stopped by {interrupted}: all {cfg.num_workers} workers stopped; {resume_hint(run_dir)}",
-            file=sys.stderr,
-        )
-        sys.exit(128 + interrupted.signum)
+        _kill(context.processes)
+        exit_stopped(interrupted.signum, run_dir, at_once=True, workers=cfg.num_workers)
     except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:  # (join stopped the others)
+        if requested is not None:  # a worker the request reached before it could take it (starting up)
+            exit_stopped(requested.signum, run_dir, at_once=True, workers=cfg.num_workers)
         raise WorkerFailedError(exc.error_index, str(exc)) from None
+    if requested is not None and run_dir.last_record().get("event") != "summary":  # (not if it had just ended)
+        exit_stopped(requested.signum, run_dir, at_once=False, workers=cfg.num_workers)

@@ -3,6 +3,7 @@ are there, the SLURM layout is possible, and the run directory holds no run (nev
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
 from collections.abc import Mapping
@@ -14,9 +15,12 @@ import torch
 from resist.config import Config, DeviceKind, LauncherName, save_resolved_config
 from resist.data.sources import check_available
 from resist.errors import UserError
+from resist.launch.env import cpu_threads_per_worker
 from resist.launch.slurm_plan import slurm_plan
 from resist.launch.worker_process import NO_CUDA_GPU, DeviceError
 from resist.run_dir import RunDir
+
+log = logging.getLogger("resist")
 
 
 class RunDirError(UserError):
@@ -73,11 +77,30 @@ def preflight(cfg: Config, run_dir: RunDir, *, resume: bool = False) -> None:
     on_cluster = cfg.launcher.name == LauncherName.slurm
     if on_cluster:
         slurm_plan(cfg)  # an impossible job layout is a ConfigError
-    if not (on_cluster and cfg.launcher.dry_run):
-        check_available(cfg.dataset)
+    check_available(cfg.dataset)
     if not on_cluster:  # compute nodes have their own devices; each worker checks its own
         check_devices(cfg, run_dir if resume else None)
+        warning = oversubscription(cfg, os.environ, os.cpu_count() or 1)
+        if warning is not None:
+            log.warning(warning)
     check_wandb_login(cfg, os.environ)
+
+
+def oversubscription(cfg: Config, environ: Mapping[str, str], cpu_count: int) -> str | None:
+    """A warning when this machine's CPU workers would run more threads and DataLoader processes
+    than it has cores (each worker: its compute threads and ``dataset.loader_workers``), else None.
+    Such a run works, only slower than fewer workers would."""
+    if cfg.device == DeviceKind.cuda:
+        return None
+    threads = cfg.launcher.threads_per_worker or cpu_threads_per_worker(environ, cpu_count, cfg.num_workers)
+    busy = cfg.num_workers * (threads + cfg.dataset.loader_workers)
+    if busy <= cpu_count:
+        return None
+    return (
+        f"{cfg.num_workers} workers x ({threads} thread(s) + {cfg.dataset.loader_workers} loader process(es)) = "
+        f"{busy} busy processes and threads on {cpu_count} CPU core(s): the run works, slower than with fewer "
+        "(num_workers is the number of training workers; dataset.loader_workers the DataLoader processes of each)"
+    )
 
 
 def check_wandb_login(cfg: Config, environ: Mapping[str, str]) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from resist.config import Config, load_run_config
@@ -71,6 +72,20 @@ class SlurmWorkerTask:
         return submitit.helpers.DelayedSubmission(SlurmWorkerTask(self.run_dir, resume=True))
 
 
+def sbatch_preview(cfg: Config) -> str:
+    """The sbatch script submitit would submit for ``cfg`` (a dry run's), or, on a host without SLURM
+    (submitit needs ``srun`` to build its executor), a line saying so."""
+    import submitit
+
+    with tempfile.TemporaryDirectory(prefix="resist-sbatch-") as folder:
+        try:
+            executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster="slurm")
+        except RuntimeError as exc:  # submitit: 'Could not detect "srun", are you indeed on a slurm cluster?'
+            return f"(no SLURM on this host ({exc}): the sbatch script is rendered where SLURM is; the plan is above)"
+        executor.update_parameters(**slurm_plan(cfg))  # submitit validates the parameters here
+        return _sbatch_script(executor)
+
+
 def _sbatch_script(executor: Any) -> str:  # a submitit.AutoExecutor (imported lazily)
     """The script submitit would hand to sbatch, for a dry run.
 
@@ -85,18 +100,13 @@ def _sbatch_script(executor: Any) -> str:  # a submitit.AutoExecutor (imported l
 
 
 def submit(cfg: Config, run_dir: RunDir, *, resume: bool = False) -> Any:
-    """Submit the prepared ``run_dir`` (``resume``: to continue from its newest checkpoint; or, with
-    ``launcher.dry_run``, only print the plan). Returns the submitit job (None for a dry run)."""
+    """Submit the prepared ``run_dir`` (``resume``: to continue from its newest checkpoint); returns
+    the submitit job."""
     import submitit
 
     plan = slurm_plan(cfg)
     executor = submitit.AutoExecutor(folder=run_dir.slurm / "%j", cluster="slurm")
     executor.update_parameters(**plan)  # submitit validates the parameters here
-    if cfg.launcher.dry_run:
-        print("sbatch plan (submitit parameters): " + json.dumps(plan, sort_keys=True))
-        print(_sbatch_script(executor))
-        print(run_dir.resolved_config.read_text(encoding="utf-8"), end="")
-        return None
     job = executor.submit(SlurmWorkerTask(run_dir, resume=resume))
     print(
         f"submitted SLURM job {job.job_id} ({plan['nodes']} node(s) x {plan['tasks_per_node']} task(s)); "

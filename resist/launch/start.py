@@ -3,8 +3,9 @@ torchrun or a SLURM job)."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
+import signal
 from collections.abc import Mapping
 
 from resist.checkpoints import CheckpointStore
@@ -15,14 +16,17 @@ from resist.launch.env import DistEnv
 from resist.launch.preflight import preflight, prepare_run_dir, resolved_device
 from resist.launch.resuming import prepare_resume, resume_hint
 from resist.launch.run_lock import check_not_running
+from resist.launch.stops import (
+    STOP_SIGNALS,
+    Interrupted,
+    exit_stopped,
+    raise_interrupted,
+    round_end_stop,
+    stop_signals_raise,
+)
 from resist.launch.worker_process import run_worker
 from resist.logging import Record
 from resist.run_dir import RunDir
-
-
-def last_record(run_dir: RunDir) -> Record:
-    lines = run_dir.metrics.read_text(encoding="utf-8").strip().splitlines()
-    return json.loads(lines[-1])
 
 
 def continue_requeued(run_dir: RunDir, environ: Mapping[str, str]) -> bool:
@@ -61,16 +65,34 @@ def _start_workers(cfg: Config, run_dir: RunDir, *, resume: bool) -> Record:
     if cfg.launcher.name == LauncherName.slurm:
         from resist.launch.slurm import submit
 
-        job = submit(cfg, run_dir, resume=resume)
-        return last_record(run_dir) if job is not None and cfg.launcher.wait else {}
+        submit(cfg, run_dir, resume=resume)
+        return run_dir.last_record() if cfg.launcher.wait else {}
     if cfg.launcher.name == LauncherName.torchrun:
         from resist.launch.torchrun import run_torchrun
 
-        run_torchrun(run_dir, cfg.num_workers, resume=resume)
-        return last_record(run_dir)
+        run_torchrun(run_dir, cfg.num_workers, resume=resume, stops_at_round_end=cfg.checkpoint.enabled)
+        return run_dir.last_record()
     if cfg.num_workers == 1:
-        return run_worker(cfg, run_dir, DistEnv(0, 1, 0, "127.0.0.1", port, "local"), resume=resume)
+        return _run_in_process(cfg, run_dir, port, resume=resume)
     from resist.launch.local import spawn_workers
 
     spawn_workers(cfg, run_dir, port, resume=resume)
-    return last_record(run_dir)
+    return run_dir.last_record()
+
+
+def _run_in_process(cfg: Config, run_dir: RunDir, port: int, *, resume: bool) -> Record:
+    """One worker in the launcher's own process: the first SIGTERM or SIGINT stops it at the next
+    round end, a second at once (:mod:`resist.launch.stops`)."""
+    try:
+        with contextlib.ExitStack() as restore:
+            for signum in STOP_SIGNALS:  # (the handlers the launcher had before)
+                restore.callback(signal.signal, signum, signal.getsignal(signum))
+            stop = round_end_stop(cfg, second=raise_interrupted)
+            if not stop.watching:
+                restore.enter_context(stop_signals_raise())
+            summary = run_worker(cfg, run_dir, DistEnv(0, 1, 0, "127.0.0.1", port, "local"), resume=resume, stop=stop)
+    except Interrupted as interrupted:
+        exit_stopped(interrupted.signum, run_dir, at_once=True, workers=1)
+    if summary.get("event") == "stopped" and stop.signum is not None:
+        exit_stopped(stop.signum, run_dir, at_once=False, workers=1)
+    return summary

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import signal
 import subprocess
 import sys
 
 from resist.errors import WorkerFailedError
-from resist.launch.resuming import resume_hint
-from resist.launch.stops import GRACE_S, Interrupted, stop_signals_raise
+from resist.launch.stops import GRACE_S, Interrupted, exit_stopped, stop_signals_raise
 from resist.run_dir import RunDir
 
 log = logging.getLogger("resist")
@@ -31,26 +32,38 @@ def torchrun_command(run_dir: RunDir, num_workers: int, *, resume: bool = False)
     ]
 
 
-def run_torchrun(run_dir: RunDir, num_workers: int, *, resume: bool = False) -> None:
-    """Run torchrun and wait for it. SIGTERM or SIGINT to this launcher stop torchrun, which stops its
-    workers (SIGTERM, then SIGKILL after 5 s), and exit with 128 + the signal's number."""
+def run_torchrun(run_dir: RunDir, num_workers: int, *, resume: bool = False, stops_at_round_end: bool = True) -> None:
+    """Run torchrun and wait for it. torchrun and its workers run in a session of their own, so a
+    terminal's Ctrl-C reaches only this launcher: the first SIGTERM or SIGINT is passed on to torchrun
+    as SIGTERM, which passes it to the workers, and they stop at the next round end after a checkpoint
+    (``stops_at_round_end``: the run writes checkpoints; torchrun gives them 30 s before it kills
+    them). A second signal, or the first for a run without checkpoints, stops torchrun and its
+    workers at once (SIGTERM, then SIGKILL after 5 s). Either way the launcher prints where the run
+    continues from and exits with 128 + the signal's number."""
     command = torchrun_command(run_dir, num_workers, resume=resume)
     log.info("launching: %s", " ".join(command))
-    process = subprocess.Popen(command)
+    process = subprocess.Popen(command, start_new_session=True)
+    requested: Interrupted | None = None
     try:
         with stop_signals_raise():
-            returncode = process.wait()
+            while True:
+                try:
+                    returncode = process.wait()
+                    break
+                except Interrupted as interrupted:
+                    if requested is not None or not stops_at_round_end:
+                        raise
+                    requested = interrupted
+                    process.terminate()
     except Interrupted as interrupted:
         process.terminate()
         try:
             process.wait(GRACE_S)
         except subprocess.TimeoutExpired:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # torchrun and the workers of its session
             process.wait()
-        print(
-            f"resist: stopped by {interrupted}: torchrun and its workers stopped; {resume_hint(run_dir)}",
-            file=sys.stderr,
-        )
-        sys.exit(128 + interrupted.signum)
+        exit_stopped(interrupted.signum, run_dir, at_once=True, workers=num_workers)
+    if requested is not None and run_dir.last_record().get("event") != "summary":
+        exit_stopped(requested.signum, run_dir, at_once=False, workers=num_workers)
     if returncode != 0:
         raise WorkerFailedError(-1, f"torchrun exited with status {returncode} (see its output above)")

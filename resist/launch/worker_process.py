@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import warnings
 
 import torch
 
@@ -80,6 +81,9 @@ def run_worker(
     device = worker_device(cfg.device, env.local_rank)
     if device.type == "cuda":  # before the process group: NCCL, pinned memory and copies use it
         torch.cuda.set_device(device)
+    # The launcher warned once about more threads and loader processes than cores (launch/preflight.py);
+    # torch would warn again in every worker, for every DataLoader.
+    warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
     threads = cfg.launcher.threads_per_worker
     torch.set_num_threads(threads or cpu_threads_per_worker(os.environ, os.cpu_count() or 1, local_workers))
     comm = init_process_comm(

@@ -39,6 +39,7 @@ class WandbSink:
             config=config,
             dir=str(run_dir.path),
             mode=cfg.wandb_mode.value if cfg.wandb_mode else None,
+            settings=wandb.Settings(quiet=True),  # no history block at the end, under the run's own result lines
         )
         self.run.define_metric("step")
         # Axes to choose in a panel besides the step (W&B's UI offers custom x-axes only once they are

@@ -132,13 +132,10 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return run_dir
 
 
-def _files(root: Path) -> dict[str, bytes]:
-    """Every file under ``root`` but Hydra's own (a command's ``.hydra/`` record) and its log."""
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and ".hydra" not in p.parts and p.name != "run.log"
-    }
+def _files(root: Path) -> dict[str, bytes | None]:
+    """Every file and folder under ``root`` (a folder as None), Hydra's record of a command and its
+    log included: a refused command leaves none of them."""
+    return {str(p.relative_to(root)): p.read_bytes() if p.is_file() else None for p in sorted(root.rglob("*"))}
 
 
 def _check(setup: Setup, expected: str, scratch: Path, finished: Path, run) -> None:
@@ -150,8 +147,8 @@ def _check(setup: Setup, expected: str, scratch: Path, finished: Path, run) -> N
     lines = stderr.strip().splitlines()
     assert len(lines) == 1, stderr
     assert lines[0].startswith(f"resist: error: {expected}") and "(fix: " in lines[0], lines[0]
-    assert not (scratch / "new-run" / "metrics.jsonl").exists()
-    assert _files(scratch) == before  # nothing written or changed
+    assert not (scratch / "new-run").exists()
+    assert _files(scratch) == before  # nothing written or changed, not even Hydra's record or log
 
 
 @pytest.fixture
@@ -189,8 +186,9 @@ def test_bad_input_through_a_new_interpreter(name, tmp_path, finished_run):
 
 
 def test_the_catalogue_has_at_least_25_cases_and_the_readme_lists_them():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    """docs/checkpoints.md (linked from the README) lists every case under its count."""
+    listing = (Path(__file__).resolve().parents[2] / "docs" / "checkpoints.md").read_text(encoding="utf-8")
     assert len(CATALOGUE) >= 25
-    missing = [name for name, _, _ in CATALOGUE if f"| {name} |" not in readme]
+    missing = [name for name, _, _ in CATALOGUE if f"| {name} |" not in listing]
     assert missing == [], missing
-    assert f"Bad input ({len(CATALOGUE)} cases" in readme
+    assert f"Bad input ({len(CATALOGUE)} cases" in listing

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,8 +73,10 @@ def test_run_directory_holds_config_and_complete_metrics(default_run):
     # the ledgers' seconds per purpose (mean over workers)
     last = train[-1]
     assert 0 < last["time/comm_s/train_sync"] + last["time/comm_s/handoff"] < last["time/elapsed_s"]
-    assert last["time/comm_s/control"] == 0.0  # a run that cannot be preempted never agrees on stops
-    assert last["comm/cum_ops/control"] == 0 and last["comm/cum_ops/init"] > 0
+    # a run that can stop at a round end (Ctrl-C) agrees on it at every round end: one vote per round
+    # and worker but the last (the run ends there, nothing to stop)
+    rounds = -(-start["total_steps"] // start["steps_per_round"])
+    assert last["comm/cum_ops/control"] == 2 * (rounds - 1) and last["comm/cum_ops/init"] > 0
     for key in ("test/loss", "test/acc1", "test/acc5", "time/eval_s"):
         assert key in evals[0]
     assert all(a["step"] < b["step"] for a, b in zip(train, train[1:], strict=False))
@@ -205,3 +208,18 @@ def test_wandb_offline_run_files_hold_the_metrics(tmp_path):
     assert len(history) == len(rows)
     for mine, theirs in zip(rows.values(), history, strict=True):
         assert mine.items() <= theirs.items()
+
+
+def test_a_python_without_the_packages_says_which_interpreter_to_use(tmp_path):
+    """From the repository root a Python without the project's packages (here: the same interpreter
+    without its site-packages) finds the ``resist`` folder; it stops in one line naming the fix."""
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "resist.run", f"hydra.run.dir={tmp_path}/run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("resist: error: this Python (")
+    assert "source .venv/bin/activate" in result.stderr and not (tmp_path / "run").exists()

@@ -111,8 +111,8 @@ def test_a_killed_worker_then_resume_ends_bitwise_equal_to_an_uninterrupted_run(
     resumed = run_cli(f"resume={killed}")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert _records(killed) == _records(whole)
-    final = torch.load(whole / "final_model.pt", weights_only=True)
-    assert _tensors_equal(final, torch.load(killed / "final_model.pt", weights_only=True))
+    final = torch.load(whole / "final_model.pt", weights_only=True)["state_dict"]
+    assert _tensors_equal(final, torch.load(killed / "final_model.pt", weights_only=True)["state_dict"])
     for rank in (0, 1):  # the optimizer state at the end, too
         a = store.newest().load_shard(rank, torch.device("cpu"))
         b = CheckpointStore(RunDir(whole)).newest().load_shard(rank, torch.device("cpu"))
@@ -135,11 +135,67 @@ def test_sigterm_to_the_launcher_stops_every_worker(launcher_name, tmp_path, mon
     status, _, stderr = run_main_in_process([f"resume={run_dir}", "train.epochs=60"], monkeypatch)
     assert status == 2 and stderr.startswith(f"resist: error: resume: {run_dir} is in use by a running process (pid ")
     assert not list(run_dir.glob("metrics.after-step-*"))  # nothing was cut
-    launcher.send_signal(signal.SIGTERM)
-    _, stderr = launcher.communicate(timeout=10)
+    launcher.send_signal(signal.SIGTERM)  # the workers stop at the next round end, after a checkpoint
+    _, stderr = launcher.communicate(timeout=60)
     assert launcher.returncode == 128 + signal.SIGTERM
-    assert "stopped by SIGTERM" in stderr
+    newest = CheckpointStore(RunDir(run_dir)).newest()
+    last = [line for line in stderr.splitlines() if line.startswith("resist: ")][-1]
+    assert last.startswith("resist: stopped by SIGTERM: the 2 workers stopped at a round end; "), stderr[-2000:]
+    assert last.endswith(f"the newest checkpoint is step {newest.step} ({newest.directory}); continue with: "
+                         f"python -m resist.run resume={run_dir}")  # fmt: skip
+    assert json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])["event"] != "summary"
     _wait_for(lambda: not any(_alive(pid) for pid in processes), timeout=10)
+
+
+def test_a_second_signal_stops_every_worker_at_once(tmp_path):
+    run_dir = tmp_path / "run"
+    launcher = _start("train.epochs=50", "launcher.threads_per_worker=1", f"hydra.run.dir={run_dir}")
+    _wait_for(lambda: (run_dir / "metrics.jsonl").exists() and len(_workers(launcher.pid)) == 2)
+    processes = _descendants(launcher.pid)
+    for worker in _workers(launcher.pid):  # workers that cannot reach a round end any more
+        os.kill(worker, signal.SIGSTOP)
+    launcher.send_signal(signal.SIGINT)
+    time.sleep(1.0)
+    assert launcher.poll() is None  # the first only asks for a stop at the next round end
+    launcher.send_signal(signal.SIGINT)
+    _, stderr = launcher.communicate(timeout=30)
+    assert launcher.returncode == 128 + signal.SIGINT
+    said = [line for line in stderr.splitlines() if line.startswith("resist: ")]  # (after it: torch's tracker)
+    assert said[-1].startswith("resist: stopped by SIGINT: all 2 workers stopped at once; "), stderr[-2000:]
+    _wait_for(lambda: not any(_alive(pid) for pid in processes), timeout=10)
+
+
+def test_ctrl_c_stops_the_default_run_and_its_resume_ends_bitwise_equal(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group: the launcher and its workers) after 40 % of
+    the default run's steps: the run stops at the next round end after a checkpoint, says how to
+    continue, and ``resume=<run dir>`` ends with the uninterrupted run's final weights."""
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    uninterrupted = run_cli("launcher.threads_per_worker=1", f"hydra.run.dir={whole}")
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+    total = json.loads((whole / "metrics.jsonl").read_text().splitlines()[0])["total_steps"]
+
+    def step() -> int:  # (the last line may be half written)
+        metrics = interrupted / "metrics.jsonl"
+        lines = metrics.read_text().splitlines()[:-1] if metrics.exists() else []
+        return max((json.loads(line)["step"] for line in lines), default=0)
+
+    launcher = _start("launcher.threads_per_worker=1", f"hydra.run.dir={interrupted}")
+    _wait_for(lambda: step() >= 0.4 * total)
+    os.killpg(launcher.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+    _, stderr = launcher.communicate(timeout=60)
+    assert launcher.returncode == 128 + signal.SIGINT, stderr[-2000:]
+    said = [line for line in stderr.splitlines() if line.startswith("resist: ")]
+    assert said[-1].startswith("resist: stopped by SIGINT: the 2 workers stopped at a round end; "), stderr[-2000:]
+    assert said[-1].endswith(f"continue with: python -m resist.run resume={interrupted}")
+    stopped = CheckpointStore(RunDir(interrupted)).newest().step
+    assert 0.4 * total <= stopped < total
+
+    resumed = run_cli(f"resume={interrupted}")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed at step {stopped} of {total}" in resumed.stderr
+    assert _records(interrupted) == _records(whole)
+    final = torch.load(whole / "final_model.pt", weights_only=True)["state_dict"]
+    assert _tensors_equal(final, torch.load(interrupted / "final_model.pt", weights_only=True)["state_dict"])
 
 
 def test_torchrun_resumes_a_run(tmp_path):

@@ -108,7 +108,7 @@ def test_every_experiment_has_a_valid_sbatch_plan(experiment, tmp_path, monkeypa
     script (GPU requests aside: this test node has no GPUs, so that one line is checked, then dropped;
     and a plan asking for more tasks than this 2-core node has may only be refused for that)."""
     gpus = ["launcher.gpus_per_node=4"] if experiment.startswith(GPU_EXPERIMENTS) else []
-    args = [f"+experiment={experiment}", "launcher=slurm", "launcher.dry_run=true", *gpus, f"hydra.run.dir={tmp_path}"]
+    args = [f"+experiment={experiment}", "launcher=slurm", "dry_run=true", *gpus, f"hydra.run.dir={tmp_path}"]
     status, stdout, stderr = run_main_in_process(args, monkeypatch)  # (the dry run starts no worker)
     assert status == 0, stderr[-2000:]
     assert "sbatch plan (submitit parameters): " in stdout

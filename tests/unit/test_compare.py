@@ -95,7 +95,13 @@ def test_runs_that_differ_in_a_setting_are_apart_and_the_setting_is_named(tmp_pa
 def test_an_unfinished_run_or_a_stray_folder_is_refused(runs, tmp_path):
     lines = (runs["local"] / "metrics.jsonl").read_text().splitlines()[:-1]
     (runs["local"] / "metrics.jsonl").write_text("\n".join(lines) + "\n")
-    with pytest.raises(Exception, match="has not finished"):
+    with pytest.raises(Exception, match="has not finished .* run it again: it saved no checkpoint"):
+        load_run(RunDir(runs["local"]))
+    (runs["local"] / "checkpoints" / "step-000000010").mkdir(parents=True)
+    (runs["local"] / "checkpoints" / "step-000000010" / "manifest.json").write_text("{}")
+    with pytest.raises(
+        Exception, match=f"has not finished .* resume it with python -m resist.run resume={runs['local']}"
+    ):
         load_run(RunDir(runs["local"]))
     with pytest.raises(Exception, match="neither a run directory"):
         run_dirs([tmp_path / "nothing-here"])

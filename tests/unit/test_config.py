@@ -13,6 +13,7 @@ from resist.config import (
     Config,
     ConfigError,
     DatasetName,
+    DeviceKind,
     ProtocolName,
     ScheduleName,
     image_size,
@@ -207,3 +208,86 @@ def test_a_key_of_another_protocol_is_a_one_line_error(overrides, message):
     with pytest.raises(Exception) as info:
         _compose(*overrides)
     assert one_line(info.value) == f"{message} (fix: remove {message.split(':')[0]}, or choose a protocol that has it)"
+
+
+def test_debug_applies_last_wherever_it_stands():
+    from resist.config.hydra_door import debug_last
+
+    assert debug_last(["+debug=fast", "+experiment=cifar10_cpu_resist", "seed=1"]) == [
+        "+experiment=cifar10_cpu_resist",
+        "seed=1",
+        "+debug=fast",
+    ]
+    assert debug_last(["seed=1", "debug.x=2"]) == ["seed=1", "debug.x=2"]  # (not the group: a key under it)
+    before, after = (
+        _compose(*debug_last(["+debug=fast", "+experiment=cifar10_cpu_resist"])),
+        _compose("+experiment=cifar10_cpu_resist", "+debug=fast"),
+    )
+    validate(before)
+    assert before == after
+
+
+def test_a_refused_command_leaves_nothing_behind(tmp_path):
+    from resist.config.command_line import discard_refused_command
+
+    earlier = tmp_path / "runs" / "default" / "earlier"
+    earlier.mkdir(parents=True)
+    (earlier / "metrics.jsonl").write_text("{}\n")
+    for name in ("refused", "another"):  # Hydra's record of the command and its log, nothing else
+        (tmp_path / "runs" / "fresh" / name / ".hydra").mkdir(parents=True)
+        (tmp_path / "runs" / "fresh" / name / ".hydra" / "config.yaml").write_text("seed: 0\n")
+        (tmp_path / "runs" / "fresh" / name / "run.log").write_text("")
+    discard_refused_command(tmp_path / "runs" / "fresh" / "refused", ".hydra", cwd=tmp_path)
+    assert not (tmp_path / "runs" / "fresh" / "refused").exists() and (tmp_path / "runs" / "fresh" / "another").is_dir()
+    discard_refused_command(tmp_path / "runs" / "fresh" / "another", ".hydra", cwd=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["default"]  # empty parents go, up to cwd
+    (earlier / ".hydra" / "resume-1").mkdir(parents=True)  # a refused resume of a run: only its record goes
+    (earlier / "run.log").write_text("the run's log\n")
+    discard_refused_command(earlier, ".hydra/resume-1", cwd=tmp_path)
+    assert sorted(p.name for p in earlier.iterdir()) == [".hydra", "metrics.jsonl", "run.log"]
+    assert list((earlier / ".hydra").iterdir()) == []
+
+
+def test_help_lists_the_groups_a_user_chooses_from():
+    from resist.config.command_line import command_help
+
+    text = command_help("/repo/resist/run.py")
+    assert text.startswith("resist: ResIST, local SGD and data-parallel training. Usage: python -m resist.run ")
+    for group in ("dataset", "debug", "experiment", "launcher", "logger", "model", "optim", "protocol"):
+        assert f"\n  {group}: " in text
+    assert "schema_" not in text and "recipe" not in text and "bench_rounds" not in text
+    assert "  protocol: ddp, local_sgd, none, resist" in text
+
+
+def test_a_home_directory_in_a_value_is_expanded(monkeypatch):
+    from resist.config.command_line import home_expanded
+    from resist.config.hydra_door import to_typed_config
+
+    monkeypatch.setenv("HOME", "/home/user")
+    assert home_expanded(["dataset.root=~/data/cifar10", "~logger", "name=a~b", "seed=1"]) == [
+        "dataset.root=/home/user/data/cifar10",
+        "~logger",
+        "name=a~b",
+        "seed=1",
+    ]
+    register_schemas()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        composed = compose("config", overrides=["dataset.root='$HOME/data'", "dataset.cache_dir='~/cache'"])
+    typed = to_typed_config(composed)
+    assert (typed.dataset.root, typed.dataset.cache_dir) == ("/home/user/data", "/home/user/cache")
+
+
+def test_more_threads_and_loader_processes_than_cores_is_one_warning_with_the_numbers():
+    from resist.launch.preflight import oversubscription
+
+    cfg = Config()
+    cfg.num_workers, cfg.device = 2, DeviceKind.cpu
+    assert oversubscription(cfg, {}, cpu_count=2) is None  # 1 thread each
+    cfg.num_workers = 16
+    assert oversubscription(cfg, {}, cpu_count=2).startswith(
+        "16 workers x (1 thread(s) + 0 loader process(es)) = 16 busy processes and threads on 2 CPU core(s)"
+    )
+    cfg.num_workers, cfg.dataset.loader_workers = 2, 8
+    assert oversubscription(cfg, {}, cpu_count=2).startswith("2 workers x (1 thread(s) + 8 loader process(es)) = 18")
+    cfg.device = DeviceKind.cuda  # a GPU run's threads feed its GPU
+    assert oversubscription(cfg, {}, cpu_count=2) is None
