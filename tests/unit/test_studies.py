@@ -296,3 +296,37 @@ def test_whatif_analysis_projects_runs_and_checks_the_loopback(benches, tmp_path
     loopback.unlink()
     refused = _analyze("whatif", "--loopback", loopback, "--out", out)
     assert refused.returncode == 2 and "run bash experiments/whatif/run.sh" in refused.stderr
+
+
+def test_defaults_analysis_records_its_figures_and_renders_the_readme_table_from_them(tmp_path):
+    runs = tmp_path / "runs"
+    write_run(runs / "1-resist", protocol="resist", seed=0, accuracies=[0.5, 0.9917], bytes_per_eval=20e6)
+    write_run(runs / "2-ddp", protocol="ddp", seed=0, local_steps=1, accuracies=[0.9833], bytes_per_eval=400e6)
+    write_run(runs / "3-none", protocol="none", seed=1, workers=1, accuracies=[0.99], bytes_per_eval=3e6)
+    out, figures = tmp_path / "out", tmp_path / "figures.json"
+    out.mkdir()
+    (out / "README.md").write_text("# hand-written\n<!-- BEGIN measured -->\nold\n<!-- END measured -->\nkept\n")
+    result = _analyze("defaults", "--runs", runs, "--out", out, "--figures", figures)
+    assert result.returncode == 0, result.stderr
+    readme = (out / "README.md").read_text()
+    assert readme.startswith("# hand-written\n") and readme.endswith("<!-- END measured -->\nkept\n")
+    rows = [line for line in readme.splitlines() if line.startswith("| `")]
+    assert rows == [
+        "| `python -m resist.run` | 99.17 % | 24 | 39.00 MB | 40.00 MB (handoff 1.00 MB, init 1.00 MB, train_sync "
+        "37.00 MB) |",
+        "| `python -m resist.run protocol=ddp` | 98.33 % | 12 | 399.00 MB | 400.00 MB (handoff 1.00 MB, init 1.00 MB, "
+        "train_sync 397.00 MB) |",
+        "| `python -m resist.run protocol=none num_workers=1 seed=1` | 99.00 % | 12 | 2.00 MB | 3.00 MB (handoff "
+        "1.00 MB, init 1.00 MB) |",
+    ]
+    assert "platform: " in readme and json.loads(figures.read_text())["runs"][0]["steps"] == 24
+
+
+def test_the_readme_holds_the_table_rendered_from_the_recorded_figures():
+    """The top-level README's measured table is what ``experiments/defaults/analyze.py`` renders from
+    the figures it recorded (``figures.json``), never typed."""
+    from experiments.defaults.analyze import FIGURES, render
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("<!-- BEGIN measured -->\n")[1].split("\n<!-- END measured -->")[0]
+    assert section == render(json.loads(FIGURES.read_text()))
