@@ -26,20 +26,29 @@ FIGURES = HERE / "figures.json"
 DEFAULTS = {"protocol.name": "resist", "num_workers": 2, "seed": 0}  # the embedded default's (conf/config.yaml)
 
 
-def command(result: RunResult) -> str:
-    """The command line that reproduces ``result`` on the embedded default: its protocol, workers
-    and seed where they differ from the default's."""
+def command(result: RunResult, start: dict[str, Any], reference: dict[str, Any]) -> str:
+    """The command line that reproduces ``result`` (``start``: its start record) on the embedded
+    default: its protocol, workers and seed where they differ from the default's, and its CPU kernels
+    and threads per worker where they differ from those of ``reference`` (the first run's start)."""
     values = {"protocol.name": result.protocol, "num_workers": result.workers, "seed": result.seed}
     keys = {"protocol.name": "protocol"}
     extra = [f"{keys.get(k, k)}={v}" for k, v in values.items() if v != DEFAULTS[k]]
-    return " ".join(["python -m resist.run", *extra])
+    threads = start.get("platform/threads_per_worker")
+    if threads != reference.get("platform/threads_per_worker"):
+        extra.append(f"launcher.threads_per_worker={threads}")
+    kernels = start.get("platform/cpu_capability")
+    prefix = (
+        [f"ATEN_CPU_CAPABILITY={str(kernels).lower()}"] if kernels != reference.get("platform/cpu_capability") else []
+    )
+    return " ".join([*prefix, "python -m resist.run", *extra])
 
 
 def figures(results: list[RunResult]) -> dict[str, Any]:
     """What the table shows, per run, and where it was measured."""
-    rows = []
+    rows, reference = [], read_jsonl(results[0].path.metrics)[0]
     for result in results:
-        summary = read_jsonl(result.path.metrics)[-1]
+        records = read_jsonl(result.path.metrics)
+        start, summary = records[0], records[-1]
         purposes = {
             key.removeprefix("comm/cum_wire_bytes/"): value
             for key, value in sorted(summary.items())
@@ -47,7 +56,7 @@ def figures(results: list[RunResult]) -> dict[str, Any]:
         }
         rows.append(
             {
-                "command": command(result),
+                "command": command(result, start, reference),
                 "test_accuracy": result.final_accuracy,
                 "steps": summary["step"],
                 "training_wire_bytes": result.training_bytes,
