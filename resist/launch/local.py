@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 from resist.config import Config
 from resist.errors import WorkerFailedError
 from resist.launch.env import DistEnv
-from resist.launch.stops import Interrupted, exit_stopped, round_end_stop, stop_signals_raise
+from resist.launch.stops import Interrupted, PassedOnStop, exit_stopped, round_end_stop
 from resist.launch.worker_process import run_worker
 from resist.run_dir import RunDir
 
@@ -66,24 +66,14 @@ def spawn_workers(cfg: Config, run_dir: RunDir, port: int, *, resume: bool = Fal
     context = mp.start_processes(
         _process_entry, args=(cfg, run_dir, port, resume), nprocs=cfg.num_workers, join=False, start_method="spawn"
     )
-    requested: Interrupted | None = None
+    stops = PassedOnStop(lambda signum: _ask_to_stop(context.processes, signum), at_round_end=cfg.checkpoint.enabled)
     try:
-        with stop_signals_raise():
-            while True:
-                try:
-                    if context.join(timeout=0.5):
-                        break
-                except Interrupted as interrupted:
-                    if requested is not None or not cfg.checkpoint.enabled:
-                        raise
-                    requested = interrupted
-                    _ask_to_stop(context.processes, interrupted.signum)
+        stops.wait(lambda: context.join(timeout=0.5))
     except Interrupted as interrupted:
         _kill(context.processes)
         exit_stopped(interrupted.signum, run_dir, at_once=True, workers=cfg.num_workers)
     except (mp.ProcessRaisedException, mp.ProcessExitedException) as exc:  # (join stopped the others)
-        if requested is not None:  # a worker the request reached before it could take it (starting up)
-            exit_stopped(requested.signum, run_dir, at_once=True, workers=cfg.num_workers)
+        if stops.requested is not None:  # a worker the request reached before it could take it (starting up)
+            exit_stopped(stops.requested.signum, run_dir, at_once=True, workers=cfg.num_workers)
         raise WorkerFailedError(exc.error_index, str(exc)) from None
-    if requested is not None and run_dir.last_record().get("event") != "summary":  # (not if it had just ended)
-        exit_stopped(requested.signum, run_dir, at_once=False, workers=cfg.num_workers)
+    stops.exit_if_stopped(run_dir, workers=cfg.num_workers)

@@ -50,6 +50,36 @@ def stop_signals_raise() -> Iterator[None]:
             signal.signal(signum, handler)
 
 
+class PassedOnStop:
+    """A launcher's side of a stop at a round end: while it waits for its workers, the first SIGTERM
+    or SIGINT is passed on to them (``pass_on(signum)``) and kept in ``requested``; a second one, or
+    the first when the run cannot stop at a round end (``at_round_end`` false: it writes no
+    checkpoints), raises :class:`Interrupted` (stop at once)."""
+
+    def __init__(self, pass_on: Callable[[int], None], *, at_round_end: bool) -> None:
+        self.pass_on, self.at_round_end = pass_on, at_round_end
+        self.requested: Interrupted | None = None
+
+    def wait(self, done: Callable[[], bool]) -> None:
+        """Call ``done()`` until it returns True (a call a signal interrupted is made again)."""
+        with stop_signals_raise():
+            while True:
+                try:
+                    if done():
+                        return
+                except Interrupted as interrupted:
+                    if self.requested is not None or not self.at_round_end:
+                        raise
+                    self.requested = interrupted
+                    self.pass_on(interrupted.signum)
+
+    def exit_if_stopped(self, run_dir: RunDir, *, workers: int) -> None:
+        """After the workers ended: when a stop was requested and the run had not just finished
+        anyway, say so and exit (:func:`exit_stopped`)."""
+        if self.requested is not None and run_dir.last_record().get("event") != "summary":
+            exit_stopped(self.requested.signum, run_dir, at_once=False, workers=workers)
+
+
 def round_end_stop(cfg: Config, *, second: Callable[[int], None] | None = None) -> StopRequest:
     """A worker's stop request: SIGTERM and SIGINT stop the run at the next round end when it writes
     checkpoints (else nothing is watched: the launcher stops such a run at once). ``second``: what a

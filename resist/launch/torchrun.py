@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from resist.errors import WorkerFailedError
-from resist.launch.stops import GRACE_S, Interrupted, exit_stopped, stop_signals_raise
+from resist.launch.stops import GRACE_S, Interrupted, PassedOnStop, exit_stopped
 from resist.run_dir import RunDir
 
 log = logging.getLogger("resist")
@@ -43,18 +43,9 @@ def run_torchrun(run_dir: RunDir, num_workers: int, *, resume: bool = False, sto
     command = torchrun_command(run_dir, num_workers, resume=resume)
     log.info("launching: %s", " ".join(command))
     process = subprocess.Popen(command, start_new_session=True)
-    requested: Interrupted | None = None
+    stops = PassedOnStop(lambda signum: process.terminate(), at_round_end=stops_at_round_end)
     try:
-        with stop_signals_raise():
-            while True:
-                try:
-                    returncode = process.wait()
-                    break
-                except Interrupted as interrupted:
-                    if requested is not None or not stops_at_round_end:
-                        raise
-                    requested = interrupted
-                    process.terminate()
+        stops.wait(lambda: process.wait() is not None)
     except Interrupted as interrupted:
         process.terminate()
         try:
@@ -63,7 +54,6 @@ def run_torchrun(run_dir: RunDir, num_workers: int, *, resume: bool = False, sto
             os.killpg(process.pid, signal.SIGKILL)  # torchrun and the workers of its session
             process.wait()
         exit_stopped(interrupted.signum, run_dir, at_once=True, workers=num_workers)
-    if requested is not None and run_dir.last_record().get("event") != "summary":
-        exit_stopped(requested.signum, run_dir, at_once=False, workers=num_workers)
-    if returncode != 0:
-        raise WorkerFailedError(-1, f"torchrun exited with status {returncode} (see its output above)")
+    stops.exit_if_stopped(run_dir, workers=num_workers)
+    if process.returncode != 0:
+        raise WorkerFailedError(-1, f"torchrun exited with status {process.returncode} (see its output above)")
