@@ -21,15 +21,16 @@ from resist.config import (
     ResISTConfig,
 )
 from resist.data.sources import DatasetError
+from resist.models.catalog import layout_of
 from resist.protocols.resist import ResIST
 
 
 def fixed(model):
-    """A model factory (``held_blocks``, ``initialize``) that always returns ``model``: for protocols
-    that hold the whole model, driven directly by a test."""
+    """A model factory (``held_blocks``, ``initialize``, ``meta``) that always returns ``model``: for
+    protocols that hold the whole model, driven directly by a test."""
 
-    def make_model(held_blocks=None, initialize=True):
-        assert held_blocks is None
+    def make_model(held_blocks=None, initialize=True, meta=False):
+        assert held_blocks is None and not meta
         return model
 
     return make_model
@@ -83,7 +84,18 @@ def loop_config(protocol: ProtocolName, eval_every: int, **protocol_changes) -> 
 # -- ResIST driven directly on thread workers (tests/sim) ----------------------------------------
 
 RESIST_ARCH = "preact_resnet_mini_deep"  # 8 partitionable blocks in stage 2
-RESIST_STAGE, RESIST_BLOCKS = 2, tuple(range(1, 9))
+RESIST_STAGE = 2
+RESIST_BLOCKS = layout_of(RESIST_ARCH).partitioned_units(None)  # unit numbers: stage 2's blocks 1-8 are units 3-10
+
+
+def unit_block(model, unit: int):
+    """The module of the block that unit number ``unit`` names in ``model`` (a ResidualUnits network)."""
+    return model.block(*model.layout.locate(unit))
+
+
+def stage_index(unit: int) -> int:
+    """The index within its stage of unit ``unit`` of :data:`RESIST_ARCH`."""
+    return layout_of(RESIST_ARCH).locate(unit)[1]
 
 
 def resist_config(workers: int, min_depth: int, policy: OptimizerStatePolicy = OptimizerStatePolicy.reset) -> Config:
@@ -99,7 +111,7 @@ def resist_config(workers: int, min_depth: int, policy: OptimizerStatePolicy = O
 
 def resist_protocol(comm, cfg: Config) -> ResIST:
     """``cfg``'s ResIST protocol on ``comm``."""
-    return ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
+    return ResIST(comm, cfg.protocol, layout=layout_of(cfg.model.arch), seed=cfg.seed)
 
 
 def imported_names(path: Path) -> set[str]:

@@ -184,11 +184,11 @@ def subnet_blocks(arch: str, workers: int, seed: int) -> tuple[int, list[int], l
     """Worker 0's sub-network at ``workers`` = S, as ResIST builds it at round 0 with ``seed``: the
     partitioned stage, worker 0's partitioned blocks (the paper's policy, minimum depth 0) and the
     stage's blocks it holds (the shared first block and its own)."""
-    spec = ARCHITECTURES[arch]
-    stage = spec.default_partition_stage
-    partitioned = spec.partitionable_blocks(stage)
+    layout = ARCHITECTURES[arch].layout
+    (stage,) = layout.default_stages
+    partitioned = layout.partitionable_blocks(stage)
     own = paper_assignment(partitioned, num_workers=workers, min_depth=0, seed=seed, round_index=0).blocks[0]
-    shared = set(range(spec.blocks_per_stage[stage])) - set(partitioned)
+    shared = set(range(layout.blocks_per_stage[stage])) - set(partitioned)
     return stage, list(own), sorted(shared | set(own))
 
 
@@ -255,7 +255,7 @@ def measure_all(
         for workers in plan.workers:
             stage, own, held = subnet_blocks(plan.arch, workers, plan.seed)
             figures = _attempt(lambda v=variant, h={stage: held}: measure_step(plan, v, device, h), device, None)
-            partitioned = len(ARCHITECTURES[plan.arch].partitionable_blocks(stage))
+            partitioned = len(ARCHITECTURES[plan.arch].layout.partitionable_blocks(stage))
             subnets.append(
                 {
                     "variant": name,

@@ -19,7 +19,7 @@ from resist.analysis.benches import load_benches, side_by_side
 from resist.analysis.plots import figure
 from resist.analysis.runs import render
 from resist.analysis.study import Option, Section, study_main
-from resist.models.spec import ARCHITECTURES
+from resist.models.catalog import layout_of
 
 HERE = Path(__file__).resolve().parent
 
@@ -28,9 +28,9 @@ def compute_ceiling(arch: str, workers: int, min_depth: int) -> float:
     """A sub-network's share of the full network's residual blocks, all counted as equally costly:
     ``(B − n + max(n/S, m)) / B`` for B blocks of which n are partitioned (33 and 22 for
     PreActResNet-101: 0.67 / 0.50 / 0.42 at S = 2 / 4 / 8 without minimum depth)."""
-    spec = ARCHITECTURES[arch]
-    total = sum(spec.blocks_per_stage)
-    partitioned = len(spec.partitionable_blocks(spec.default_partition_stage))
+    layout = layout_of(arch)
+    total = sum(layout.blocks_per_stage)
+    partitioned = len(layout.partitioned_units(None))
     return (total - partitioned + max(partitioned / workers, min_depth)) / total
 
 

@@ -8,7 +8,7 @@ change since a value both ends already have, never absolute weights) is the call
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
@@ -26,23 +26,29 @@ def exchange_compressed(
     *,
     sends: Mapping[Item, Sequence[torch.Tensor]],
     receives: Sequence[Item],
-    like: Sequence[torch.Tensor],
+    like: Callable[[int], Sequence[torch.Tensor]],
     generator: torch.Generator | None,
     purpose: Purpose,
 ) -> dict[Item, list[torch.Tensor]]:
-    """One batched exchange (:meth:`Comm.exchange`) of items shaped as the float32 tensors ``like``:
+    """One batched exchange (:meth:`Comm.exchange`) of items, item ``(peer, key)`` shaped as the float32
+    tensors ``like(key)``:
     ``sends`` maps each ``(peer, key)`` this worker sends to the tensors for ``peer``, packed and
     encoded by ``codec`` in ascending ``(peer, key)`` order (stochastic rounding draws from
     ``generator`` in that order); ``receives`` lists the ``(peer, key)`` this worker receives. A
     peer's bucket holds its items in ascending key order on both ends. Billed to ``purpose`` as the
     encodings' bytes, scales included. Returns each received item's decoded tensors, shaped as
-    ``like``."""
-    numel = sum(t.numel() for t in like)
+    ``like`` of its key."""
+
+    def numel(key: int) -> int:
+        return sum(t.numel() for t in like(key))
+
     encoded = {item: codec.encode(flat_copy(values), generator) for item, values in sorted(sends.items())}
-    size = codec.encoded_bytes(numel)
-    inbox = {item: torch.empty(size, dtype=torch.uint8, device=comm.device) for item in sorted(receives)}
+    inbox = {
+        (peer, key): torch.empty(codec.encoded_bytes(numel(key)), dtype=torch.uint8, device=comm.device)
+        for peer, key in sorted(receives)
+    }
     comm.exchange(_by_peer(encoded), _by_peer(inbox), purpose)
-    return {item: unflatten(codec.decode(data, numel), like) for item, data in inbox.items()}
+    return {(peer, key): unflatten(codec.decode(data, numel(key)), like(key)) for (peer, key), data in inbox.items()}
 
 
 def _by_peer(buffers: Mapping[Item, torch.Tensor]) -> list[tuple[int, list[torch.Tensor]]]:

@@ -9,9 +9,10 @@ from resist.config.hydra_door import (
     save_resolved_config,
     to_typed_config,
 )
+from resist.config.rules import image_size
 from resist.config.schema import *  # noqa: F403 - the schema's names are the package's vocabulary
 from resist.config.schema import __all__ as _schema_names
-from resist.config.validate import image_size, validate
+from resist.config.validate import validate
 
 __all__ = [
     *_schema_names,

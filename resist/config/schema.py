@@ -75,10 +75,13 @@ class ConfigError(UserError, ValueError):
 
 @dataclass
 class ModelConfig:
-    """``arch`` names an entry of :data:`resist.models.spec.ARCHITECTURES`."""
+    """``arch``: a network of :data:`resist.models.catalog.MODEL_FAMILIES`; the other keys belong to families."""
 
     arch: str = "preact_resnet_mini"
-    batchnorm: BatchNormMode = BatchNormMode.batch_stats
+    batchnorm: BatchNormMode = BatchNormMode.batch_stats  # preact_*'s BatchNorm; tv_resnet* need running_stats
+    cifar_stem: bool = False  # tv_resnet*: one 3×3 stride-1 stem convolution and no max-pool (32-px images)
+    width: int = 64  # tv_resnet*: the stem's and first stage's channels (torchvision's 64)
+    patch_size: int = 4  # vit_*: pixels per patch side (the image side must be a multiple)
 
 
 @dataclass

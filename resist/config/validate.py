@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import math
 
+from resist.config.network_rules import partitioned_blocks, validate_decomposition, validate_model
+from resist.config.rules import NATIVE_IMAGE_SIZE
+from resist.config.rules import at_least as _at_least
+from resist.config.rules import require as _require
 from resist.config.schema import (
     PROTOCOL_CONFIGS,
     AmpMode,
@@ -15,7 +19,6 @@ from resist.config.schema import (
     BenchSettings,
     Compression,
     Config,
-    ConfigError,
     DatasetConfig,
     DatasetName,
     DDPConfig,
@@ -27,19 +30,6 @@ from resist.config.schema import (
     ScheduleName,
     TrainConfig,
 )
-from resist.decomposition import POLICIES, site_sizes
-from resist.models.spec import ARCHITECTURES, Stem
-
-_NATIVE_IMAGE_SIZE = {DatasetName.cifar10: 32, DatasetName.cifar100: 32, DatasetName.imagenet: 224}
-_DEFAULT_IMAGE_SIZE = {DatasetName.digits: 32, DatasetName.imagefolder: 224, DatasetName.synthetic: 32}
-_MIN_IMAGE_SIZE = {Stem.cifar: 8, Stem.imagenet: 32}
-
-
-def image_size(dataset: DatasetConfig) -> int:
-    """Side length in pixels of the images the model sees."""
-    if dataset.name in _NATIVE_IMAGE_SIZE:
-        return _NATIVE_IMAGE_SIZE[dataset.name]
-    return dataset.image_size or _DEFAULT_IMAGE_SIZE[dataset.name]
 
 
 def validate(cfg: Config) -> None:
@@ -47,7 +37,7 @@ def validate(cfg: Config) -> None:
     if isinstance(cfg, BenchConfig):
         _validate_bench(cfg.bench)
     _validate_workers(cfg)
-    _validate_model(cfg)
+    validate_model(cfg)
     _validate_protocol(cfg)
     _validate_dataset(cfg.dataset)
     _validate_optim(cfg.optim)
@@ -74,39 +64,10 @@ def _validate_checkpoint(cfg: Config) -> None:
     )
 
 
-def _require(condition: bool, key: str, *, problem: str, fix: str) -> None:
-    if not condition:
-        raise ConfigError(key, problem, fix)
-
-
-def _at_least(value: int, minimum: int, key: str, *, fix: str, why: str = "") -> None:
-    """The common rule: ``key``, here ``value``, must be >= ``minimum`` (``why``: the reason, if any)."""
-    _require(value >= minimum, key, problem=f"must be >= {minimum}{why}, got {value}", fix=fix)
-
-
-def _validate_model(cfg: Config) -> None:
-    arch = cfg.model.arch
-    _require(
-        arch in ARCHITECTURES,
-        "model.arch",
-        problem=f"unknown architecture '{arch}'",
-        fix=f"use one of {', '.join(ARCHITECTURES)} (or model=<name>)",
-    )
-    if cfg.dataset.name in _NATIVE_IMAGE_SIZE:
-        return
-    size, stem = image_size(cfg.dataset), ARCHITECTURES[arch].stem
-    _require(
-        size >= _MIN_IMAGE_SIZE[stem],
-        "dataset.image_size",
-        problem=f"{size}px is too small for the {stem.value} stem of {arch}",
-        fix=f"set dataset.image_size>={_MIN_IMAGE_SIZE[stem]}",
-    )
-
-
 def _validate_dataset(dataset: DatasetConfig) -> None:
     if dataset.image_size is not None:
         _require(
-            dataset.name not in _NATIVE_IMAGE_SIZE,
+            dataset.name not in NATIVE_IMAGE_SIZE,
             "dataset.image_size",
             problem=f"{dataset.name.value} images have a fixed size",
             fix="remove dataset.image_size",
@@ -236,7 +197,7 @@ def _validate_protocol(cfg: Config) -> None:
     if isinstance(protocol, LocalSGDConfig | ResISTConfig):
         _at_least(protocol.local_steps, 1, "protocol.local_steps", fix="set e.g. protocol.local_steps=50")
     if isinstance(protocol, LocalSGDConfig) and protocol.paper_style_stage is not None:
-        _partitioned_blocks(cfg, protocol.paper_style_stage, "protocol.paper_style_stage")
+        partitioned_blocks(cfg, protocol.paper_style_stage, "protocol.paper_style_stage")
     if isinstance(protocol, LocalSGDConfig):
         _require(
             not (protocol.paper_style and protocol.compress != Compression.none),
@@ -245,7 +206,7 @@ def _validate_protocol(cfg: Config) -> None:
             fix="set protocol.paper_style=false or protocol.compress=none",
         )
     if isinstance(protocol, ResISTConfig):
-        _validate_decomposition(cfg, protocol)
+        validate_decomposition(cfg, protocol)
     if isinstance(protocol, DDPConfig):
         _require(
             not (protocol.compress == GradientCompression.powersgd and cfg.train.amp == AmpMode.fp16),
@@ -256,56 +217,6 @@ def _validate_protocol(cfg: Config) -> None:
         _at_least(protocol.powersgd_rank, 1, "protocol.powersgd_rank", fix="set e.g. protocol.powersgd_rank=2")
         start, why = protocol.powersgd_start_step, " (torch's PowerSGD hook with error feedback)"
         _at_least(start, 2, "protocol.powersgd_start_step", why=why, fix="set e.g. protocol.powersgd_start_step=2")
-
-
-def _partitioned_blocks(cfg: Config, stage: int | None, key: str) -> tuple[int, ...]:
-    """The partitionable blocks of ``stage`` (None: the model's default) of the configured model."""
-    spec = ARCHITECTURES[cfg.model.arch]
-    stage = spec.default_partition_stage if stage is None else stage
-    _require(
-        0 <= stage < spec.num_stages,
-        key,
-        problem=f"{cfg.model.arch} has stages 0..{spec.num_stages - 1}, not {stage}",
-        fix=f"set {key}=null",
-    )
-    blocks = tuple(spec.partitionable_blocks(stage))
-    _require(
-        len(blocks) >= 1,
-        key,
-        problem=f"stage {stage} of {cfg.model.arch} has no partitionable blocks (only its first block)",
-        fix="choose a longer stage or a deeper model",
-    )
-    return blocks
-
-
-def _validate_decomposition(cfg: Config, protocol: ResISTConfig) -> None:
-    d = protocol.decomposition
-    _require(
-        d.policy in POLICIES,
-        "protocol.decomposition.policy",
-        problem=f"unknown policy '{d.policy}'",
-        fix=f"use one of {', '.join(POLICIES)}",
-    )
-    blocks = _partitioned_blocks(cfg, d.stage, "protocol.decomposition.stage")
-    _require(
-        0 <= d.min_depth <= len(blocks),
-        "protocol.decomposition.min_depth",
-        problem=f"must be in 0..{len(blocks)} (the partitionable blocks of the stage), got {d.min_depth}",
-        fix=f"set protocol.decomposition.min_depth to at most {len(blocks)}",
-    )
-    smallest = min(site_sizes(len(blocks), cfg.num_workers, d.min_depth))
-    _require(
-        smallest >= 1,
-        "protocol.decomposition.min_depth",
-        problem=f"{cfg.num_workers} workers share {len(blocks)} blocks, so some would hold none",
-        fix="set protocol.decomposition.min_depth=1 or more, or use fewer workers",
-    )
-    _require(
-        protocol.warmup_epochs >= 0,
-        "protocol.warmup_epochs",
-        problem=f"must be >= 0, got {protocol.warmup_epochs}",
-        fix="set protocol.warmup_epochs=0",
-    )
 
 
 def _validate_workers(cfg: Config) -> None:

@@ -24,7 +24,7 @@ from resist.config import (
 )
 from resist.config.hydra_door import resolved_config_text
 from resist.launch.slurm_plan import slurm_plan
-from resist.models.spec import Stem
+from resist.models.catalog import built_for_small_images
 from resist.protocols.compressed import codec_for
 from resist.protocols.expected_bytes import (
     ModelShapes,
@@ -51,7 +51,7 @@ def _resist_lines(cfg: Config, shapes: ModelShapes, local_sgd: float) -> list[st
     held = shapes.shared + max(sum(shapes.block[b] for b in own) for own in assignment(0).blocks)
     factor = 2 if cfg.optim.momentum > 0 else 1
     return [
-        "resist assignments of the first rounds (partitionable blocks per worker):",
+        "resist assignments of the first rounds (partitioned blocks per worker, by unit number):",
         *(f"  round {r}: " + json.dumps([list(b) for b in assignment(r).blocks]) for r in range(3)),
         f"  resist: {_mb(expected.total)} per round per worker, "
         f"{expected.total / local_sgd:.3f} of float32 local SGD's",
@@ -84,7 +84,8 @@ def _ddp_lines(cfg: Config, shapes: ModelShapes) -> list[str]:
 def _paper_input_note(cfg: Config, shapes: ModelShapes, local_sgd: float) -> list[str]:
     """For a CIFAR network sized on another dataset (the default digits: 1 channel), local SGD's
     bytes on CIFAR-10 input (3 channels, 10 classes), which differ in the stem and the head."""
-    if shapes.spec.stem == Stem.imagenet or cfg.dataset.name in (DatasetName.cifar10, DatasetName.cifar100):
+    small = built_for_small_images(cfg.model.arch, cifar_stem=cfg.model.cifar_stem)
+    if not small or cfg.dataset.name in (DatasetName.cifar10, DatasetName.cifar100):
         return []
     on_cifar = dataclasses.replace(cfg, dataset=DatasetConfig(name=DatasetName.cifar10))
     paper = wire_bytes(Op.all_reduce, ModelShapes(on_cifar).total, cfg.num_workers)
@@ -107,8 +108,9 @@ def dry_run_report(cfg: Config) -> str:
         "dry run: nothing is trained, no run directory is kept",
         "config:",
         *("  " + line for line in resolved_config_text(cfg).splitlines()),
-        f"model {cfg.model.arch}: {shapes.parameters:,} parameters; stage {shapes.stage} has "
-        f"{len(shapes.blocks)} partitionable blocks; {workers} workers",
+        f"model {cfg.model.arch}: {shapes.parameters:,} parameters; {len(shapes.blocks)} partitionable blocks "
+        f"(units {shapes.blocks[0]}-{shapes.blocks[-1]}) in stage(s) {', '.join(map(str, shapes.stages))}; "
+        f"{workers} workers",
         "expected wire bytes per round per worker (cost model):",
         f"  local SGD (whole model, ring all-reduce): {_mb(local_sgd)}",
         *_paper_input_note(cfg, shapes, local_sgd),

@@ -1,20 +1,22 @@
 """Pre-activation ResNets (He et al., 2016) built from an :class:`ArchSpec`.
 
-Every block of a stage is addressed by its global index within that stage, and a network may hold
-any subset of a stage's shape-preserving blocks: an absent block is the identity and costs
-nothing. Module names carry the global index (``stages.2.blocks.7.conv1.weight``), so the state
-dict of a network holding a subset is a subset of the full network's state dict, key for key.
+Every block of a stage is addressed by its index within that stage, and a network may hold any
+subset of a stage's shape-preserving blocks (:mod:`resist.models.residual_units`): an absent block is the
+identity and costs nothing. Module names carry slot indices (``stages.2.blocks.7.conv1.weight``),
+the blocks' indices in a network that holds every block.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from resist.generators import seeded_global_generator
+from resist.models.residual_units import BlockSlots, ResidualUnits
 from resist.models.spec import STAGE_STRIDES, ArchSpec, BatchNormMode, BlockKind, Stem
 from resist.seeding import derive_seed
 
@@ -88,14 +90,8 @@ class PreActBottleneck(PreActBlock):
         return self.conv3(F.relu(self.bn3(out)))
 
 
-class Stage(nn.Module):
-    """The blocks a network holds of one stage, run in ascending global index order.
-
-    ``blocks`` are slots; ``block_ids[k]`` is the global index of the block slot ``k`` holds. A
-    network holding every block has ``block_ids == range(n)``. Slots of shape-preserving blocks are
-    interchangeable, so :meth:`assign` lets a slot hold another block (ResIST's sub-networks keep
-    their structure, and their parameters, from round to round).
-    """
+class Stage(nn.Module, BlockSlots):
+    """The blocks a network holds of one stage (``blocks``, slot by slot), run in slot order."""
 
     def __init__(self, blocks: Sequence[PreActBlock], block_ids: Sequence[int]) -> None:
         super().__init__()
@@ -103,15 +99,8 @@ class Stage(nn.Module):
         self.block_ids: list[int] = []
         self.assign(block_ids)
 
-    def assign(self, block_ids: Sequence[int]) -> None:
-        """Name the blocks the slots hold from now on (ascending, one per slot)."""
-        ids = list(block_ids)
-        if len(ids) != len(self.blocks) or ids != sorted(set(ids)):
-            raise ValueError(f"need {len(self.blocks)} ascending distinct block indices, got {ids}")
-        self.block_ids = ids
-
-    def slot_of(self, block_id: int) -> int:
-        return self.block_ids.index(block_id)
+    def slot_modules(self) -> Sequence[nn.Module]:
+        return list(self.blocks)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -119,7 +108,7 @@ class Stage(nn.Module):
         return x
 
 
-class PreActResNet(nn.Module):
+class PreActResNet(nn.Module, ResidualUnits):
     """A pre-activation ResNet holding all blocks, or a chosen subset of some stages' blocks.
 
     Args:
@@ -144,9 +133,9 @@ class PreActResNet(nn.Module):
         held_blocks: Mapping[int, Iterable[int]] | None = None,
     ) -> None:
         super().__init__()
-        self.spec, self.batchnorm = spec, batchnorm
+        self.spec, self.batchnorm, self.layout = spec, batchnorm, spec.layout
         held = {stage: set(ids) for stage, ids in (held_blocks or {}).items()}
-        _check_held_blocks(spec, held)
+        self.layout.check_held_blocks(held)
         self.stem = _stem(spec, in_channels, batchnorm)
         block_type = PreActBottleneck if spec.block == BlockKind.bottleneck else PreActBasicBlock
         stages, channels = [], spec.stem_channels
@@ -163,17 +152,11 @@ class PreActResNet(nn.Module):
         self.head_norm = _norm(channels, batchnorm) if spec.stem == Stem.imagenet else None
         self.classifier = nn.Linear(channels, num_classes)
 
-    def held_block_ids(self, stage: int) -> tuple[int, ...]:
-        """Global indices of the blocks this network holds in ``stage``, ascending."""
-        return tuple(self.stages[stage].block_ids)
-
-    def block(self, stage: int, index: int) -> PreActBlock:
-        """The block with global index ``index`` of ``stage``."""
-        return self.stages[stage].blocks[self.stages[stage].slot_of(index)]
+    def stage_slots(self, stage: int) -> BlockSlots:
+        return cast(Stage, self.stages[stage])
 
     def initialize(self, seed: int) -> None:
-        """Initialise every block, and the stem and head, from its own derived seed, so that a block
-        has the same initial weights in every network that holds it (no transfer needed)."""
+        """Every block, the stem and the head from their own derived seeds, by ``reset_parameters``."""
         parts: list[tuple[tuple[object, ...], nn.Module]] = [(("stem",), self.stem), (("head",), self.classifier)]
         if self.head_norm is not None:
             parts.append((("head_norm",), self.head_norm))
@@ -187,10 +170,20 @@ class PreActResNet(nn.Module):
                     if hasattr(submodule, "reset_parameters"):
                         submodule.reset_parameters()
 
-    def set_residual_scale(self, stage: int, block_ids: Iterable[int], scale: float) -> None:
-        """Multiply the residual branch of the given held blocks of ``stage`` by ``scale``."""
+    def scale_residual_branches(self, stage: int, block_ids: Iterable[int], scale: float) -> None:
+        """Sets the blocks' ``residual_scale``, which multiplies their branch's output."""
         for index in block_ids:
-            self.block(stage, index).residual_scale = float(scale)
+            cast(PreActBlock, self.block(stage, index)).residual_scale = float(scale)
+
+    def exported_state_dict(self) -> dict[str, torch.Tensor]:
+        """Every block's residual scale folded into the last convolution of its branch (exact: the
+        branch is linear in that weight), so the plain network, all scales 1, computes the same."""
+        state = {k: v.detach().clone() for k, v in self.state_dict().items()}
+        for name, module in self.named_modules():
+            if isinstance(module, PreActBlock) and module.residual_scale != 1.0:
+                last = "conv3" if isinstance(module, PreActBottleneck) else "conv2"
+                state[f"{name}.{last}.weight"] *= module.residual_scale
+        return state
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
@@ -211,22 +204,6 @@ def _stem(spec: ArchSpec, in_channels: int, bn: BatchNormMode) -> nn.Module:
         nn.ReLU(inplace=True),
         nn.MaxPool2d(kernel_size=3, stride=2, padding=1),
     )
-
-
-def _check_held_blocks(spec: ArchSpec, held: Mapping[int, set[int]]) -> None:
-    for stage, ids in held.items():
-        if not 0 <= stage < spec.num_stages:
-            raise ValueError(f"{spec.name} has stages 0..{spec.num_stages - 1}, not {stage}")
-        removable = set(spec.shape_preserving_blocks(stage))
-        missing = set(range(spec.blocks_per_stage[stage])) - ids
-        unknown = ids - set(range(spec.blocks_per_stage[stage]))
-        if unknown:
-            raise ValueError(f"{spec.name} stage {stage} has no blocks {sorted(unknown)}")
-        if missing - removable:
-            raise ValueError(
-                f"{spec.name} stage {stage}: blocks {sorted(missing - removable)} change the shape "
-                "and cannot be left out"
-            )
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from resist.models.layout import UnitLayout
+
 
 class BatchNormMode(str, Enum):
     """``batch_stats``: normalise with batch statistics in train and eval (the paper's code,
@@ -64,14 +66,12 @@ class ArchSpec:
         start = 0 if first_keeps_shape else 1
         return tuple(range(start, self.blocks_per_stage[stage]))
 
-    def partitionable_blocks(self, stage: int) -> tuple[int, ...]:
-        """ResIST's partitionable blocks of ``stage``: every block but the first (which stays shared)."""
-        return tuple(range(1, self.blocks_per_stage[stage]))
-
     @property
-    def default_partition_stage(self) -> int:
-        """0-based index of the stage ResIST partitions by default: the third of four (the long one)."""
-        return self.num_stages - 2
+    def layout(self) -> UnitLayout:
+        """The network's residual units; ResIST partitions the third of four stages by default (the
+        long one)."""
+        removable = tuple(self.shape_preserving_blocks(s) for s in range(self.num_stages))
+        return UnitLayout(self.name, self.blocks_per_stage, removable, default_stages=(self.num_stages - 2,))
 
 
 def _cifar(name: str, blocks: tuple[int, ...], widths: tuple[int, ...] = (64, 128, 256, 512)) -> ArchSpec:

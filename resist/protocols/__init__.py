@@ -8,6 +8,7 @@ from typing import Any
 
 from resist.comm import Comm
 from resist.config import Config, ProtocolName
+from resist.models.catalog import layout_of
 from resist.protocols.base import TrainingProtocol
 from resist.protocols.ddp import DataParallel
 from resist.protocols.local_sgd import LocalSGD
@@ -19,7 +20,9 @@ BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], TrainingProtocol]] = 
     ProtocolName.none: lambda _, comm, __: SingleWorker(comm),
     ProtocolName.ddp: lambda protocol, comm, cfg: DataParallel(comm, protocol, seed=cfg.seed),
     ProtocolName.local_sgd: lambda protocol, comm, cfg: LocalSGD(comm, protocol, seed=cfg.seed),
-    ProtocolName.resist: lambda protocol, comm, cfg: ResIST(comm, protocol, arch=cfg.model.arch, seed=cfg.seed),
+    ProtocolName.resist: lambda protocol, comm, cfg: ResIST(
+        comm, protocol, layout=layout_of(cfg.model.arch), seed=cfg.seed
+    ),
 }
 
 

@@ -18,18 +18,20 @@ import torch
 from torch import nn
 
 from resist.comm import Comm, Purpose
-from resist.models.preact import PreActResNet
+from resist.models.residual_units import ResidualUnits
 
 log = logging.getLogger(__name__)
 
 
 class ModelFactory(Protocol):
-    """Builds the run's network on the worker's device: all blocks (``held_blocks`` None) or the
-    given blocks of some stages; ``initialize`` False skips the (seeded) initialisation."""
+    """Builds the run's network (a :class:`~resist.models.residual_units.ResidualUnits` module) on the
+    worker's device: all blocks (``held_blocks`` None) or the given blocks of some stages;
+    ``initialize`` False skips the (seeded) initialisation; ``meta``: on the meta device (shapes
+    only, nothing allocated)."""
 
     def __call__(
-        self, held_blocks: Mapping[int, Sequence[int]] | None = None, initialize: bool = True
-    ) -> PreActResNet: ...
+        self, held_blocks: Mapping[int, Sequence[int]] | None = None, initialize: bool = True, meta: bool = False
+    ) -> nn.Module: ...
 
 
 class TrainingProtocol(ABC):
@@ -112,8 +114,8 @@ def build_replica(
     *,
     restoring: bool,
     held_blocks: Mapping[int, Sequence[int]] | None = None,
-    agreed: Callable[[PreActResNet], Sequence[torch.Tensor]] | None = model_state_tensors,
-) -> PreActResNet:
+    agreed: Callable[[nn.Module], Sequence[torch.Tensor]] | None = model_state_tensors,
+) -> nn.Module:
     """This worker's replica of the run's network (all blocks, or ``held_blocks``), built with
     ``make_model``. ``restoring``: built uninitialised and without communicating, for the caller to
     load a checkpoint's weights into. Otherwise initialised from the run's seed, and the tensors
@@ -125,16 +127,21 @@ def build_replica(
     return model
 
 
-def copy_common_state(target: PreActResNet, source: PreActResNet) -> None:
-    """Copy into ``target`` what it shares with ``source`` (the same architecture, other blocks held):
-    every layer outside the stages and every block both hold, parameters and buffers."""
+def copy_common_state(target: nn.Module, source: nn.Module) -> None:
+    """Copy into ``target`` what it shares with ``source`` (networks of one layout holding other
+    blocks): every block both hold, and every parameter and buffer outside the stages (by name)."""
+    assert isinstance(target, ResidualUnits) and isinstance(source, ResidualUnits)
+    pairs: list[tuple[nn.Module, nn.Module]] = []
+    in_stages: set[int] = set()
+    for stage in range(target.layout.num_stages):
+        in_stages |= {id(t) for m in target.stage_slots(stage).slot_modules() for t in model_state_tensors(m)}
+        common = set(target.held_block_ids(stage)) & set(source.held_block_ids(stage))
+        pairs += [(target.block(stage, b), source.block(stage, b)) for b in sorted(common)]
+    outside = dict(source.named_parameters()) | dict(source.named_buffers())
     with torch.no_grad():
-        pairs = [
-            (t, s) for (name, t), s in zip(target.named_children(), source.children(), strict=True) if name != "stages"
-        ]
-        for stage_index, stage in enumerate(target.stages):
-            common = set(stage.block_ids) & set(source.held_block_ids(stage_index))
-            pairs += [(target.block(stage_index, b), source.block(stage_index, b)) for b in sorted(common)]
+        for name, tensor in [*target.named_parameters(), *target.named_buffers()]:
+            if id(tensor) not in in_stages and tensor.is_floating_point():
+                tensor.copy_(outside[name])
         for into, out_of in pairs:
             for t, s in zip(model_state_tensors(into), model_state_tensors(out_of), strict=True):
                 t.copy_(s)

@@ -21,14 +21,16 @@ point to point to the block's aggregator (:func:`resist.comm.exchange_compressed
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 
-from resist.comm import Comm, Purpose
+from resist.comm import Comm, Purpose, exchange_compressed
 from resist.comm.codecs import BF16, Codec, Int8
 from resist.config import Compression
+from resist.decomposition import Assignment
+from resist.decomposition.transfers import Transfers, receives_of, sends_of
 from resist.generators import generator
 
 
@@ -74,3 +76,44 @@ class DeltaAveraging:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.anchors = state["anchors"]
+
+
+def average_changes_at_aggregators(
+    comm: Comm,
+    codec: Codec,
+    gather: Transfers,
+    *,
+    current: Assignment,
+    tensors: Callable[[int], list[torch.Tensor]],
+    anchors: Mapping[int, list[torch.Tensor]],
+    generator: torch.Generator,
+) -> None:
+    """ResIST's gather of co-held blocks with a codec (billed to ``handoff``): each holder but the
+    aggregator sends its block's change since the round-start ``anchors``, encoded (stochastic
+    rounding from ``generator``); the aggregator sets the block (``tensors(b)``) to anchor + the
+    mean of its own change and the decoded others'."""
+    rank = comm.rank
+    sends, receives = sends_of(gather, rank), receives_of(gather, rank)
+
+    def change(b: int) -> list[torch.Tensor]:
+        """Block ``b``'s change since its anchor, tensor by tensor; tensors past the anchor's end
+        (momentum anchored before there was any) change from zeros."""
+        values, anchor = tensors(b), anchors[b]
+        starts = [*anchor, *(torch.zeros_like(t) for t in values[len(anchor) :])]
+        return [value - start for value, start in zip(values, starts, strict=True)]
+
+    arrived = exchange_compressed(
+        comm,
+        codec,
+        sends={(peer, b): change(b) for peer, blocks in sends for b in blocks},
+        receives=[(peer, b) for peer, blocks in receives for b in blocks],
+        like=tensors,  # a gathered block is one this worker holds
+        generator=generator,
+        purpose=Purpose.handoff,
+    )
+    for b in sorted({b for _, b in arrived}):
+        holders, own = current.holders(b), change(b)
+        others = [arrived[(p, b)] for p in holders if p != rank]
+        for k, (target, mine) in enumerate(zip(tensors(b), own, strict=True)):  # anchor + own change
+            mean = (mine + sum(theirs[k] for theirs in others)) / len(holders)
+            target.add_(mean - mine)  # becomes anchor + mean change

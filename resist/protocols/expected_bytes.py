@@ -28,11 +28,13 @@ from resist.config import (
     OptimizerStatePolicy,
     ProtocolConfig,
     ResISTConfig,
+    image_size,
 )
 from resist.decomposition import POLICIES, Assignment, site_sizes
 from resist.decomposition.transfers import hand_off_plan
-from resist.models.preact import build_model
-from resist.models.spec import ARCHITECTURES
+from resist.models.catalog import layout_of
+from resist.models.residual_units import ResidualUnits
+from resist.models.zoo import build_network
 from resist.protocols.base import model_state_tensors
 from resist.protocols.compressed import codec_for
 
@@ -67,25 +69,28 @@ def _state_bytes(module: nn.Module) -> int:
 
 class ModelShapes:
     """The run's network on the meta device and the sizes the protocols move: ``total``,
-    ``shared`` and ``block`` (per partitionable block) bytes of parameters and floating-point
-    buffers, ``params`` and ``block_params`` bytes of parameters only, ``parameters`` (a count) and
-    ``parameter_shapes``; the partitioned ``stage`` and its partitionable ``blocks``."""
+    ``shared`` and ``block`` (per partitioned block, by unit number) bytes of parameters and
+    floating-point buffers, ``params`` and ``block_params`` bytes of parameters only,
+    ``parameters`` (a count) and ``parameter_shapes``; the network's ``layout``, its partitioned
+    ``blocks`` (unit numbers, :mod:`resist.models.layout`) and their ``stages``."""
 
     def __init__(self, cfg: Config) -> None:
         num_classes, channels = classes_and_channels(cfg)
-        self.spec = ARCHITECTURES[cfg.model.arch]
-        model = build_model(self.spec, num_classes, in_channels=channels, batchnorm=cfg.model.batchnorm, device="meta")
+        self.layout = layout_of(cfg.model.arch)
+        model = build_network(
+            cfg.model, num_classes, in_channels=channels, image_size=image_size(cfg.dataset), device="meta"
+        )
+        assert isinstance(model, ResidualUnits)
         self.total = _state_bytes(model)
         self.parameters = sum(p.numel() for p in model.parameters())
         self.parameter_shapes = [tuple(p.shape) for p in model.parameters()]
         self.params = sum(p.numel() * p.element_size() for p in model.parameters())
         stage = cfg.protocol.decomposition.stage if isinstance(cfg.protocol, ResISTConfig) else None
-        self.stage = self.spec.default_partition_stage if stage is None else stage
-        self.blocks = self.spec.partitionable_blocks(self.stage)
-        self.block = {b: _state_bytes(model.block(self.stage, b)) for b in self.blocks}
-        self.block_params = {
-            b: sum(p.numel() * p.element_size() for p in model.block(self.stage, b).parameters()) for b in self.blocks
-        }
+        self.blocks = self.layout.partitioned_units(stage)
+        self.stages = tuple(sorted({self.layout.locate(u)[0] for u in self.blocks}))
+        modules = {u: model.block(*self.layout.locate(u)) for u in self.blocks}
+        self.block = {u: _state_bytes(m) for u, m in modules.items()}
+        self.block_params = {u: sum(p.numel() * p.element_size() for p in m.parameters()) for u, m in modules.items()}
         self.shared = self.total - sum(self.block.values())
 
 

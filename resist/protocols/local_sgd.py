@@ -11,7 +11,7 @@ from torch import nn
 
 from resist.comm import Comm, Purpose
 from resist.config import LocalSGDConfig, OptimizerStatePolicy
-from resist.models.preact import PreActResNet
+from resist.models.residual_units import ResidualUnits
 from resist.protocols.base import ModelFactory, TrainingProtocol, build_replica, model_state_tensors
 from resist.protocols.compressed import DeltaAveraging, workers_codec
 
@@ -42,9 +42,9 @@ class LocalSGD(TrainingProtocol):
         everything = model_state_tensors(model)
         self.partitioned: list[torch.Tensor] = []
         if self.paper_style:
-            assert isinstance(model, PreActResNet)
-            stage = model.spec.default_partition_stage if self.paper_style_stage is None else self.paper_style_stage
-            blocks = [model.block(stage, i) for i in model.spec.partitionable_blocks(stage)]
+            assert isinstance(model, ResidualUnits)
+            units = model.layout.partitioned_units(self.paper_style_stage)
+            blocks = [model.block(*model.layout.locate(u)) for u in units]
             self.partitioned = [t for block in blocks for t in model_state_tensors(block)]
         ids = {id(t) for t in self.partitioned}
         self.shared = [t for t in everything if id(t) not in ids]

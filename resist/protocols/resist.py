@@ -1,8 +1,13 @@
 """ResIST: each round, every worker trains its own shallow sub-ResNet; then shared layers are
 averaged and each partitioned block travels point-to-point straight to its next holder(s).
 
-A worker allocates only its sub-ResNet: the shared layers plus one slot per partitioned block it
-holds (slot count fixed for the run). No process group is created per block or per round: blocks
+The partitioned *blocks* are the units of the model's layout (:mod:`resist.models.layout`): the
+non-first blocks of one stage, or of several equally long stages (ResNet-18's), each named by its
+unit number. A worker allocates only its sub-network: the shared layers plus one slot per
+partitioned block it holds. Slots of one stage are interchangeable, so a sub-network keeps its
+modules from round to round while it holds as many blocks of each stage; when its count in some
+stage changes (possible only when several stages are partitioned) it is rebuilt at the round end
+and the loop gives it a new optimizer. No process group is created per block or per round: blocks
 move with :meth:`Comm.exchange` (batched send/receive, one bucket per peer).
 
 At a round end (after l local steps):
@@ -28,7 +33,8 @@ After the last round, blocks are not handed to next holders (there is no next ro
 several holders is averaged and returned to its co-holders, every other block stays where it is.
 
 Evaluation assembles the global model (every block, partitioned residual branches scaled by
-``max(1/S, m/n)``) on each worker only while it evaluates; the missing blocks are billed to ``eval``.
+``max(1/S, m/n)``, as the family scales them) on each worker only while it evaluates; the missing
+blocks are billed to ``eval``.
 With ``warmup_epochs``, the run starts as local SGD on the whole model and switches to sub-ResNets
 at the first round end after the warm-up; the optimizer state of the warm-up is not carried into
 the sub-ResNets (the loop builds a new optimizer for them).
@@ -42,29 +48,28 @@ from typing import Any
 import torch
 from torch import nn
 
-from resist.comm import Comm, Purpose, exchange_compressed
+from resist.comm import Comm, Purpose
 from resist.config import OptimizerStatePolicy, ResISTConfig
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
 from resist.decomposition.transfers import Transfers, eval_gather_plan, hand_off_plan, receives_of, sends_of
 from resist.generators import generator
-from resist.models.preact import PreActResNet
-from resist.models.spec import ARCHITECTURES
+from resist.models.layout import UnitLayout
+from resist.models.residual_units import ResidualUnits
 from resist.protocols.base import ModelFactory, TrainingProtocol, build_replica, copy_common_state, model_state_tensors
-from resist.protocols.compressed import DeltaAveraging, workers_codec
+from resist.protocols.compressed import DeltaAveraging, average_changes_at_aggregators, workers_codec
 
 
 class ResIST(TrainingProtocol):
     name = "resist"
 
-    def __init__(self, comm: Comm, cfg: ResISTConfig, *, arch: str, seed: int) -> None:
-        """ResIST for the worker that owns ``comm``, on the network ``arch`` names; partitions are
+    def __init__(self, comm: Comm, cfg: ResISTConfig, *, layout: UnitLayout, seed: int) -> None:
+        """ResIST for the worker that owns ``comm``, on a network of ``layout``; partitions are
         drawn from ``seed``."""
         super().__init__(comm)
         self.local_steps = cfg.local_steps
-        spec = ARCHITECTURES[arch]
-        self.stage = spec.default_partition_stage if cfg.decomposition.stage is None else cfg.decomposition.stage
-        self.partitioned = spec.partitionable_blocks(self.stage)
-        self.stage_size = spec.blocks_per_stage[self.stage]
+        self.layout = layout
+        self.partitioned = layout.partitioned_units(cfg.decomposition.stage)
+        stages = sorted({layout.locate(u)[0] for u in self.partitioned})
         self.policy = POLICIES[cfg.decomposition.policy]
         self.min_depth, self.seed = cfg.decomposition.min_depth, seed
         self.carry_optimizer_state = cfg.optimizer_state == OptimizerStatePolicy.keep
@@ -73,8 +78,9 @@ class ResIST(TrainingProtocol):
             eval_residual_scale(comm.size, self.min_depth, len(self.partitioned)) if cfg.test_time_scaling else 1.0
         )
         self.final_model = (
-            f"shared layers averaged over all {comm.size} workers; each partitioned block of stage {self.stage} "
-            f"averaged over its holders of the last round, its residual branch scaled by {self.scale:g}"
+            f"shared layers averaged over all {comm.size} workers; each partitioned block of stage(s) "
+            f"{', '.join(map(str, stages))} averaged over its holders of the last round, its residual branch "
+            f"scaled by {self.scale:g}"
         )
         self.round = 0
         self.current: Assignment | None = None  # this round's assignment; None during the warm-up
@@ -95,15 +101,19 @@ class ResIST(TrainingProtocol):
 
     def setup(self, make_model: ModelFactory, steps_per_epoch: int, state: dict[str, Any] | None = None) -> nn.Module:
         self.make_model = make_model
+        self.shapes = make_model(None, initialize=False, meta=True)  # every block's shapes; allocates nothing
         self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.local_steps)  # (rounds it begins)
         if state is not None:  # a checkpoint's round and assignment (its weights are loaded after)
             self.round = state["round"]
             blocks = state["assignment"]
+            if blocks is not None and "units" not in state:  # saved when blocks were numbered within the stage
+                offset = self.layout.unit(self.layout.locate(self.partitioned[0])[0], 0)
+                blocks = [[b + offset for b in held] for held in blocks]
             self.current = None if blocks is None else Assignment(tuple(tuple(b) for b in blocks))
         elif self.warmup_rounds == 0:
             self.current = self.assignment(0)
         # The warm-up trains (and agrees on) the whole model; sub-ResNets have only the shared layers in common.
-        held = None if self.current is None else {self.stage: self._stage_blocks(self.current)}
+        held = None if self.current is None else self._held_blocks(self.current)
         common = model_state_tensors if self.current is None else self._shared_tensors
         self.model = build_replica(make_model, self.comm, restoring=state is not None, held_blocks=held, agreed=common)
         if state is None:
@@ -127,25 +137,30 @@ class ResIST(TrainingProtocol):
             with torch.no_grad():
                 self.comm.all_reduce(tensors, Purpose.train_sync)
 
-    def _stage_blocks(self, assignment: Assignment) -> list[int]:
-        """This worker's blocks of the partitioned stage: the shared ones and its own."""
-        own = set(assignment.blocks[self.comm.rank])
-        return sorted(set(range(self.stage_size)) - set(self.partitioned) | own)
+    def _held_blocks(self, assignment: Assignment) -> dict[int, list[int]]:
+        """What this worker's sub-network holds of the partitioned stages: their shared blocks and
+        its own."""
+        return self.layout.held_blocks(self.partitioned, assignment.blocks[self.comm.rank])
 
-    def _shared_tensors(self, model: PreActResNet) -> list[torch.Tensor]:
+    def _block(self, model: nn.Module, unit: int) -> nn.Module:
+        """The module of partitioned block ``unit`` in ``model``."""
+        assert isinstance(model, ResidualUnits)
+        return model.block(*self.layout.locate(unit))
+
+    def _shared_tensors(self, model: nn.Module) -> list[torch.Tensor]:
         """``model``'s parameters and floating-point buffers outside the partitioned blocks it holds."""
-        own = {id(t) for block in self._own_blocks(model) for t in model_state_tensors(block)}
+        assert isinstance(model, ResidualUnits)
+        held = [
+            u for u in self.partitioned if self.layout.locate(u)[1] in model.held_block_ids(self.layout.locate(u)[0])
+        ]
+        own = {id(t) for u in held for t in model_state_tensors(self._block(model, u))}
         return [t for t in model_state_tensors(model) if id(t) not in own]
 
-    def _own_blocks(self, model: PreActResNet) -> list[nn.Module]:
-        held = set(model.held_block_ids(self.stage)) & set(self.partitioned)
-        return [model.block(self.stage, b) for b in sorted(held)]
-
-    def _switch_to_sub_network(self) -> PreActResNet:
+    def _switch_to_sub_network(self) -> nn.Module:
         """End of the warm-up: keep the shared layers and this worker's blocks; drop the rest."""
         full = self.model
         self.current = self.assignment(self.round)
-        sub = self.make_model({self.stage: self._stage_blocks(self.current)}, initialize=False)
+        sub = self.make_model(self._held_blocks(self.current), initialize=False)
         copy_common_state(sub, full)
         self.model = sub
         return sub
@@ -154,7 +169,7 @@ class ResIST(TrainingProtocol):
         """The round count, the current assignment (None during the warm-up) and, with compression,
         the averaging's anchors and those of the co-held blocks this worker holds."""
         blocks = None if self.current is None else [list(b) for b in self.current.blocks]
-        state: dict[str, Any] = {"round": self.round, "assignment": blocks}
+        state: dict[str, Any] = {"round": self.round, "assignment": blocks, "units": True}
         if self.averaging is not None:
             state["averaging"] = self.averaging.state_dict()
             state["block_anchors"] = self.anchors
@@ -178,10 +193,10 @@ class ResIST(TrainingProtocol):
         following = self.current if last_round else self.assignment(self.round)
         self._average(self._shared_tensors(self.model))
         with torch.no_grad():
-            self._hand_off(following, optimizer)
+            rebuilt = self._hand_off(following, optimizer)
         if not self.carry_optimizer_state:
             optimizer.state.clear()
-        return None
+        return rebuilt
 
     def _block_tensors(self, block: nn.Module, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
         """What travels with ``block``: its parameters and buffers, then (``optimizer_state=keep`` with
@@ -210,21 +225,28 @@ class ResIST(TrainingProtocol):
             return model_state_tensors(block) if optimizer is None else self._block_tensors(block, optimizer)
 
         co_held = [b for b in current.blocks[rank] if len(current.holders(b)) > 1]
-        self.anchors = {b: [t.detach().clone() for t in values(self.model.block(self.stage, b))] for b in co_held}
+        self.anchors = {b: [t.detach().clone() for t in values(self._block(self.model, b))] for b in co_held}
 
-    def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> None:
-        """Execute the :func:`hand_off_plan` from ``self.current`` to ``following``."""
+    def _stage_counts(self, assignment: Assignment) -> dict[int, int]:
+        """How many partitioned blocks of each stage this worker holds under ``assignment``."""
+        stages = [self.layout.locate(u)[0] for u in assignment.blocks[self.comm.rank]]
+        return {s: stages.count(s) for s in {self.layout.locate(u)[0] for u in self.partitioned}}
+
+    def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> nn.Module | None:
+        """Execute the :func:`hand_off_plan` from ``self.current`` to ``following``; returns the
+        rebuilt sub-network when this worker's block count in some stage changes, else None."""
         rank, current = self.comm.rank, self.current
         assert current is not None
         plan = hand_off_plan(current, following, self.partitioned)
 
         def tensors(block: int) -> list[torch.Tensor]:
-            return self._block_tensors(self.model.block(self.stage, block), optimizer)
+            return self._block_tensors(self._block(self.model, block), optimizer)
 
-        template = tensors(current.blocks[rank][0])
-
-        def fresh() -> list[torch.Tensor]:
-            return [torch.empty_like(t) for t in template]
+        def fresh(block: int) -> list[torch.Tensor]:  # shaped as tensors(block), from the meta-device network
+            meta = self._block(self.shapes, block)
+            momentum = self.carry_optimizer_state and optimizer.defaults.get("momentum", 0) > 0
+            like = [*model_state_tensors(meta), *(meta.parameters() if momentum else ())]
+            return [torch.empty(t.shape, dtype=t.dtype, device=self.comm.device) for t in like]
 
         # 1. Copies of blocks with several holders meet at their aggregator, which averages them.
         if self.codec is None:
@@ -234,72 +256,56 @@ class ResIST(TrainingProtocol):
                 for k, tensor in enumerate(tensors(b)):
                     tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
         else:
-            self._average_changes_at_aggregators(plan.gather, tensors=tensors)
+            assert self.codec is not None
+            average_changes_at_aggregators(
+                self.comm,
+                self.codec,
+                plan.gather,
+                current=current,
+                tensors=tensors,
+                anchors=self.anchors,
+                generator=generator(self.seed, "handoff", self.round, rank),
+            )
 
         # 2. Each aggregator sends its block (float32) to every next holder but itself.
         delivered = self._send_blocks(plan.deliver, tensors=tensors, fresh=fresh)
         arrivals = {b: values for (_, b), values in delivered.items()}
         # Fill the slots in the next round's order: kept blocks from their slots, the rest from arrivals.
         kept = {b: [t.clone() for t in tensors(b)] for b in plan.kept(rank)}
-        stage = self.model.stages[self.stage]
-        shared_ids = [b for b in stage.block_ids if b not in self.partitioned]
-        stage.assign(sorted(shared_ids + list(following.blocks[rank])))
+        rebuilt = None
+        if self._stage_counts(following) != self._stage_counts(current):  # other slots: a new sub-network
+            rebuilt = self.make_model(self._held_blocks(following), initialize=False)
+            copy_common_state(rebuilt, self.model)
+            self.model = rebuilt
+        else:
+            model = self.model
+            assert isinstance(model, ResidualUnits)
+            for stage, held in self._held_blocks(following).items():
+                model.stage_slots(stage).assign(held)
         for b in following.blocks[rank]:
             for target, value in zip(tensors(b), kept[b] if b in kept else arrivals[b], strict=True):
                 target.copy_(value)
         self.current = following
-        self._anchor_co_held_blocks(optimizer)
+        self._anchor_co_held_blocks(None if rebuilt is not None else optimizer)
+        return rebuilt
 
     def _send_blocks(
         self,
         transfers: Transfers,
         *,
         tensors: Callable[[int], list[torch.Tensor]],
-        fresh: Callable[[], list[torch.Tensor]],
+        fresh: Callable[[int], list[torch.Tensor]],
     ) -> dict[tuple[int, int], list[torch.Tensor]]:
         """One exchange of whole blocks in float32 (billed to ``handoff``): this worker's sends of
         ``transfers``, and its receives into fresh tensors, returned per (sender, block)."""
         rank = self.comm.rank
-        inbox = {(peer, b): fresh() for peer, blocks in receives_of(transfers, rank) for b in blocks}
+        inbox = {(peer, b): fresh(b) for peer, blocks in receives_of(transfers, rank) for b in blocks}
         self.comm.exchange(
             [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends_of(transfers, rank)],
             [(peer, [t for b in blocks for t in inbox[(peer, b)]]) for peer, blocks in receives_of(transfers, rank)],
             Purpose.handoff,
         )
         return inbox
-
-    def _average_changes_at_aggregators(
-        self, gather: Transfers, *, tensors: Callable[[int], list[torch.Tensor]]
-    ) -> None:
-        """The gather with a codec (billed to ``handoff``): each holder but the aggregator sends its
-        block's change since the round-start anchor, encoded; the aggregator sets the block to
-        anchor + the mean of its own change and the decoded others'."""
-        rank, codec, current = self.comm.rank, self.codec, self.current
-        assert codec is not None and current is not None
-        sends, receives = sends_of(gather, rank), receives_of(gather, rank)
-
-        def change(b: int) -> list[torch.Tensor]:
-            """Block ``b``'s change since its anchor, tensor by tensor; tensors past the anchor's end
-            (momentum anchored before there was any) change from zeros."""
-            values, anchor = tensors(b), self.anchors[b]
-            starts = [*anchor, *(torch.zeros_like(t) for t in values[len(anchor) :])]
-            return [value - start for value, start in zip(values, starts, strict=True)]
-
-        arrived = exchange_compressed(
-            self.comm,
-            codec,
-            sends={(peer, b): change(b) for peer, blocks in sends for b in blocks},
-            receives=[(peer, b) for peer, blocks in receives for b in blocks],
-            like=tensors(current.blocks[rank][0]),
-            generator=generator(self.seed, "handoff", self.round, rank),
-            purpose=Purpose.handoff,
-        )
-        for b in sorted({b for _, b in arrived}):
-            holders, own = current.holders(b), change(b)
-            others = [arrived[(p, b)] for p in holders if p != rank]
-            for k, (target, mine) in enumerate(zip(tensors(b), own, strict=True)):  # anchor + own change
-                mean = (mine + sum(theirs[k] for theirs in others)) / len(holders)
-                target.add_(mean - mine)  # becomes anchor + mean change
 
     # -- evaluation -------------------------------------------------------------------------------
 
@@ -308,7 +314,7 @@ class ResIST(TrainingProtocol):
             return self.model
         return self._assemble_global_model()
 
-    def _assemble_global_model(self) -> PreActResNet:
+    def _assemble_global_model(self) -> nn.Module:
         """The global model on this worker: its own blocks, the others from their lowest-ranked holder
         (billed to ``eval``), partitioned residual branches scaled by ``max(1/S, m/n)``."""
         rank, current = self.comm.rank, self.current
@@ -319,12 +325,15 @@ class ResIST(TrainingProtocol):
             plan = eval_gather_plan(current, self.partitioned)
 
             def tensors(blocks: tuple[int, ...]) -> list[torch.Tensor]:
-                return [t for b in blocks for t in model_state_tensors(full.block(self.stage, b))]
+                return [t for b in blocks for t in model_state_tensors(self._block(full, b))]
 
             self.comm.exchange(
                 [(peer, tensors(blocks)) for peer, blocks in sends_of(plan, rank)],
                 [(peer, tensors(blocks)) for peer, blocks in receives_of(plan, rank)],
                 Purpose.eval,
             )
-        full.set_residual_scale(self.stage, self.partitioned, self.scale)
+        assert isinstance(full, ResidualUnits)
+        for stage in sorted({self.layout.locate(u)[0] for u in self.partitioned}):
+            blocks = [self.layout.locate(u)[1] for u in self.partitioned if self.layout.locate(u)[0] == stage]
+            full.scale_residual_branches(stage, blocks, self.scale)
         return full

@@ -9,12 +9,12 @@ import torch
 
 from resist.checkpoints import Checkpoint
 from resist.comm import Comm
-from resist.config import AmpMode, Config
+from resist.config import AmpMode, Config, image_size
 from resist.data import sources
 from resist.data.batches import BatchStream
 from resist.logging import MetricSink
-from resist.models.preact import build_model, count_parameters
-from resist.models.spec import ARCHITECTURES
+from resist.models.preact import count_parameters
+from resist.models.zoo import build_network
 from resist.protocols import build_protocol
 from resist.seeding import derive_seed
 from resist.train.platform import platform_changes, platform_facts
@@ -34,20 +34,21 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
     facts the result depends on are the checkpoint's; ``platform_changes`` lists those that are not)."""
     device = comm.device
     data = sources.load(cfg.dataset, cfg.seed)
-    spec, init_seed = ARCHITECTURES[cfg.model.arch], derive_seed(cfg.seed, "init")
+    init_seed = derive_seed(cfg.seed, "init")
     memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+    pixels = image_size(cfg.dataset)
 
-    def make_model(held_blocks=None, initialize=True):  # the protocol decides which blocks this worker holds
-        model = build_model(
-            spec,
+    def make_model(held_blocks=None, initialize=True, meta=False):  # the protocol decides which blocks it holds
+        model = build_network(
+            cfg.model,
             data.num_classes,
             in_channels=data.in_channels,
-            batchnorm=cfg.model.batchnorm,
+            image_size=pixels,
             held_blocks=held_blocks,
-            device=device,
-            init_seed=init_seed if initialize else None,
+            device="meta" if meta else device,
+            init_seed=init_seed if initialize and not meta else None,
         )
-        return model.to(memory_format=memory_format)
+        return model if meta else model.to(memory_format=memory_format)
 
     protocol = build_protocol(cfg, comm)
     stream = BatchStream(
@@ -89,7 +90,7 @@ def build_run(cfg: Config, comm: Comm, sink: MetricSink, *, resume: Checkpoint |
             }
         )
         return run
-    global_params = count_parameters(build_model(spec, data.num_classes, in_channels=data.in_channels, device="meta"))
+    global_params = count_parameters(make_model(meta=True))
     reporter.start(
         {
             "total_steps": plan.total_steps,

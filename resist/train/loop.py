@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from resist.checkpoints import Checkpoint
 from resist.comm import Comm
-from resist.config import AmpMode, Config
+from resist.config import AmpMode, Config, image_size
 from resist.errors import UserError
 from resist.logging import MetricSink, Record
 from resist.logging.progress import ProgressLine
@@ -166,7 +166,12 @@ def _finish(run: Run, run_dir: RunDir | None, *, evaluated: torch.nn.Module | No
     plan, data, rank = run.plan, run.data, run.comm.rank
     if run_dir is not None and rank == 0 and evaluated is not None:
         save_inference_checkpoint(
-            evaluated, run_dir.final_model, num_classes=data.num_classes, in_channels=data.in_channels
+            evaluated,
+            run_dir.final_model,
+            options=run.cfg.model,
+            num_classes=data.num_classes,
+            in_channels=data.in_channels,
+            image_size=image_size(run.cfg.dataset),
         )
     before_summary = run_dir.metrics_bytes() if run_dir is not None and rank == 0 else None
     summary = run.reporter.summary(

@@ -23,6 +23,7 @@ from resist.models.spec import ARCHITECTURES
 from resist.protocols.ddp import DataParallel
 from tests.helpers import fixed
 from resist.protocols.local_sgd import LocalSGD
+from resist.models.catalog import layout_of
 from resist.protocols.resist import ResIST
 from tests.conftest import run_cli
 
@@ -62,11 +63,14 @@ def scenario(comm, initial):
     cfg = Config()
     cfg.model.arch, cfg.num_workers = "preact_resnet_mini_deep", WORKERS
     cfg.protocol = ResISTConfig(local_steps=2, decomposition=DecompositionConfig(min_depth=3))  # 9 slots, 8 blocks
-    resist = ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
+    resist = ResIST(comm, cfg.protocol, layout=layout_of(cfg.model.arch), seed=cfg.seed)
 
-    def make_model(held_blocks=None, initialize=True):
+    def make_model(held_blocks=None, initialize=True, meta=False):
         spec = ARCHITECTURES["preact_resnet_mini_deep"]
-        return build_model(spec, 4, in_channels=1, held_blocks=held_blocks, init_seed=0 if initialize else None)
+        return build_model(
+            spec, 4, in_channels=1, held_blocks=held_blocks, init_seed=0 if initialize and not meta else None,
+            device="meta" if meta else None,
+        )
 
     model = resist.setup(make_model, steps_per_epoch=100)
     for round_index in range(3):

@@ -32,8 +32,8 @@ def _shared_parameters(arch: str, num_classes: int, in_channels: int) -> int:
 
     spec = ARCHITECTURES[arch]
     model = build_model(spec, num_classes, in_channels=in_channels, device="meta")
-    stage = spec.default_partition_stage
-    partitioned = sum(count_parameters(model.block(stage, b)) for b in spec.partitionable_blocks(stage))
+    units = spec.layout.partitioned_units(None)
+    partitioned = sum(count_parameters(model.block(*spec.layout.locate(u))) for u in units)
     return count_parameters(model) - partitioned
 
 

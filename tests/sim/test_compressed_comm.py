@@ -72,7 +72,7 @@ def test_compressed_exchange_delivers_each_item_as_decoded_and_bills_the_encodin
             codec,
             sends={(peer, key): item(comm.rank, peer, key) for peer in peers for key in keys},
             receives=[(peer, key) for peer in peers for key in keys],
-            like=[torch.empty(shape) for shape in shapes],
+            like=lambda key: [torch.empty(shape) for shape in shapes],
             generator=torch.Generator().manual_seed(comm.rank),
             purpose=Purpose.handoff,
         )

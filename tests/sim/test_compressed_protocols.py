@@ -21,14 +21,20 @@ from tests.helpers import RESIST_BLOCKS as BLOCKS
 from tests.helpers import RESIST_STAGE as STAGE
 from tests.helpers import resist_config as _config
 from tests.helpers import resist_protocol as _resist
+from tests.helpers import unit_block
 
 CODECS = {Compression.bf16: BF16(), Compression.int8: Int8()}
 
 
-def make_model(held_blocks=None, initialize=True):
+def make_model(held_blocks=None, initialize=True, meta=False):
     """The float32 network of tests/sim/test_resist.py (codecs encode float32)."""
     return build_model(
-        ARCHITECTURES[ARCH], 3, in_channels=1, held_blocks=held_blocks, init_seed=0 if initialize else None
+        ARCHITECTURES[ARCH],
+        3,
+        in_channels=1,
+        held_blocks=held_blocks,
+        init_seed=0 if initialize and not meta else None,
+        device="meta" if meta else None,
     )
 
 
@@ -83,12 +89,12 @@ def test_compressed_resist_averages_co_held_blocks_by_encoded_changes_and_delive
         before_round = protocol.current
         _train(model, optimizer, comm.rank)
         trained = {
-            b: torch.cat([t.detach().reshape(-1) for t in model_state_tensors(model.block(STAGE, b))])
+            b: torch.cat([t.detach().reshape(-1) for t in model_state_tensors(unit_block(model, b))])
             for b in before_round.blocks[comm.rank]
         }
         protocol.end_round(optimizer)
         blocks = {
-            b: torch.cat([t.detach().reshape(-1) for t in model_state_tensors(model.block(STAGE, b))])
+            b: torch.cat([t.detach().reshape(-1) for t in model_state_tensors(unit_block(model, b))])
             for b in protocol.current.blocks[comm.rank]
         }
         shared = [t.detach().clone() for t in protocol._shared_tensors(protocol.model)]
@@ -107,7 +113,7 @@ def test_compressed_resist_averages_co_held_blocks_by_encoded_changes_and_delive
         if len(copies) == 1:
             assert torch.equal(first, exact)  # a block with one holder moves in float32: exact
         else:
-            start = torch.cat([t.reshape(-1) for t in model_state_tensors(make_model().block(STAGE, b))])
+            start = torch.cat([t.reshape(-1) for t in model_state_tensors(unit_block(make_model(), b))])
             largest_change = max((c - start).abs().max().item() for c in copies)
             step = largest_change / 127 if compress == Compression.int8 else largest_change * 2**-8
             assert (first - exact).abs().max().item() <= step + 1e-6

@@ -22,8 +22,9 @@ from resist.models.preact import build_model
 from resist.models.spec import ARCHITECTURES, _cifar
 from resist.protocols.resist import ResIST
 from resist.seeding import derive_seed
+from tests.helpers import unit_block
 
-ARCH, ROUNDS, STAGE, BLOCKS = "preact_resnet_drift_test", 2000, 2, (1, 2, 3, 4)
+ARCH, ROUNDS, BLOCKS = "preact_resnet_drift_test", 2000, (3, 4, 5, 6)  # units: stage 2's blocks 1-4
 SHRINK, NOISE = 0.1 * 0.01 * 5e-4 * 50, 0.03
 
 
@@ -33,15 +34,20 @@ def narrow_network(monkeypatch):
     monkeypatch.setitem(ARCHITECTURES, ARCH, _cifar(ARCH, (1, 1, 5, 1), (8, 8, 16, 8)))
 
 
-def make_model(held_blocks=None, initialize=True):
+def make_model(held_blocks=None, initialize=True, meta=False):
     return build_model(
-        ARCHITECTURES[ARCH], 10, in_channels=3, held_blocks=held_blocks, init_seed=0 if initialize else None
+        ARCHITECTURES[ARCH],
+        10,
+        in_channels=3,
+        held_blocks=held_blocks,
+        init_seed=0 if initialize and not meta else None,
+        device="meta" if meta else None,
     )
 
 
 def _initial_blocks() -> dict[int, list[torch.Tensor]]:
     model = make_model()
-    return {b: [p.detach().clone() for p in model.block(STAGE, b).parameters()] for b in BLOCKS}
+    return {b: [p.detach().clone() for p in unit_block(model, b).parameters()] for b in BLOCKS}
 
 
 def _update(block: torch.nn.Module, b: int, round_index: int, rank: int, steps: list[float]) -> None:
@@ -58,16 +64,16 @@ def _carried(compress: Compression) -> dict[int, list[torch.Tensor]]:
 
     def worker(comm):
         cfg = ResISTConfig(local_steps=50, compress=compress, decomposition=DecompositionConfig(min_depth=3))
-        protocol = ResIST(comm, cfg, arch=ARCH, seed=3)
+        protocol = ResIST(comm, cfg, layout=ARCHITECTURES[ARCH].layout, seed=3)
         model = protocol.setup(make_model, steps_per_epoch=100)
         optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
         for round_index in range(ROUNDS):
             with torch.no_grad():
                 for b in protocol.current.blocks[comm.rank]:
-                    _update(model.block(STAGE, b), b, round_index, comm.rank, steps[b])
+                    _update(unit_block(model, b), b, round_index, comm.rank, steps[b])
             protocol.end_round(optimizer, last_round=round_index == ROUNDS - 1)
         return {
-            b: [p.detach().clone() for p in model.block(STAGE, b).parameters()]
+            b: [p.detach().clone() for p in unit_block(model, b).parameters()]
             for b in protocol.current.blocks[comm.rank]
         }
 

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from resist.comm import Op, Purpose
 from resist.comm.backends import run_in_threads
 from resist.config import DDPConfig, DecompositionConfig, LocalSGDConfig, ResISTConfig
+from resist.models.catalog import layout_of
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES
 from resist.paper import TABLE1_GB, TABLE1_MIN_DEPTH, table1_bytes_per_round
@@ -104,9 +105,11 @@ def test_resist_round_bytes(workers):
 
     def worker(comm):
         cfg = _resist_config(workers)
-        protocol = ResIST(comm, cfg.protocol, arch=cfg.model.arch, seed=cfg.seed)
+        protocol = ResIST(comm, cfg.protocol, layout=layout_of(cfg.model.arch), seed=cfg.seed)
         model = protocol.setup(
-            lambda held_blocks=None, initialize=True: build_model(SPEC, 10, held_blocks=held_blocks),
+            lambda held_blocks=None, initialize=True, meta=False: build_model(
+                SPEC, 10, held_blocks=held_blocks, device="meta" if meta else None
+            ),
             steps_per_epoch=100,
         )
         before = protocol.current
@@ -125,7 +128,7 @@ def test_resist_round_bytes(workers):
         sent = {e[4]: e[2] for e in entries if e[1] == Purpose.handoff and e[0] == Op.send}
         received = {e[4]: e[2] for e in entries if e[1] == Purpose.handoff and e[0] == Op.recv}
         expected_sent, expected_received = {}, {}
-        for b in range(1, 23):
+        for b in SPEC.layout.partitioned_units(None):
             (old,), (new,) = before.holders(b), after.holders(b)
             if old == rank and new != rank:
                 expected_sent[new] = expected_sent.get(new, 0) + P_BLOCK * 4
@@ -133,7 +136,7 @@ def test_resist_round_bytes(workers):
                 expected_received[old] = 0  # a payload counts once, on its sender
         assert sent == expected_sent and received == expected_received
         assert all(e[3] == e[2] for e in entries if e[0] == Op.send)  # wire = payload for a send
-    moved = sum(before.holders(b) != after.holders(b) for b in range(1, 23))
+    moved = sum(before.holders(b) != after.holders(b) for b in SPEC.layout.partitioned_units(None))
     total = sum(e[2] for _, _, entries, _ in results for e in entries if e[1] == Purpose.handoff and e[0] == Op.send)
     assert total == 4 * P_BLOCK * moved and moved > 0
 

@@ -18,13 +18,20 @@ from tests.helpers import RESIST_BLOCKS as BLOCKS
 from tests.helpers import RESIST_STAGE as STAGE
 from tests.helpers import resist_config as _config
 from tests.helpers import resist_protocol as _resist
+from tests.helpers import stage_index, unit_block
 
 
 def model_factory(batchnorm: BatchNormMode = BatchNormMode.batch_stats):
-    def make_model(held_blocks=None, initialize=True):
-        seed = 0 if initialize else None
+    def make_model(held_blocks=None, initialize=True, meta=False):
+        seed = 0 if initialize and not meta else None
         return build_model(
-            ARCHITECTURES[ARCH], 3, in_channels=1, batchnorm=batchnorm, held_blocks=held_blocks, init_seed=seed
+            ARCHITECTURES[ARCH],
+            3,
+            in_channels=1,
+            batchnorm=batchnorm,
+            held_blocks=held_blocks,
+            init_seed=seed,
+            device="meta" if meta else None,
         ).double()
 
     return make_model
@@ -43,7 +50,7 @@ def _train(model, optimizer, rank: int, round_index: int, steps: int = 2) -> Non
 
 
 def _blocks(model, ids):
-    return {b: [t.detach().clone() for t in model_state_tensors(model.block(STAGE, b))] for b in ids}
+    return {b: [t.detach().clone() for t in model_state_tensors(unit_block(model, b))] for b in ids}
 
 
 def _shared(protocol):
@@ -64,8 +71,8 @@ def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(wo
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         before = protocol.current
         own_before = before.blocks[comm.rank]
-        assert model.held_block_ids(STAGE) == (0, *own_before)
-        shared_params = count_parameters(model) - sum(count_parameters(model.block(STAGE, b)) for b in own_before)
+        assert model.held_block_ids(STAGE) == (0, *map(stage_index, own_before))
+        shared_params = count_parameters(model) - sum(count_parameters(unit_block(model, b)) for b in own_before)
         _train(model, optimizer, comm.rank, 0)
         pre_blocks, pre_shared = _blocks(model, own_before), _shared(protocol)
         protocol.end_round(optimizer)
@@ -77,8 +84,8 @@ def test_a_round_averages_over_holders_and_hands_blocks_to_their_next_holders(wo
         full = protocol.eval_model()
         scales = [full.block(STAGE, b).residual_scale for b in range(9)]
         global_blocks, global_shared = _blocks(full, BLOCKS), [t.clone() for t in model_state_tensors(full)]
-        full.set_residual_scale(STAGE, BLOCKS, 1.0)
-        full.set_residual_scale(STAGE, [b for b in BLOCKS if b not in after.blocks[comm.rank]], 0.0)
+        full.scale_residual_branches(STAGE, map(stage_index, BLOCKS), 1.0)
+        full.scale_residual_branches(STAGE, [stage_index(b) for b in BLOCKS if b not in after.blocks[comm.rank]], 0.0)
         return {
             "before": before,
             "after": after,
@@ -144,13 +151,13 @@ def test_momentum_travels_with_its_block():
         optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
         _train(model, optimizer, comm.rank, 0)
         momentum = {
-            b: [optimizer.state[p]["momentum_buffer"].clone() for p in model.block(STAGE, b).parameters()]
+            b: [optimizer.state[p]["momentum_buffer"].clone() for p in unit_block(model, b).parameters()]
             for b in protocol.current.blocks[comm.rank]
         }
         before = protocol.current
         protocol.end_round(optimizer)
         arrived = {
-            b: [optimizer.state[p]["momentum_buffer"].clone() for p in model.block(STAGE, b).parameters()]
+            b: [optimizer.state[p]["momentum_buffer"].clone() for p in unit_block(model, b).parameters()]
             for b in protocol.current.blocks[comm.rank]
         }
         sent = {e.peer: e.payload_bytes for e in comm.ledger.round_entries if e.op == Op.send}
@@ -182,7 +189,7 @@ def test_kept_momentum_travels_even_when_a_worker_skipped_every_step():
         before = protocol.current
         protocol.end_round(optimizer)
         arrived = {
-            b: [optimizer.state[p]["momentum_buffer"] for p in model.block(STAGE, b).parameters()]
+            b: [optimizer.state[p]["momentum_buffer"] for p in unit_block(model, b).parameters()]
             for b in protocol.current.blocks[comm.rank]
         }
         return before, arrived

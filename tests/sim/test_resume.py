@@ -1,8 +1,9 @@
 """Stop-and-resume on thread workers running the real loop: a run stopped at a round end and resumed
 from its checkpoint ends bit for bit where the uninterrupted run ends, with the same records and
 ledger totals (ResIST, ResIST with a warm-up that spans the stop, local SGD, both with int8
-transfers, and DDP with PowerSGD). A finished run extended keeps its learning-rate schedule, and its
-resume record says what changed; the metrics are on disk before a manifest records their length."""
+transfers, DDP with PowerSGD; ResIST on torchvision's ResNet-18 and ViT, local SGD on its
+ResNet-50). A finished run extended keeps its learning-rate schedule, and its resume record says
+what changed; the metrics are on disk before a manifest records their length."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import torch
 from resist.checkpoints import CheckpointStore
 from resist.comm import Comm
 from resist.comm.backends import run_in_threads
-from resist.config import Compression, GradientCompression, ProtocolName
+from resist.config import BatchNormMode, Compression, GradientCompression, ModelConfig, ProtocolName
 from resist.logging.jsonl import JsonlSink
 from resist.run_dir import RunDir
 from resist.train.loop import train
@@ -69,6 +70,19 @@ CASES = {
     # PowerSGD's residuals and factors are restored (its DDP keeps one bucket layout): stopped after
     # step 4 of 12, two steps into compression
     "ddp_powersgd": dict(protocol=ProtocolName.ddp, compress=GradientCompression.powersgd, stop_round=4),
+    # torchvision's networks: ResNet-18's four stages are partitioned, so sub-networks are rebuilt
+    # whenever a worker's blocks per stage change (its BatchNorm keeps running statistics)
+    "resist_tv_resnet18": dict(
+        protocol=ProtocolName.resist,
+        model=dict(arch="tv_resnet18", batchnorm=BatchNormMode.running_stats, cifar_stem=True, width=4),
+    ),
+    "resist_vit_tiny_int8": dict(
+        protocol=ProtocolName.resist, compress=Compression.int8, model=dict(arch="vit_tiny", patch_size=4)
+    ),
+    "local_sgd_tv_resnet50": dict(
+        protocol=ProtocolName.local_sgd,
+        model=dict(arch="tv_resnet50", batchnorm=BatchNormMode.running_stats, cifar_stem=True, width=2),
+    ),
 }  # float32 DDP is resumed through processes (tests/e2e/test_survival.py): its reducer rebuilds its
 # buckets after the first step of every process, so its operation count restarts with a resume.
 
@@ -82,7 +96,10 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(ca
         from resist.config import OptimizerStatePolicy
 
         changes["optimizer_state"] = OptimizerStatePolicy(changes["optimizer_state"])
+    model = changes.pop("model", None)
     cfg = loop_config(protocol, eval_every=2, **changes)  # 12 steps: 4 rounds of 3 (ddp: 12 rounds of 1)
+    if model is not None:
+        cfg.model = ModelConfig(**model)
     cfg.checkpoint.every_rounds = 1
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
     for d in (whole, interrupted):

@@ -21,7 +21,7 @@ from resist.config import (
     to_typed_config,
     validate,
 )
-from resist.models.spec import ARCHITECTURES
+from resist.models.catalog import layout_of
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 GROUPS = ["model", "dataset", "protocol", "decomposition", "optim", "logger", "launcher"]
@@ -52,9 +52,9 @@ def test_every_group_option_composes_and_validates(group, option):
         overrides.append("num_workers=1")
     if option == "imagefolder":
         overrides.append("dataset.root=some/where")
-    if group == "model" and len(ARCHITECTURES[option].partitionable_blocks(2)) < 2:
+    if group == "model" and len(layout_of(option).partitioned_units(None)) < 2:
         overrides.append("protocol.decomposition.min_depth=1")  # 2 ResIST workers, 1 partitionable block
-    if group == "model" and option.startswith("imagenet"):
+    if group == "model" and option.startswith(("imagenet", "tv_")):
         overrides.append("dataset.image_size=64")
     cfg = _compose(*overrides)
     validate(cfg)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from resist.config import BatchNormMode
+from resist.config import BatchNormMode, ModelConfig
 from resist.models.preact import build_model, count_parameters
 from resist.models.spec import ARCHITECTURES, BlockKind, Stem
 
@@ -20,10 +20,12 @@ def test_paper_preact_resnet101_parameter_counts():
 def test_paper_partition_of_preact_resnet101():
     """22 partitionable blocks of 1,180,672 parameters each; the rest (15,375,946) is shared."""
     spec = ARCHITECTURES["preact_resnet101"]
-    stage = spec.default_partition_stage
-    assert stage == 2 and spec.partitionable_blocks(stage) == tuple(range(1, 23))
+    layout = spec.layout
+    (stage,) = layout.default_stages
+    assert stage == 2 and layout.partitionable_blocks(stage) == tuple(range(1, 23))
+    assert layout.partitioned_units(None) == tuple(range(3 + 4 + 1, 3 + 4 + 23))  # unit numbers over all stages
     model = build_model(spec, 10, device="meta")
-    block_params = {count_parameters(model.block(stage, i)) for i in spec.partitionable_blocks(stage)}
+    block_params = {count_parameters(model.block(stage, i)) for i in layout.partitionable_blocks(stage)}
     assert block_params == {1_180_672}
     assert count_parameters(model) - 22 * 1_180_672 == 15_375_946
 
@@ -99,7 +101,7 @@ def test_removed_blocks_equal_zeroed_residual_branches(bn):
             partial.block(2, block_id).parameters(), full.block(2, block_id).parameters(), strict=True
         ):
             assert torch.equal(mine, theirs)
-    full.set_residual_scale(2, [i for i in range(9) if i not in held], 0.0)
+    full.scale_residual_branches(2, [i for i in range(9) if i not in held], 0.0)
     x = torch.randn(4, 3, 32, 32, dtype=torch.float64)
     for mode in (True, False):
         full.train(mode)
@@ -172,7 +174,9 @@ def test_inference_checkpoint_refuses_a_pickle_with_code(tmp_path):
 
     model = build_model(ARCHITECTURES["preact_resnet_mini"], 10)
     good = tmp_path / "final_model.pt"
-    save_inference_checkpoint(model, good, num_classes=10, in_channels=3)
+    save_inference_checkpoint(
+        model, good, options=ModelConfig("preact_resnet_mini"), num_classes=10, in_channels=3, image_size=32
+    )
     assert torch.equal(load_inference_model(good).classifier.weight, model.classifier.weight)
 
     marker = tmp_path / "code-ran"
