@@ -81,3 +81,40 @@ def test_compressed_bench_measures_what_the_cost_model_expects(tmp_path):
     assert "resist with compress=int8 / float32 ring local SGD" in result.stdout
     window = resist["window_wire_bytes_per_round_per_worker"]
     assert resist["wire_bytes_per_round_per_worker"] == pytest.approx(window, rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        ("model=tv_resnet50", "model.cifar_stem=true", "model.width=4"),  # layer3: 5 partitioned blocks
+        ("model=vit_tiny", "model.patch_size=8"),  # 11 partitioned encoder layers
+    ],
+    ids=["tv_resnet50", "vit_tiny"],
+)
+def test_bench_on_torchvision_networks_measures_the_cost_models_bytes(model, tmp_path):
+    """Local SGD and ResIST on torchvision's networks: every measured round's bytes are the cost
+    model's of its partitions, to the byte, and a worker holds the shared layers and its blocks."""
+    result = subprocess.run(
+        [sys.executable, "-m", "resist.bench", *model, "train.batch_size=4", "num_workers=2",
+         "protocol.local_steps=2", "bench.rounds=2", "bench.warmup_rounds=1", "dataset.num_train_samples=64",
+         "bench.protocols=[local_sgd,resist]", f"hydra.run.dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "bench.json").read_text())
+    local, resist = report["protocols"]["local_sgd"], report["protocols"]["resist"]
+    assert local["wire_bytes_per_round_per_worker"] == local["expected_wire_bytes_per_round_per_worker"]
+    window = resist["window_wire_bytes_per_round_per_worker"]
+    assert resist["wire_bytes_per_round_per_worker"] == pytest.approx(window, rel=1e-12, abs=0)
+    from resist.config.hydra_door import load_run_config
+    from resist.protocols.expected_bytes import ModelShapes
+    from resist.run_dir import RunDir
+
+    shapes = ModelShapes(load_run_config(RunDir(tmp_path / "resist")))
+    blocks = len(shapes.blocks)
+    parameters = shapes.params / 4
+    block_params = next(iter(shapes.block_params.values())) / 4  # every partitioned block is alike
+    assert local["param_bytes_per_worker"] == local["param_bytes_per_worker_mean"] == 4 * parameters
+    largest = -(-blocks // 2)  # the 2 sub-networks hold ⌈n/2⌉ and ⌊n/2⌋ blocks
+    assert resist["param_bytes_per_worker"] == 4 * (parameters - block_params * (blocks - largest))
+    assert resist["param_bytes_per_worker_mean"] == 4 * (parameters - block_params * blocks / 2)
