@@ -23,7 +23,7 @@ REQUIRED_FIGURES = (
 
 
 def load_benches(root: Path) -> list[dict[str, Any]]:
-    """Every ``<root>/<name>/bench.json`` in name order as ``{name, model, S, min_depth, batch,
+    """Every ``<root>/<name>/bench.json`` in name order as ``{name, config, model, S, min_depth, batch,
     protocols, host_cpus, threads_per_worker, finished}`` (``min_depth``: the ResIST run's, 0 without
     one; ``finished``: the file's modification time, seconds since the epoch). A missing folder, or
     a benchmark written before its figures existed, is an error naming the fix."""
@@ -44,6 +44,7 @@ def load_benches(root: Path) -> list[dict[str, Any]]:
         benches.append(
             {
                 "name": path.parent.name,
+                "config": config,
                 "model": config["model"]["arch"],
                 "S": config["num_workers"],
                 "min_depth": next(iter(protocols.values()))["min_depth"],  # the ResIST run's (0 without one)

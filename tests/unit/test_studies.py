@@ -330,3 +330,40 @@ def test_the_readme_holds_the_table_rendered_from_the_recorded_figures():
     readme = (REPO / "README.md").read_text()
     section = readme.split("<!-- BEGIN measured -->\n")[1].split("\n<!-- END measured -->")[0]
     assert section == render(json.loads(FIGURES.read_text()))
+
+
+def test_models_analysis_sets_resist_against_local_sgd_per_network(tmp_path):
+    """Bytes: one row per benchmark with the network's partitioned share (from the cost model's
+    sizes), measured ratios and the generated reading; accuracy: ResIST against local SGD per network."""
+    runs = tmp_path / "runs"
+    for model in ("tv_resnet50", "vit_tiny"):
+        for workers, depth in ((2, 0), (8, 4)):
+            config_model = {"arch": model, **({"batchnorm": "running_stats"} if model.startswith("tv_") else {})}
+            bench = write_bench(
+                runs / "bytes" / f"{model}-S{workers}", model=model, workers=workers, min_depth=depth,
+                protocols=("local_sgd", "resist"),
+            )  # fmt: skip
+            report = json.loads((bench / "bench.json").read_text())
+            report["config"]["model"] = config_model
+            (bench / "bench.json").write_text(json.dumps(report))
+        for job, (protocol, seed) in enumerate([(p, s) for s in (0, 1) for p in ("local_sgd", "resist")]):
+            final = (0.5 if protocol == "local_sgd" else 0.45) + 0.01 * seed
+            write_run(
+                runs / "accuracy" / model / str(job), protocol=protocol, seed=seed, workers=4,
+                accuracies=[final - 0.1, final], bytes_per_eval=10e6 if protocol == "local_sgd" else 5e6,
+                config={"model": config_model},
+            )  # fmt: skip
+    out = _out(tmp_path, "models")
+    result = _analyze("models", "--runs", runs, "--out", out)
+    assert result.returncode == 0, result.stderr
+    text = (out / "README.md").read_text()
+    bytes_section = text.split("<!-- BEGIN bytes -->")[1].split("<!-- END bytes -->")[0]
+    # 100 MB local SGD, 40 MB ResIST (measured and expected), 200 MB and 400 MB held
+    assert (
+        "| vit_tiny | 8 | 4 | 5.4 M | 91.2 % | 100.0 | 40.0 | 40.0 | 1.0000 | 0.400 | 0.400 | 0.500 |" in bytes_section
+    )
+    assert "`tv_resnet50` (23.5 M parameters, 23.7 % of them in the partitioned blocks)" in bytes_section
+    accuracy = text.split("<!-- BEGIN accuracy -->")[1].split("<!-- END accuracy -->")[0]
+    assert "ResIST against local SGD on `vit_tiny`" in accuracy and "| 4 | 2 / 2 | -5.00 points | 0.474 |" in accuracy
+    for plot in ("bytes_ratio.png", "held_ratio.png", "accuracy_vs_epochs.png"):
+        assert (out / plot).read_bytes()[:8] == PNG
