@@ -10,10 +10,12 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from resist.config import (
+    BatchNormMode,
     Config,
     ConfigError,
     DatasetName,
     DeviceKind,
+    OptimizerStatePolicy,
     ProtocolName,
     ScheduleName,
     image_size,
@@ -141,6 +143,18 @@ def _valid(**changes) -> Config:
         ),
         ({"dataset__loader_workers": -1}, "dataset.loader_workers"),
         ({"model__arch": "imagenet_preact_resnet50"}, "dataset.image_size"),
+        ({"model__arch": "vit_tiny", "model__cifar_stem": True}, "model.cifar_stem"),
+        ({"model__arch": "preact_resnet_mini", "model__width": 16}, "model.width"),
+        ({"model__arch": "tv_resnet34", "model__patch_size": 8}, "model.patch_size"),
+        ({"model__arch": "tv_resnet34", "model__cifar_stem": True}, "model.batchnorm"),  # batch_stats
+        ({"model__arch": "vit_tiny", "model__patch_size": 5}, "model.patch_size"),  # 16 px images
+        ({"model__arch": "vit_tiny", "protocol__decomposition__stage": 1}, "protocol.decomposition.stage"),
+        (
+            {"model__arch": "tv_resnet18", "model__batchnorm": BatchNormMode.running_stats, "model__cifar_stem": True,
+             "protocol__optimizer_state": OptimizerStatePolicy.keep},
+            "protocol.optimizer_state",  # four stages partitioned: sub-networks are rebuilt
+        ),  # fmt: skip
+        ({"model__arch": "tv_resnet34", "model__batchnorm": BatchNormMode.running_stats}, "dataset.image_size"),
     ],
 )
 def test_validation_rejects(changes, key):
