@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resist.generators import seeded_global_generator
-from resist.models.residual_units import BlockSlots, ResidualUnits
+from resist.models.residual_units import BlockSlots, ResidualUnits, materialize
 from resist.models.spec import STAGE_STRIDES, ArchSpec, BatchNormMode, BlockKind, Stem
 from resist.seeding import derive_seed
 
@@ -230,13 +230,4 @@ def build_model(
     """
     with torch.device("meta"):
         model = PreActResNet(spec, num_classes, in_channels=in_channels, batchnorm=batchnorm, held_blocks=held_blocks)
-    if str(device) == "meta":
-        return model
-    model = model.to_empty(device="cpu")
-    if init_seed is not None:
-        model.initialize(init_seed)
-    else:
-        for module in model.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.reset_running_stats()
-    return model.to(device or "cpu")
+    return cast(PreActResNet, materialize(model, device, init_seed))

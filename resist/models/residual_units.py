@@ -93,3 +93,21 @@ class ResidualUnits(ABC):
         scale folded into the weights), detached copies."""
         assert isinstance(self, nn.Module)
         return {k: v.detach().clone() for k, v in self.state_dict().items()}
+
+
+def materialize(network: nn.Module, device: torch.device | str | None, init_seed: int | None) -> nn.Module:
+    """``network``, built on the meta device, on ``device`` (``"meta"``: returned as it is): its
+    weights from ``initialize(init_seed)`` on the CPU, then moved, so they depend neither on the
+    device nor on global generator state; without ``init_seed`` left for the caller to fill
+    (BatchNorm statistics reset)."""
+    if str(device) == "meta":
+        return network
+    network = network.to_empty(device="cpu")
+    assert isinstance(network, ResidualUnits)
+    if init_seed is not None:
+        network.initialize(init_seed)
+    else:
+        for module in network.modules():
+            if isinstance(module, nn.BatchNorm2d):
+                module.reset_running_stats()
+    return network.to(device or "cpu")

@@ -15,7 +15,7 @@ from torch import nn
 
 from resist.models.catalog import MODEL_FAMILIES, Family
 from resist.models.preact import build_model
-from resist.models.residual_units import ResidualUnits
+from resist.models.residual_units import materialize
 from resist.models.spec import ARCHITECTURES, BatchNormMode
 from resist.models.torchvision_resnet import TorchvisionResNet
 from resist.models.vision_transformer import TorchvisionViT
@@ -79,14 +79,4 @@ def build_network(
                 in_channels=in_channels,
                 held_blocks=held_blocks,
             )
-    if str(device) == "meta":
-        return network
-    network = network.to_empty(device="cpu")
-    assert isinstance(network, ResidualUnits)
-    if init_seed is not None:
-        network.initialize(init_seed)
-    else:
-        for module in network.modules():
-            if isinstance(module, nn.BatchNorm2d):
-                module.reset_running_stats()
-    return network.to(device or "cpu")
+    return materialize(network, device, init_seed)
