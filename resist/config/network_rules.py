@@ -104,7 +104,7 @@ def validate_decomposition(cfg: Config, protocol: ResISTConfig) -> None:
     require(
         0 <= d.min_depth <= len(blocks),
         "protocol.decomposition.min_depth",
-        problem=f"must be in 0..{len(blocks)} (the partitionable blocks of the stage), got {d.min_depth}",
+        problem=f"must be in 0..{len(blocks)} (the blocks ResIST partitions in {cfg.model.arch}), got {d.min_depth}",
         fix=f"set protocol.decomposition.min_depth to at most {len(blocks)}",
     )
     smallest = min(site_sizes(len(blocks), cfg.num_workers, d.min_depth))

@@ -109,7 +109,7 @@ def dry_run_report(cfg: Config) -> str:
         "config:",
         *("  " + line for line in resolved_config_text(cfg).splitlines()),
         f"model {cfg.model.arch}: {shapes.parameters:,} parameters; {len(shapes.blocks)} partitionable blocks "
-        f"(units {shapes.blocks[0]}-{shapes.blocks[-1]}) in stage(s) {', '.join(map(str, shapes.stages))}; "
+        f"in stage(s) {', '.join(map(str, shapes.stages))} (unit numbers {', '.join(map(str, shapes.blocks))}); "
         f"{workers} workers",
         "expected wire bytes per round per worker (cost model):",
         f"  local SGD (whole model, ring all-reduce): {_mb(local_sgd)}",

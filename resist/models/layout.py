@@ -21,9 +21,10 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class UnitLayout:
     """``blocks_per_stage[s]``: the blocks of stage ``s``; ``removable[s]``: those of them that keep
-    their input's shape, ascending; ``default_stages``: the stages ResIST partitions by default (the
-    paper's rule, the longest stage: the third of a ResNet's four, a ViT's only one; every stage of
-    a ResNet whose stages are equally long, as ResNet-18's)."""
+    their input's shape, ascending; ``default_stages``: the stages ResIST partitions by default, each
+    family's rule (pre-activation ResNets: the third of four, as the paper's code; torchvision's
+    ResNets: the longest stage, every stage where all are equally long, as ResNet-18's; a ViT: its
+    only one)."""
 
     name: str
     blocks_per_stage: tuple[int, ...]

@@ -70,9 +70,13 @@ class ResIST(TrainingProtocol):
         self.layout = layout
         self.partitioned = layout.partitioned_units(cfg.decomposition.stage)
         stages = sorted({layout.locate(u)[0] for u in self.partitioned})
+        self.carry_optimizer_state = cfg.optimizer_state == OptimizerStatePolicy.keep
+        if self.carry_optimizer_state and len(stages) > 1:  # (validation refuses it with a one-line error)
+            raise ValueError(
+                "optimizer_state=keep with several stages partitioned: a rebuilt sub-network loses momentum"
+            )
         self.policy = POLICIES[cfg.decomposition.policy]
         self.min_depth, self.seed = cfg.decomposition.min_depth, seed
-        self.carry_optimizer_state = cfg.optimizer_state == OptimizerStatePolicy.keep
         self.warmup_epochs = cfg.warmup_epochs
         self.scale = (
             eval_residual_scale(comm.size, self.min_depth, len(self.partitioned)) if cfg.test_time_scaling else 1.0
@@ -103,13 +107,15 @@ class ResIST(TrainingProtocol):
         self.make_model = make_model
         self.shapes = make_model(None, initialize=False, meta=True)  # every block's shapes; allocates nothing
         self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.local_steps)  # (rounds it begins)
+        offset = 0  # a checkpoint saved when blocks were numbered within their (one) stage: to unit numbers
+        if state is not None and "units" not in state:
+            offset = self.layout.unit(self.layout.locate(self.partitioned[0])[0], 0)
         if state is not None:  # a checkpoint's round and assignment (its weights are loaded after)
             self.round = state["round"]
             blocks = state["assignment"]
-            if blocks is not None and "units" not in state:  # saved when blocks were numbered within the stage
-                offset = self.layout.unit(self.layout.locate(self.partitioned[0])[0], 0)
-                blocks = [[b + offset for b in held] for held in blocks]
-            self.current = None if blocks is None else Assignment(tuple(tuple(b) for b in blocks))
+            self.current = (
+                None if blocks is None else Assignment(tuple(tuple(b + offset for b in held) for held in blocks))
+            )
         elif self.warmup_rounds == 0:
             self.current = self.assignment(0)
         # The warm-up trains (and agrees on) the whole model; sub-ResNets have only the shared layers in common.
@@ -122,7 +128,7 @@ class ResIST(TrainingProtocol):
                 self._anchor_co_held_blocks(None)
         elif self.averaging is not None:
             self.averaging.load_state_dict(state["averaging"])
-            self.anchors = {int(b): values for b, values in state["block_anchors"].items()}
+            self.anchors = {int(b) + offset: values for b, values in state["block_anchors"].items()}
         return self.model
 
     def _start_averaging_from(self, tensors: list[torch.Tensor]) -> None:
@@ -256,7 +262,6 @@ class ResIST(TrainingProtocol):
                 for k, tensor in enumerate(tensors(b)):
                     tensor.add_(sum(c[k] for c in copies)).div_(len(copies) + 1)
         else:
-            assert self.codec is not None
             average_changes_at_aggregators(
                 self.comm,
                 self.codec,

@@ -17,11 +17,11 @@ from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import model_state_tensors
 from resist.protocols.local_sgd import LocalSGD
 from tests.helpers import RESIST_ARCH as ARCH
+from tests.helpers import RESIST_BLOCKS, unit_block
 from tests.helpers import RESIST_BLOCKS as BLOCKS
 from tests.helpers import RESIST_STAGE as STAGE
 from tests.helpers import resist_config as _config
 from tests.helpers import resist_protocol as _resist
-from tests.helpers import unit_block
 
 CODECS = {Compression.bf16: BF16(), Compression.int8: Int8()}
 
@@ -124,3 +124,29 @@ def test_compressed_resist_averages_co_held_blocks_by_encoded_changes_and_delive
         gathered = sum(len(blocks) for (sender, _), blocks in plan.gather.items() if sender == rank)
         delivered = sum(len(blocks) for (sender, _), blocks in plan.deliver.items() if sender == rank)
         assert sent == gathered * codec.encoded_bytes(numel) + delivered * 4 * numel
+
+
+def test_a_checkpoint_with_blocks_numbered_within_their_stage_resumes_in_unit_numbers():
+    """Checkpoints written before blocks had unit numbers name them by their index in the stage (no
+    ``units`` key): the assignment and the co-held blocks' anchors are read as the same blocks."""
+    workers, offset = 3, RESIST_BLOCKS[0] - 1  # stage 2's block 1 is unit 3
+
+    def worker(comm):
+        cfg = _config(workers, 3)  # 9 slots for 8 blocks: co-held blocks have anchors
+        cfg.protocol.compress = Compression.int8
+        protocol = _resist(comm, cfg)
+        protocol.setup(make_model, steps_per_epoch=100)
+        protocol.end_round(torch.optim.SGD(protocol.model.parameters(), lr=0.1))
+        state = protocol.state_dict()
+        old = {k: v for k, v in state.items() if k != "units"}
+        old["assignment"] = [[b - offset for b in held] for held in state["assignment"]]
+        old["block_anchors"] = {b - offset: values for b, values in state["block_anchors"].items()}
+        resumed = _resist(comm, cfg)
+        resumed.setup(make_model, steps_per_epoch=100, state=old)
+        return protocol.current, resumed.current, state["block_anchors"], resumed.anchors
+
+    results = run_in_threads(workers, worker)
+    assert any(anchors for _, _, anchors, _ in results)  # co-held blocks exist
+    for now, read, anchors, read_anchors in results:
+        assert read == now and read_anchors.keys() == anchors.keys()
+        assert all(torch.equal(a, b) for k in anchors for a, b in zip(anchors[k], read_anchors[k], strict=True))

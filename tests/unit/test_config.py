@@ -150,8 +150,12 @@ def _valid(**changes) -> Config:
         ({"model__arch": "vit_tiny", "model__patch_size": 5}, "model.patch_size"),  # 16 px images
         ({"model__arch": "vit_tiny", "protocol__decomposition__stage": 1}, "protocol.decomposition.stage"),
         (
-            {"model__arch": "tv_resnet18", "model__batchnorm": BatchNormMode.running_stats, "model__cifar_stem": True,
-             "protocol__optimizer_state": OptimizerStatePolicy.keep},
+            {
+                "model__arch": "tv_resnet18",
+                "model__batchnorm": BatchNormMode.running_stats,
+                "model__cifar_stem": True,
+                "protocol__optimizer_state": OptimizerStatePolicy.keep,
+            },
             "protocol.optimizer_state",  # four stages partitioned: sub-networks are rebuilt
         ),  # fmt: skip
         ({"model__arch": "tv_resnet34", "model__batchnorm": BatchNormMode.running_stats}, "dataset.image_size"),
