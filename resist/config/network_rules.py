@@ -95,7 +95,7 @@ def validate_decomposition(cfg: Config, protocol: ResISTConfig) -> None:
     blocks = partitioned_blocks(cfg, d.stage, "protocol.decomposition.stage")
     layout = layout_of(cfg.model.arch)
     require(
-        len({layout.locate(u)[0] for u in blocks}) == 1 or protocol.optimizer_state == OptimizerStatePolicy.reset,
+        len(layout.by_stage(blocks)) == 1 or protocol.optimizer_state == OptimizerStatePolicy.reset,
         "protocol.optimizer_state",
         problem=f"keep with blocks of several stages partitioned ({cfg.model.arch}): a sub-network rebuilt when "
         "its count of blocks per stage changes starts a new optimizer",

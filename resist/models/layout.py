@@ -14,7 +14,7 @@ the hand-off plan and the cost model deal in plain integers whatever the family.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 
@@ -62,12 +62,21 @@ class UnitLayout:
         stages = self.default_stages if stage is None else (stage,)
         return tuple(self.unit(s, b) for s in sorted(stages) for b in self.partitionable_blocks(s))
 
+    def by_stage(self, units: Iterable[int]) -> dict[int, list[int]]:
+        """``units`` as stage -> their blocks' indices in it, stages and blocks ascending."""
+        grouped: dict[int, list[int]] = {}
+        for stage, block in sorted(map(self.locate, units)):
+            grouped.setdefault(stage, []).append(block)
+        return grouped
+
     def held_blocks(self, partitioned: tuple[int, ...], own: tuple[int, ...]) -> dict[int, list[int]]:
         """What a sub-network holding the partitioned units ``own`` of ``partitioned`` builds of each
         stage with partitioned units (stage -> its blocks, ascending); other stages are whole."""
         left_out = set(partitioned) - set(own)
-        stages = sorted({self.locate(u)[0] for u in partitioned})
-        return {s: [b for b in range(self.blocks_per_stage[s]) if self.unit(s, b) not in left_out] for s in stages}
+        return {
+            s: [b for b in range(self.blocks_per_stage[s]) if self.unit(s, b) not in left_out]
+            for s in self.by_stage(partitioned)
+        }
 
     def partitionable_blocks(self, stage: int) -> tuple[int, ...]:
         """ResIST's partitionable blocks of ``stage``: every block but the first, which stays shared

@@ -87,7 +87,7 @@ class ModelShapes:
         self.params = sum(p.numel() * p.element_size() for p in model.parameters())
         stage = cfg.protocol.decomposition.stage if isinstance(cfg.protocol, ResISTConfig) else None
         self.blocks = self.layout.partitioned_units(stage)
-        self.stages = tuple(sorted({self.layout.locate(u)[0] for u in self.blocks}))
+        self.stages = tuple(self.layout.by_stage(self.blocks))
         modules = {u: model.block(*self.layout.locate(u)) for u in self.blocks}
         self.block = {u: _state_bytes(m) for u, m in modules.items()}
         self.block_params = {u: sum(p.numel() * p.element_size() for p in m.parameters()) for u, m in modules.items()}

@@ -69,7 +69,7 @@ class ResIST(TrainingProtocol):
         self.local_steps = cfg.local_steps
         self.layout = layout
         self.partitioned = layout.partitioned_units(cfg.decomposition.stage)
-        stages = sorted({layout.locate(u)[0] for u in self.partitioned})
+        stages = list(layout.by_stage(self.partitioned))
         self.carry_optimizer_state = cfg.optimizer_state == OptimizerStatePolicy.keep
         if self.carry_optimizer_state and len(stages) > 1:  # (validation refuses it with a one-line error)
             raise ValueError(
@@ -109,7 +109,7 @@ class ResIST(TrainingProtocol):
         self.warmup_rounds = -(-self.warmup_epochs * steps_per_epoch // self.local_steps)  # (rounds it begins)
         offset = 0  # a checkpoint saved when blocks were numbered within their (one) stage: to unit numbers
         if state is not None and "units" not in state:
-            offset = self.layout.unit(self.layout.locate(self.partitioned[0])[0], 0)
+            offset = self.layout.unit(min(self.layout.by_stage(self.partitioned)), 0)
         if state is not None:  # a checkpoint's round and assignment (its weights are loaded after)
             self.round = state["round"]
             blocks = state["assignment"]
@@ -157,9 +157,11 @@ class ResIST(TrainingProtocol):
         """``model``'s parameters and floating-point buffers outside the partitioned blocks it holds."""
         assert isinstance(model, ResidualUnits)
         held = [
-            u for u in self.partitioned if self.layout.locate(u)[1] in model.held_block_ids(self.layout.locate(u)[0])
+            model.block(stage, b)
+            for stage, blocks in self.layout.by_stage(self.partitioned).items()
+            for b in set(blocks) & set(model.held_block_ids(stage))
         ]
-        own = {id(t) for u in held for t in model_state_tensors(self._block(model, u))}
+        own = {id(t) for block in held for t in model_state_tensors(block)}
         return [t for t in model_state_tensors(model) if id(t) not in own]
 
     def _switch_to_sub_network(self) -> nn.Module:
@@ -234,9 +236,9 @@ class ResIST(TrainingProtocol):
         self.anchors = {b: [t.detach().clone() for t in values(self._block(self.model, b))] for b in co_held}
 
     def _stage_counts(self, assignment: Assignment) -> dict[int, int]:
-        """How many partitioned blocks of each stage this worker holds under ``assignment``."""
-        stages = [self.layout.locate(u)[0] for u in assignment.blocks[self.comm.rank]]
-        return {s: stages.count(s) for s in {self.layout.locate(u)[0] for u in self.partitioned}}
+        """How many partitioned blocks of each stage this worker holds under ``assignment`` (stages
+        where it holds none left out)."""
+        return {s: len(blocks) for s, blocks in self.layout.by_stage(assignment.blocks[self.comm.rank]).items()}
 
     def _hand_off(self, following: Assignment, optimizer: torch.optim.Optimizer) -> nn.Module | None:
         """Execute the :func:`hand_off_plan` from ``self.current`` to ``following``; returns the
@@ -338,7 +340,6 @@ class ResIST(TrainingProtocol):
                 Purpose.eval,
             )
         assert isinstance(full, ResidualUnits)
-        for stage in sorted({self.layout.locate(u)[0] for u in self.partitioned}):
-            blocks = [self.layout.locate(u)[1] for u in self.partitioned if self.layout.locate(u)[0] == stage]
+        for stage, blocks in self.layout.by_stage(self.partitioned).items():
             full.scale_residual_branches(stage, blocks, self.scale)
         return full
