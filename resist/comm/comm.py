@@ -231,7 +231,13 @@ class Comm:
             seconds = 0.0
 
     def all_reduce_compressed(
-        self, tensors: Sequence[torch.Tensor], purpose: Purpose, *, codec: Codec, generator: torch.Generator | None
+        self,
+        tensors: Sequence[torch.Tensor],
+        purpose: Purpose,
+        *,
+        codec: Codec,
+        generator: torch.Generator | None,
+        residual: torch.Tensor | None = None,
     ) -> None:
         """Average float32 ``tensors`` over all ranks in place, sending only ``codec``-encoded
         shards (torchft's scheme for quantized all-reduces):
@@ -246,26 +252,41 @@ class Comm:
         of its own: over all ranks, 2(S − 1) × the encoded size of the whole payload, as a ring
         all-reduce's 2(S − 1)/S per rank. ``generator`` feeds stochastic rounding (the same draws on
         a resumed run when it is derived from the run's seed and round). Billed as the exchanges'
-        point-to-point sends of encoded bytes, scales included."""
+        point-to-point sends of encoded bytes, scales included.
+
+        ``residual`` (error feedback; a flat float32 tensor of all the values, updated in place): it
+        is added to this rank's values before they are encoded, and afterwards holds what the
+        encoding lost: on the shards this rank sends in step 1, its values minus their decoding; on
+        its own shard, S × (the mean minus its decoding). So, shard by shard, S × the result + the sum
+        of all ranks' new residuals = the sum of all ranks' values and old residuals: nothing an
+        encoding drops is lost, it is sent in a later call."""
         if not tensors:
             return
         if any(t.dtype != torch.float32 for t in tensors):
             raise ValueError("Comm.all_reduce_compressed: float32 tensors only")
         flat = flat_copy(tensors)
+        if residual is not None:
+            flat += residual
         bounds = shard_bounds(flat.numel(), self.size, alignment(codec))
         mine = bounds[self.rank]
         own_numel = mine[1] - mine[0]
         others = [peer for peer in range(self.size) if peer != self.rank]
 
-        def shard(peer: int) -> torch.Tensor:
+        def shard(peer: int, values: torch.Tensor = flat) -> torch.Tensor:
             begin, end = bounds[peer]
-            return flat[begin:end]
+            return values[begin:end]
 
         def inbox(numel: int) -> torch.Tensor:
             return torch.empty(codec.encoded_bytes(numel), dtype=torch.uint8, device=flat.device)
 
+        def keep_error(peer: int, encoded: torch.Tensor, sent: torch.Tensor, *, weight: int = 1) -> None:
+            if residual is not None:
+                shard(peer, residual).copy_((sent - codec.decode(encoded, sent.numel())) * weight)
+
         # 1. reduce-scatter: encoded shards to their owners
         outgoing = [(peer, [codec.encode(shard(peer), generator)]) for peer in others if shard(peer).numel()]
+        for peer, (encoded,) in outgoing:
+            keep_error(peer, encoded, shard(peer))
         incoming = [(peer, [inbox(own_numel)]) for peer in others] if own_numel else []
         self.exchange(outgoing, incoming, purpose)
         total = shard(self.rank).clone()
@@ -273,6 +294,8 @@ class Comm:
             total += codec.decode(data, own_numel)
         # 2. all-gather: the encoded mean of each shard to every other rank
         encoded = codec.encode(total / self.size, generator) if own_numel else None
+        if encoded is not None:
+            keep_error(self.rank, encoded, total / self.size, weight=self.size)
         outgoing = [(peer, [encoded]) for peer in others] if encoded is not None else []
         incoming = [(peer, [inbox(shard(peer).numel())]) for peer in others if shard(peer).numel()]
         self.exchange(outgoing, incoming, purpose)

@@ -39,7 +39,7 @@ def command_help(program: str) -> str:
     entry = Path(program).stem
     groups = sorted(d for d in CONF_DIR.iterdir() if d.is_dir() and d.name not in INTERNAL_GROUPS)
     lines = [
-        f"resist: ResIST, local SGD and data-parallel training. Usage: python -m resist.{entry} "
+        f"resist: ResIST, local SGD, DiLoCo and data-parallel training. Usage: python -m resist.{entry} "
         "[group=option ...] [key=value ...] [+experiment=NAME] [+debug=fast]",
         "",
         "Config groups (group=option; experiment and debug with a +):",

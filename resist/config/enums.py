@@ -39,24 +39,29 @@ class ShardingMode(str, Enum):
 class ProtocolName(str, Enum):
     """How workers cooperate. ``none``: one worker, no communication; ``ddp``: data-parallel SGD
     (gradients all-reduced every step); ``local_sgd``: every worker trains the whole model for
-    ``local_steps`` steps, then parameters are averaged; ``resist``: every worker trains its own
+    ``local_steps`` steps, then parameters are averaged; ``diloco``: local SGD whose average change
+    (the pseudo-gradient) is applied by an outer Nesterov optimizer; ``resist``: every worker trains its own
     random sub-ResNet for ``local_steps`` steps, then shared layers are averaged and blocks move to
     their next holders."""
 
     none = "none"
     ddp = "ddp"
     local_sgd = "local_sgd"
+    diloco = "diloco"
     resist = "resist"
 
 
 class Compression(str, Enum):
     """How local SGD and ResIST encode what they send (:mod:`resist.comm.codecs`): ``none`` (float32),
     ``bf16`` (2 bytes per value), ``int8`` (1 byte per value and a float32 scale per 256 values,
-    stochastic rounding). Averaging sends each value's change since the last synchronisation."""
+    stochastic rounding), ``int4`` (half a byte per value and a float32 scale per 256 values,
+    stochastic rounding; averaging keeps an error-feedback residual). Averaging sends each value's
+    change since the last synchronisation."""
 
     none = "none"
     bf16 = "bf16"
     int8 = "int8"
+    int4 = "int4"
 
 
 class GradientCompression(str, Enum):
@@ -68,6 +73,23 @@ class GradientCompression(str, Enum):
     none = "none"
     bf16 = "bf16"
     powersgd = "powersgd"
+
+
+class OptimizerName(str, Enum):
+    """The optimizer every worker trains with (the inner optimizer of local SGD, DiLoCo and ResIST):
+    ``sgd`` (momentum, optional Nesterov) or ``adamw`` (decoupled weight decay; DiLoCo's inner
+    optimizer)."""
+
+    sgd = "sgd"
+    adamw = "adamw"
+
+
+class OuterOptimizerName(str, Enum):
+    """ResIST's optimizer of the round's averaged change: ``none`` (the average is the next round's
+    start, the paper) or ``nesterov`` (DiLoCo's outer Nesterov SGD on the pseudo-gradient)."""
+
+    none = "none"
+    nesterov = "nesterov"
 
 
 class OptimizerStatePolicy(str, Enum):

@@ -22,9 +22,13 @@ from resist.config.schema import (
     DatasetConfig,
     DatasetName,
     DDPConfig,
+    DiLoCoConfig,
     GradientCompression,
     LocalSGDConfig,
     OptimConfig,
+    OptimizerName,
+    OptimizerStatePolicy,
+    OuterOptimizerName,
     ProtocolName,
     ResISTConfig,
     ScheduleName,
@@ -133,6 +137,20 @@ def _validate_optim(optim: OptimConfig) -> None:
         problem=f"must be >= 0, got {optim.weight_decay}",
         fix="set e.g. optim.weight_decay=5e-4",
     )
+    if optim.name == OptimizerName.adamw:
+        _require(
+            not optim.nesterov,
+            "optim.nesterov",
+            problem="Nesterov momentum is SGD's, not AdamW's",
+            fix="set optim.nesterov=false or optim.name=sgd",
+        )
+        _require(
+            len(optim.betas) == 2 and all(0 <= b < 1 for b in optim.betas),
+            "optim.betas",
+            problem=f"must be two numbers in [0, 1), got {optim.betas}",
+            fix="set optim.betas=[0.9,0.999]",
+        )
+        _require(optim.eps > 0, "optim.eps", problem=f"must be > 0, got {optim.eps}", fix="set optim.eps=1e-8")
     _require(
         not optim.nesterov or optim.momentum > 0,
         "optim.nesterov",
@@ -194,8 +212,12 @@ def _validate_protocol(cfg: Config) -> None:
         problem=f"protocol.name={protocol.name.value} in a {type(protocol).__name__}",
         fix=f"select the protocol with protocol={protocol.name.value}, not protocol.name",
     )
-    if isinstance(protocol, LocalSGDConfig | ResISTConfig):
+    if isinstance(protocol, LocalSGDConfig | DiLoCoConfig | ResISTConfig):
         _at_least(protocol.local_steps, 1, "protocol.local_steps", fix="set e.g. protocol.local_steps=50")
+    if isinstance(protocol, DiLoCoConfig) or (
+        isinstance(protocol, ResISTConfig) and protocol.outer_optimizer != OuterOptimizerName.none
+    ):
+        _validate_outer(cfg, protocol)
     if isinstance(protocol, LocalSGDConfig) and protocol.paper_style_stage is not None:
         partitioned_blocks(cfg, protocol.paper_style_stage, "protocol.paper_style_stage")
     if isinstance(protocol, LocalSGDConfig):
@@ -207,6 +229,12 @@ def _validate_protocol(cfg: Config) -> None:
         )
     if isinstance(protocol, ResISTConfig):
         validate_decomposition(cfg, protocol)
+        _require(
+            not (protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.name == OptimizerName.adamw),
+            "protocol.optimizer_state",
+            problem="keep with optim.name=adamw: only SGD's momentum travels with a block",
+            fix="set protocol.optimizer_state=reset or optim.name=sgd",
+        )
     if isinstance(protocol, DDPConfig):
         _require(
             not (protocol.compress == GradientCompression.powersgd and cfg.train.amp == AmpMode.fp16),
@@ -219,6 +247,29 @@ def _validate_protocol(cfg: Config) -> None:
         _at_least(start, 2, "protocol.powersgd_start_step", why=why, fix="set e.g. protocol.powersgd_start_step=2")
 
 
+def _validate_outer(cfg: Config, protocol: DiLoCoConfig | ResISTConfig) -> None:
+    """The outer optimizer's keys (DiLoCo, and ResIST with ``outer_optimizer``)."""
+    _require(
+        math.isfinite(protocol.outer_lr) and protocol.outer_lr > 0,
+        "protocol.outer_lr",
+        problem=f"must be a positive number, got {protocol.outer_lr}",
+        fix="set protocol.outer_lr=0.7 (DiLoCo's; 1 with outer_momentum=0 is plain averaging)",
+    )
+    _require(
+        0 <= protocol.outer_momentum < 1,
+        "protocol.outer_momentum",
+        problem=f"must be in [0, 1), got {protocol.outer_momentum}",
+        fix="set protocol.outer_momentum=0.9 (DiLoCo's)",
+    )
+    if isinstance(protocol, ResISTConfig):
+        _require(
+            protocol.warmup_epochs == 0,
+            "protocol.warmup_epochs",
+            problem="a local-SGD warm-up with protocol.outer_optimizer=nesterov is not supported",
+            fix="set protocol.warmup_epochs=0 or protocol.outer_optimizer=none",
+        )
+
+
 def _validate_workers(cfg: Config) -> None:
     _require(
         cfg.num_workers >= 1, "num_workers", problem=f"must be >= 1, got {cfg.num_workers}", fix="set num_workers=1"
@@ -227,7 +278,7 @@ def _validate_workers(cfg: Config) -> None:
         cfg.protocol.name != ProtocolName.none or cfg.num_workers == 1,
         "num_workers",
         problem=f"protocol=none trains one worker, got num_workers={cfg.num_workers}",
-        fix="set num_workers=1 or choose a multi-worker protocol (protocol=resist, local_sgd or ddp)",
+        fix="set num_workers=1 or choose a multi-worker protocol (protocol=resist, local_sgd, diloco or ddp)",
     )
     _require(
         cfg.launcher.threads_per_worker is None or cfg.launcher.threads_per_worker >= 1,

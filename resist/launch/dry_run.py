@@ -17,8 +17,10 @@ from resist.config import (
     DatasetConfig,
     DatasetName,
     DDPConfig,
+    DiLoCoConfig,
     GradientCompression,
     LauncherName,
+    OuterOptimizerName,
     ProtocolName,
     ResISTConfig,
 )
@@ -58,6 +60,20 @@ def _resist_lines(cfg: Config, shapes: ModelShapes, local_sgd: float) -> list[st
         f"    shared layers ({averaging}): {_mb(expected.shared)}",
         f"    block hand-off: {_mb(expected.handoff)} ({expected.how})",
         f"  held by the largest sub-network (weights{' + momentum' if factor == 2 else ''}): {_mb(held * factor)}",
+        *_outer_lines(cfg, 2 * held),
+    ]
+
+
+def _outer_lines(cfg: Config, kept_bytes: int) -> list[str]:
+    """What the outer optimizer keeps beside the model (DiLoCo, ResIST with one): the round's start
+    of every tensor held and an outer momentum of each parameter, ``kept_bytes`` at most."""
+    protocol = cfg.protocol
+    outer = getattr(protocol, "outer_optimizer", None) == OuterOptimizerName.nesterov
+    if not (isinstance(protocol, DiLoCoConfig) or outer):
+        return []
+    return [
+        f"  outer optimizer (Nesterov, lr {protocol.outer_lr:g}, momentum {protocol.outer_momentum:g}; "  # type: ignore[attr-defined]
+        f"held beside the model: the round's start and the outer momenta): up to {_mb(kept_bytes)}"
     ]
 
 
@@ -124,6 +140,9 @@ def dry_run_report(cfg: Config) -> str:
         )
     if cfg.protocol.name == ProtocolName.resist and workers > 1:
         lines += _resist_lines(cfg, shapes, local_sgd)
+    elif cfg.protocol.name == ProtocolName.diloco:
+        lines.append("  diloco: local SGD's bytes (it averages the changes since the round's start, not the values)")
+        lines += _outer_lines(cfg, shapes.total + shapes.params)
     elif cfg.protocol.name == ProtocolName.ddp:
         lines += _ddp_lines(cfg, shapes)
     lines.append(

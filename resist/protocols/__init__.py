@@ -11,6 +11,7 @@ from resist.config import Config, ProtocolName
 from resist.models.catalog import layout_of
 from resist.protocols.base import TrainingProtocol
 from resist.protocols.ddp import DataParallel
+from resist.protocols.diloco import DiLoCo
 from resist.protocols.local_sgd import LocalSGD
 from resist.protocols.resist import ResIST
 from resist.protocols.single import SingleWorker
@@ -20,6 +21,7 @@ BUILDERS: dict[ProtocolName, Callable[[Any, Comm, Config], TrainingProtocol]] = 
     ProtocolName.none: lambda _, comm, __: SingleWorker(comm),
     ProtocolName.ddp: lambda protocol, comm, cfg: DataParallel(comm, protocol, seed=cfg.seed),
     ProtocolName.local_sgd: lambda protocol, comm, cfg: LocalSGD(comm, protocol, seed=cfg.seed),
+    ProtocolName.diloco: lambda protocol, comm, cfg: DiLoCo(comm, protocol, seed=cfg.seed),
     ProtocolName.resist: lambda protocol, comm, cfg: ResIST(
         comm, protocol, layout=layout_of(cfg.model.arch), seed=cfg.seed
     ),

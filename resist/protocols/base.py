@@ -68,6 +68,12 @@ class TrainingProtocol(ABC):
         ``weights_only=True`` (none by default)."""
         return {}
 
+    def held_state_bytes(self) -> int:
+        """Bytes of tensors this worker keeps for the protocol beside its model and optimizer (the
+        round's starting values, outer momenta, error-feedback residuals; reported as
+        ``memory/protocol_bytes``); 0 by default."""
+        return 0
+
 
 def model_state_tensors(model: nn.Module) -> list[torch.Tensor]:
     """Parameters and floating-point buffers (BatchNorm running statistics), in a fixed order."""

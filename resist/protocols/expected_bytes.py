@@ -23,9 +23,11 @@ from resist.config import (
     Config,
     DatasetName,
     DDPConfig,
+    DiLoCoConfig,
     GradientCompression,
     LocalSGDConfig,
     OptimizerStatePolicy,
+    OuterOptimizerName,
     ProtocolConfig,
     ResISTConfig,
     image_size,
@@ -128,15 +130,18 @@ def resist_assignments(cfg: Config, shapes: ModelShapes) -> Callable[[int], Assi
 
 def resist_handoffs(cfg: Config, shapes: ModelShapes) -> Callable[[int], float]:
     """ResIST's hand-off bytes per worker at the end of a round (0-based): each block that moves from
-    that round's holders to the next round's (with its momentum when the optimizer state is kept),
-    delivered in float32 (a next holder has no value a change could be added to), co-held blocks'
-    changes gathered encoded as ``protocol.compress`` says."""
+    that round's holders to the next round's (with its momentum when the optimizer state is kept,
+    and its outer momentum with the outer optimizer), delivered in float32 (a next holder has no
+    value a change could be added to), co-held blocks' changes (and kept momentum) gathered encoded
+    as ``protocol.compress`` says."""
     workers, protocol = cfg.num_workers, protocol_config(cfg, ResISTConfig)
     assignment = resist_assignments(cfg, shapes)
     carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0
+    outer = protocol.outer_optimizer != OuterOptimizerName.none
     codec = codec_for(protocol.compress) if workers > 1 else None
-    delivered = {b: size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items()}
-    gathered = {b: _sent(codec, size) for b, size in delivered.items()}
+    averaged = {b: size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items()}
+    gathered = {b: _sent(codec, size) for b, size in averaged.items()}
+    delivered = {b: size + (shapes.block_params[b] if outer else 0) for b, size in averaged.items()}
 
     def handoff(round_index: int) -> float:
         plan = hand_off_plan(assignment(round_index), assignment(round_index + 1), shapes.blocks)
@@ -166,7 +171,8 @@ def resist_expectation(cfg: Config, shapes: ModelShapes) -> ResistExpectation:
         # Each round deals a fresh permutation in chunks of fixed sizes s_w: a block stays with its
         # holder with probability sum_w (s_w / n)^2, independently of the round before.
         carries = protocol.optimizer_state == OptimizerStatePolicy.keep and cfg.optim.momentum > 0
-        delivered = sum(size + (shapes.block_params[b] if carries else 0) for b, size in shapes.block.items())
+        momenta = int(carries) + int(protocol.outer_optimizer != OuterOptimizerName.none)
+        delivered = sum(size + momenta * shapes.block_params[b] for b, size in shapes.block.items())
         sizes, n = site_sizes(len(shapes.blocks), workers, 0), len(shapes.blocks)
         moves = 1 - sum((size / n) ** 2 for size in sizes)
         how = (
@@ -217,15 +223,15 @@ def ddp_step_wire_bytes(cfg: Config, shapes: ModelShapes, step: int) -> float:
 
 
 def expected_wire_bytes(cfg: Config, rounds: Sequence[int] | None = None) -> float:
-    """The cost model's wire bytes per round per worker of ``cfg``'s protocol: local SGD's
-    averaging of the whole model (a ring all-reduce, or the compressed exchange of
+    """The cost model's wire bytes per round per worker of ``cfg``'s protocol: local SGD's (and
+    DiLoCo's) averaging of the whole model (a ring all-reduce, or the compressed exchange of
     ``protocol.compress``), ResIST's :class:`ResistExpectation` total, or DDP's gradient
     all-reduces per step (a round), the mean over ``rounds`` (0-based steps; default: a step from
     PowerSGD's start step on). A protocol without rounds (``none``) is a ValueError."""
     shapes, protocol = ModelShapes(cfg), cfg.protocol
     if isinstance(protocol, ResISTConfig):
         return resist_expectation(cfg, shapes).total
-    if isinstance(protocol, LocalSGDConfig):
+    if isinstance(protocol, LocalSGDConfig | DiLoCoConfig):
         return averaged_wire_bytes(codec_for(protocol.compress), shapes.total, cfg.num_workers)
     if isinstance(protocol, DDPConfig):
         start = protocol.powersgd_start_step

@@ -62,6 +62,10 @@ class LocalSGD(TrainingProtocol):
             state["averaging"] = self.averaging.state_dict()
         return state
 
+    def held_state_bytes(self) -> int:
+        """With compression, the anchors (and int4's residual)."""
+        return 0 if self.averaging is None else self.averaging.held_bytes()
+
     def end_round(self, optimizer: torch.optim.Optimizer, last_round: bool = False) -> None:  # type: ignore[override]
         self.round += 1
         if self.averaging is not None:

@@ -22,12 +22,15 @@ At a round end (after l local steps):
    a parameter without a buffer, e.g. after a round whose steps were all skipped, sends zeros, so
    a bucket's layout depends on the model alone).
 
-With ``protocol.compress`` (bf16, int8) the shared layers are averaged by their encoded changes
-(:class:`DeltaAveraging`), and so are a co-held block's copies at its aggregator: its holders all
-began the round from the same value, kept as the block's anchor, so each sends its change since
-then, encoded. Delivery to the next holders is float32: a next holder that did not hold the block
-has no value to add a change to, and re-encoding the block's weights at every hop would let each
-hop's rounding error accumulate over the run (see :mod:`resist.protocols.compressed`).
+With ``protocol.compress`` the shared layers are averaged by their encoded changes, and so are a
+co-held block's copies at its aggregator (each holder sends its change since the block's
+round-start *anchor*); delivery to next holders is float32 (:mod:`resist.protocols.compressed`).
+
+With ``outer_optimizer=nesterov`` each round's outcome is DiLoCo's outer step from the round's start
+(:mod:`resist.protocols.outer`): the shared layers' on every worker, a block's at its aggregator (or
+only holder) from the round-start value its holders keep; the block's outer momentum travels with
+it (float32, billed to ``handoff``). A worker keeps two more copies of what it holds (round starts,
+outer momenta), never the whole model. A local-SGD warm-up is not combined with it.
 
 After the last round, blocks are not handed to next holders (there is no next round): a block with
 several holders is averaged and returned to its co-holders, every other block stays where it is.
@@ -42,21 +45,22 @@ the sub-ResNets (the loop builds a new optimizer for them).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
 from resist.comm import Comm, Purpose
-from resist.config import OptimizerStatePolicy, ResISTConfig
+from resist.config import OptimizerStatePolicy, OuterOptimizerName, ResISTConfig
 from resist.decomposition import POLICIES, Assignment, eval_residual_scale
-from resist.decomposition.transfers import Transfers, eval_gather_plan, hand_off_plan, receives_of, sends_of
+from resist.decomposition.transfers import hand_off_plan
 from resist.generators import generator
 from resist.models.layout import UnitLayout
 from resist.models.residual_units import ResidualUnits
 from resist.protocols.base import ModelFactory, TrainingProtocol, build_replica, copy_common_state, model_state_tensors
-from resist.protocols.compressed import DeltaAveraging, average_changes_at_aggregators, workers_codec
+from resist.protocols.block_transfers import assemble_global_model, send_blocks
+from resist.protocols.compressed import average_changes_at_aggregators, workers_codec
+from resist.protocols.outer import OuterNesterov, RoundAveraging
 
 
 class ResIST(TrainingProtocol):
@@ -89,8 +93,15 @@ class ResIST(TrainingProtocol):
         self.round = 0
         self.current: Assignment | None = None  # this round's assignment; None during the warm-up
         self.codec = workers_codec(comm, cfg.compress)
-        self.averaging = None if self.codec is None else DeltaAveraging(comm, self.codec, seed=seed)
-        self.anchors: dict[int, list[torch.Tensor]] = {}  # with a codec: held co-held blocks' round-start values
+        self.outer = None
+        if cfg.outer_optimizer == OuterOptimizerName.nesterov:
+            if self.warmup_epochs:  # (validation refuses it with a one-line error)
+                raise ValueError("outer_optimizer=nesterov with a local-SGD warm-up is not supported")
+            self.outer = OuterNesterov(cfg.outer_lr, cfg.outer_momentum)
+        self.averaging = RoundAveraging(comm, self.codec, seed=seed, outer=self.outer)  # the shared layers
+        # round-start values of the held blocks an outer step or an encoded gather measures changes from
+        self.anchors: dict[int, list[torch.Tensor]] = {}
+        self.outer_momenta: dict[int, list[torch.Tensor]] = {}  # with the outer optimizer: the held blocks'
 
     # -- set-up and the switch from the warm-up --------------------------------------------------
 
@@ -123,25 +134,29 @@ class ResIST(TrainingProtocol):
         common = model_state_tensors if self.current is None else self._shared_tensors
         self.model = build_replica(make_model, self.comm, restoring=state is not None, held_blocks=held, agreed=common)
         if state is None:
-            self._start_averaging_from(common(self.model))
+            self._start_averaging_from(self.model, common(self.model))
             if self.current is not None:
-                self._anchor_co_held_blocks(None)
-        elif self.averaging is not None:
-            self.averaging.load_state_dict(state["averaging"])
+                self._anchor_blocks(None)
+                if self.outer is not None:
+                    self.outer_momenta = {b: self._zero_momenta(b) for b in self.current.blocks[self.comm.rank]}
+        elif self.averaging.kept is not None:
+            self.averaging.kept.load_state_dict(state["averaging"])
             self.anchors = {int(b) + offset: values for b, values in state["block_anchors"].items()}
+            self.outer_momenta = {int(b): values for b, values in state.get("outer_momenta", {}).items()}
         return self.model
 
-    def _start_averaging_from(self, tensors: list[torch.Tensor]) -> None:
-        if self.averaging is not None:
-            self.averaging.start_from(tensors)
+    def _start_averaging_from(self, model: nn.Module, tensors: list[torch.Tensor]) -> None:
+        """``tensors``: ``model``'s tensors to average (its parameters first), as every worker holds them now."""
+        held = {id(t) for t in tensors}
+        self.averaging.start_from(tensors, parameters=sum(id(p) in held for p in model.parameters()))
 
     def _average(self, tensors: list[torch.Tensor]) -> None:
-        """Average ``tensors`` over all workers: one all-reduce, or the compressed changes."""
-        if self.averaging is not None:
-            self.averaging.average(tensors, round_index=self.round, purpose=Purpose.train_sync)
-        else:
-            with torch.no_grad():
-                self.comm.all_reduce(tensors, Purpose.train_sync)
+        self.averaging.synchronize(tensors, round_index=self.round, purpose=Purpose.train_sync)
+
+    def _zero_momenta(self, unit: int) -> list[torch.Tensor]:
+        """Outer momenta of block ``unit`` before any outer step: zeros shaped as its parameters."""
+        parameters = self._block(self.shapes, unit).parameters()
+        return [torch.zeros(p.shape, dtype=p.dtype, device=self.comm.device) for p in parameters]
 
     def _held_blocks(self, assignment: Assignment) -> dict[int, list[int]]:
         """What this worker's sub-network holds of the partitioned stages: their shared blocks and
@@ -174,14 +189,21 @@ class ResIST(TrainingProtocol):
         return sub
 
     def state_dict(self) -> dict[str, Any]:
-        """The round count, the current assignment (None during the warm-up) and, with compression,
-        the averaging's anchors and those of the co-held blocks this worker holds."""
+        """The round count, the current assignment (None during the warm-up) and, with compression or
+        the outer optimizer, the averaging's state, the held blocks' anchors and outer momenta."""
         blocks = None if self.current is None else [list(b) for b in self.current.blocks]
         state: dict[str, Any] = {"round": self.round, "assignment": blocks, "units": True}
-        if self.averaging is not None:
-            state["averaging"] = self.averaging.state_dict()
+        if self.averaging.kept is not None:
+            state["averaging"] = self.averaging.kept.state_dict()
             state["block_anchors"] = self.anchors
+            state["outer_momenta"] = self.outer_momenta
         return state
+
+    def held_state_bytes(self) -> int:
+        """The averaging's state (round starts, outer momenta, residual) and the held blocks' anchors
+        and outer momenta."""
+        kept = [t for tensors in [*self.anchors.values(), *self.outer_momenta.values()] for t in tensors]
+        return self.averaging.held_bytes() + sum(t.numel() * t.element_size() for t in kept)
 
     # -- the round end --------------------------------------------------------------------------
 
@@ -193,8 +215,8 @@ class ResIST(TrainingProtocol):
                 optimizer.state.clear()
             if self.round == self.warmup_rounds and not last_round:
                 sub = self._switch_to_sub_network()
-                self._start_averaging_from(self._shared_tensors(sub))
-                self._anchor_co_held_blocks(None)
+                self._start_averaging_from(sub, self._shared_tensors(sub))
+                self._anchor_blocks(None)
                 return sub
             return None
         assert self.current is not None
@@ -220,11 +242,13 @@ class ResIST(TrainingProtocol):
                 tensors.append(state["momentum_buffer"])
         return tensors
 
-    def _anchor_co_held_blocks(self, optimizer: torch.optim.Optimizer | None) -> None:
-        """With a codec, keep the round-start value of each block this worker holds with others
-        (what its holders' changes are measured from). ``optimizer`` None: a fresh optimizer, so no
-        momentum; an anchor shorter than the block's tensors stands for zeros in the rest."""
-        if self.codec is None:
+    def _anchor_blocks(self, optimizer: torch.optim.Optimizer | None) -> None:
+        """Keep the round-start value of each block whose change this round will be measured: every
+        held block with the outer optimizer, else with a codec each block this worker holds with
+        others (what its holders' encoded changes are measured from). ``optimizer`` None: a fresh
+        optimizer, so no momentum; an anchor shorter than the block's tensors stands for zeros in
+        the rest."""
+        if self.codec is None and self.outer is None:
             return
         assert self.current is not None
         rank, current = self.comm.rank, self.current
@@ -232,8 +256,8 @@ class ResIST(TrainingProtocol):
         def values(block: nn.Module) -> list[torch.Tensor]:
             return model_state_tensors(block) if optimizer is None else self._block_tensors(block, optimizer)
 
-        co_held = [b for b in current.blocks[rank] if len(current.holders(b)) > 1]
-        self.anchors = {b: [t.detach().clone() for t in values(self._block(self.model, b))] for b in co_held}
+        measured = [b for b in current.blocks[rank] if self.outer is not None or len(current.holders(b)) > 1]
+        self.anchors = {b: [t.detach().clone() for t in values(self._block(self.model, b))] for b in measured}
 
     def _stage_counts(self, assignment: Assignment) -> dict[int, int]:
         """How many partitioned blocks of each stage this worker holds under ``assignment`` (stages
@@ -250,15 +274,23 @@ class ResIST(TrainingProtocol):
         def tensors(block: int) -> list[torch.Tensor]:
             return self._block_tensors(self._block(self.model, block), optimizer)
 
-        def fresh(block: int) -> list[torch.Tensor]:  # shaped as tensors(block), from the meta-device network
+        def travelling(block: int) -> list[torch.Tensor]:  # what a delivery carries: tensors(block), outer momenta
+            return [*tensors(block), *self.outer_momenta.get(block, [])]
+
+        def fresh(block: int, outer: bool = False) -> list[torch.Tensor]:  # shaped as tensors(block) (+ momenta)
             meta = self._block(self.shapes, block)
             momentum = self.carry_optimizer_state and optimizer.defaults.get("momentum", 0) > 0
-            like = [*model_state_tensors(meta), *(meta.parameters() if momentum else ())]
+            outer_momenta = outer and self.outer is not None
+            like = [
+                *model_state_tensors(meta),
+                *(meta.parameters() if momentum else ()),
+                *(meta.parameters() if outer_momenta else ()),
+            ]
             return [torch.empty(t.shape, dtype=t.dtype, device=self.comm.device) for t in like]
 
         # 1. Copies of blocks with several holders meet at their aggregator, which averages them.
         if self.codec is None:
-            inbox = self._send_blocks(plan.gather, tensors=tensors, fresh=fresh)
+            inbox = send_blocks(self.comm, plan.gather, tensors=tensors, fresh=fresh)
             for b in {b for _, b in inbox}:
                 copies = [inbox[(peer, b)] for peer in current.holders(b) if peer != rank]
                 for k, tensor in enumerate(tensors(b)):
@@ -274,11 +306,17 @@ class ResIST(TrainingProtocol):
                 generator=generator(self.seed, "handoff", self.round, rank),
             )
 
+        # With the outer optimizer, each aggregator (or only holder) steps its blocks from their round start.
+        if self.outer is not None:
+            for b in (b for b in current.blocks[rank] if plan.aggregators[b] == rank):
+                momenta = self.outer_momenta[b]
+                self.outer.apply(tensors(b)[: len(momenta)], self.anchors[b], momenta)
+
         # 2. Each aggregator sends its block (float32) to every next holder but itself.
-        delivered = self._send_blocks(plan.deliver, tensors=tensors, fresh=fresh)
+        delivered = send_blocks(self.comm, plan.deliver, tensors=travelling, fresh=lambda b: fresh(b, outer=True))
         arrivals = {b: values for (_, b), values in delivered.items()}
         # Fill the slots in the next round's order: kept blocks from their slots, the rest from arrivals.
-        kept = {b: [t.clone() for t in tensors(b)] for b in plan.kept(rank)}
+        kept = {b: [t.clone() for t in travelling(b)] for b in plan.kept(rank)}
         rebuilt = None
         if self._stage_counts(following) != self._stage_counts(current):  # other slots: a new sub-network
             rebuilt = self.make_model(self._held_blocks(following), initialize=False)
@@ -289,57 +327,23 @@ class ResIST(TrainingProtocol):
             assert isinstance(model, ResidualUnits)
             for stage, held in self._held_blocks(following).items():
                 model.stage_slots(stage).assign(held)
+        momenta: dict[int, list[torch.Tensor]] = {}
         for b in following.blocks[rank]:
-            for target, value in zip(tensors(b), kept[b] if b in kept else arrivals[b], strict=True):
+            values, targets = kept[b] if b in kept else arrivals[b], tensors(b)
+            for target, value in zip(targets, values[: len(targets)], strict=True):
                 target.copy_(value)
+            if self.outer is not None:
+                momenta[b] = values[len(targets) :]
+        self.outer_momenta = momenta
         self.current = following
-        self._anchor_co_held_blocks(None if rebuilt is not None else optimizer)
+        self._anchor_blocks(None if rebuilt is not None else optimizer)
         return rebuilt
-
-    def _send_blocks(
-        self,
-        transfers: Transfers,
-        *,
-        tensors: Callable[[int], list[torch.Tensor]],
-        fresh: Callable[[int], list[torch.Tensor]],
-    ) -> dict[tuple[int, int], list[torch.Tensor]]:
-        """One exchange of whole blocks in float32 (billed to ``handoff``): this worker's sends of
-        ``transfers``, and its receives into fresh tensors, returned per (sender, block)."""
-        rank = self.comm.rank
-        inbox = {(peer, b): fresh(b) for peer, blocks in receives_of(transfers, rank) for b in blocks}
-        self.comm.exchange(
-            [(peer, [t for b in blocks for t in tensors(b)]) for peer, blocks in sends_of(transfers, rank)],
-            [(peer, [t for b in blocks for t in inbox[(peer, b)]]) for peer, blocks in receives_of(transfers, rank)],
-            Purpose.handoff,
-        )
-        return inbox
 
     # -- evaluation -------------------------------------------------------------------------------
 
     def eval_model(self) -> nn.Module:
         if self.current is None:  # warm-up: every worker holds the whole (averaged) model
             return self.model
-        return self._assemble_global_model()
-
-    def _assemble_global_model(self) -> nn.Module:
-        """The global model on this worker: its own blocks, the others from their lowest-ranked holder
-        (billed to ``eval``), partitioned residual branches scaled by ``max(1/S, m/n)``."""
-        rank, current = self.comm.rank, self.current
-        assert current is not None
         full = self.make_model(None, initialize=False)
-        copy_common_state(full, self.model)
-        with torch.no_grad():
-            plan = eval_gather_plan(current, self.partitioned)
-
-            def tensors(blocks: tuple[int, ...]) -> list[torch.Tensor]:
-                return [t for b in blocks for t in model_state_tensors(self._block(full, b))]
-
-            self.comm.exchange(
-                [(peer, tensors(blocks)) for peer, blocks in sends_of(plan, rank)],
-                [(peer, tensors(blocks)) for peer, blocks in receives_of(plan, rank)],
-                Purpose.eval,
-            )
-        assert isinstance(full, ResidualUnits)
-        for stage, blocks in self.layout.by_stage(self.partitioned).items():
-            full.scale_residual_branches(stage, blocks, self.scale)
+        assemble_global_model(full, self.model, self.comm, current=self.current, scale=self.scale)
         return full

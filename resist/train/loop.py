@@ -114,7 +114,7 @@ def run_loop(run: Run, run_dir: RunDir | None = None, *, stop: StopRequest) -> R
             continue
 
         run.step = steps_done
-        held = held_bytes(module, optimizer)  # before a sync that may reset the optimizer state
+        held = (*held_bytes(module, optimizer), protocol.held_state_bytes())  # before a sync that may reset state
         sync_start = synchronized_clock(device)
         replacement = protocol.end_round(optimizer, last_round=steps_done == plan.total_steps)
         if replacement is not None:  # e.g. ResIST leaving its local-SGD warm-up

@@ -23,7 +23,17 @@ import torch
 from resist.comm import Comm, Op, Purpose, wire_bytes
 from resist.logging import MetricSink, Record
 
-_STATS = ["loss_sum", "correct", "seen", "compute_s", "sync_s", "peak_bytes", "param_bytes", "held_bytes"]
+_STATS = [
+    "loss_sum",
+    "correct",
+    "seen",
+    "compute_s",
+    "sync_s",
+    "peak_bytes",
+    "param_bytes",
+    "held_bytes",
+    "protocol_bytes",
+]
 _PURPOSES = list(Purpose)
 _CONVENTIONS = ["payload", "wire"]
 _LEDGER_FIELDS = [*_CONVENTIONS, "seconds", "operations"]  # per purpose: bytes in both conventions, seconds, ops
@@ -38,7 +48,7 @@ class Reporter:
         self.correct = torch.zeros((), dtype=torch.float64, device=comm.device)
         self.seen = self.samples = 0
         self.compute_s = self.sync_s = self.eval_s = 0.0
-        self.peak_bytes = self.param_bytes = self.held_bytes = 0
+        self.peak_bytes = self.param_bytes = self.held_bytes = self.protocol_bytes = 0
         self._previous_totals = {c: 0.0 for c in _CONVENTIONS}
         self._comm_keys: dict[str, Any] = {}
 
@@ -60,7 +70,7 @@ class Reporter:
             "elapsed_s": time.perf_counter() - self.start_time,
             "previous_totals": dict(self._previous_totals),
             "comm_keys": dict(self._comm_keys),
-            "memory": [self.peak_bytes, self.param_bytes, self.held_bytes],
+            "memory": [self.peak_bytes, self.param_bytes, self.held_bytes, self.protocol_bytes],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -72,7 +82,8 @@ class Reporter:
         self.start_time = time.perf_counter() - state["elapsed_s"]
         self._previous_totals = dict(state["previous_totals"])
         self._comm_keys = dict(state["comm_keys"])
-        self.peak_bytes, self.param_bytes, self.held_bytes = state["memory"]
+        # (checkpoints written before the protocol's bytes were reported hold three figures)
+        self.peak_bytes, self.param_bytes, self.held_bytes, self.protocol_bytes = [*state["memory"], 0][:4]
 
     def resumed(self, info: dict[str, Any]) -> None:
         """The ``resume`` record: where a resumed run continues from."""
@@ -105,6 +116,7 @@ class Reporter:
             float(self.peak_bytes),
             float(self.param_bytes),
             float(self.held_bytes),
+            float(self.protocol_bytes),
         ]
         own_payload = (len(local) + len(_LEDGER_FIELDS) * len(_PURPOSES)) * torch.finfo(torch.float64).bits // 8
         for purpose in _PURPOSES:
@@ -141,7 +153,7 @@ class Reporter:
         epoch: float,
         lr: float,
         peak_bytes: int,
-        held: tuple[int, int],
+        held: tuple[int, int, int],
         evaluation: dict[str, float] | None = None,
         eval_seconds: float = 0.0,
     ) -> None:
@@ -150,9 +162,10 @@ class Reporter:
         evaluation's own traffic included), so accuracy plots against bytes and wall-clock from eval
         records alone.
 
-        ``held`` is this worker's ``(parameter bytes, parameter + optimizer-state bytes)``;
+        ``held`` is this worker's ``(parameter bytes, parameter + optimizer-state bytes, bytes the
+        protocol keeps beside them)`` (:meth:`TrainingProtocol.held_state_bytes`);
         ``eval_seconds`` the evaluation's duration."""
-        self.peak_bytes, (self.param_bytes, self.held_bytes) = peak_bytes, held
+        self.peak_bytes, (self.param_bytes, self.held_bytes, self.protocol_bytes) = peak_bytes, held
         self.eval_s += eval_seconds
         table = self._gather()
         stats = {name: table[:, i] for i, name in enumerate(_STATS)}
@@ -173,6 +186,8 @@ class Reporter:
             "memory/param_bytes_per_worker": stats["param_bytes"].tolist(),
             "memory/held_bytes_per_worker": stats["held_bytes"].tolist(),
             "memory/held_bytes_max": stats["held_bytes"].max().item(),
+            "memory/protocol_bytes_per_worker": stats["protocol_bytes"].tolist(),
+            "memory/protocol_bytes_max": stats["protocol_bytes"].max().item(),
             "time/elapsed_s": elapsed,
             "time/compute_s": self.compute_s,
             "time/sync_s": self.sync_s,

@@ -9,7 +9,7 @@ import torch
 
 from resist.comm import Op, Purpose, exchange_compressed
 from resist.comm.backends import run_in_threads
-from resist.comm.codecs import BF16, Int8, compressed_all_reduce_wire_bytes, shard_bounds
+from resist.comm.codecs import BF16, Int4, Int8, compressed_all_reduce_wire_bytes, shard_bounds
 
 
 def test_shards_are_chunk_aligned_and_cover_everything():
@@ -19,7 +19,7 @@ def test_shards_are_chunk_aligned_and_cover_everything():
 
 
 @pytest.mark.parametrize("workers", [2, 3, 4])
-@pytest.mark.parametrize("codec", [BF16(), Int8(chunk=64), Int8(chunk=64, stochastic=False)], ids=str)
+@pytest.mark.parametrize("codec", [BF16(), Int8(chunk=64), Int8(chunk=64, stochastic=False), Int4(chunk=64)], ids=str)
 def test_compressed_all_reduce_agrees_on_every_rank_and_bills_the_encoded_bytes(workers, codec):
     shapes = [(37, 5), (300,), (2, 2)]  # 489 values: shards of several chunks and a short one
 
@@ -44,7 +44,7 @@ def test_compressed_all_reduce_agrees_on_every_rank_and_bills_the_encoded_bytes(
     flat_got = torch.cat([t.reshape(-1) for t in results[0][0]])
     # each contribution and the mean are rounded once: a few steps of the largest chunk's scale at most
     largest = max(v.abs().max().item() for r in range(workers) for v in values(r))
-    bound = 3 * largest / 127 if isinstance(codec, Int8) else 3 * largest * 2**-8
+    bound = 3 * largest / codec.levels if isinstance(codec, Int8 | Int4) else 3 * largest * 2**-8
     assert (flat_got - flat_exact).abs().max().item() <= bound
     billed = sum(total for _, total, _ in results)
     assert billed == workers * compressed_all_reduce_wire_bytes(codec, 489, workers)
@@ -91,3 +91,38 @@ def test_compressed_exchange_delivers_each_item_as_decoded_and_bills_the_encodin
         sends = [e for e in entries if e.op == Op.send]
         assert {e.purpose for e in entries} == {Purpose.handoff}
         assert [e.payload_bytes for e in sends] == [len(keys) * codec.encoded_bytes(17)] * (workers - 1)
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_error_feedback_loses_nothing_an_encoding_drops(workers):
+    """With a residual, shard by shard: S × the result + the sum of the new residuals = the sum of
+    the values and the old residuals (to float rounding), so what int4 drops is sent later; and
+    the residuals are what they claim (zero where nothing was encoded)."""
+    codec, shapes = Int4(chunk=8), [(5, 7), (12,)]  # 47 values: shards of several chunks
+    numel = 47
+
+    def values(rank: int) -> list[torch.Tensor]:
+        g = torch.Generator().manual_seed(rank)
+        return [torch.randn(shape, generator=g) for shape in shapes]
+
+    def old_residual(rank: int) -> torch.Tensor:
+        return torch.randn(numel, generator=torch.Generator().manual_seed(50 + rank)) * 0.1
+
+    def worker(comm):
+        tensors, residual = values(comm.rank), old_residual(comm.rank)
+        comm.all_reduce_compressed(
+            tensors,
+            Purpose.train_sync,
+            codec=codec,
+            generator=torch.Generator().manual_seed(comm.rank),
+            residual=residual,
+        )
+        return torch.cat([t.reshape(-1) for t in tensors]), residual
+
+    results = run_in_threads(workers, worker)
+    result = results[0][0]
+    sent = sum(torch.cat([t.reshape(-1) for t in values(r)]) + old_residual(r) for r in range(workers))
+    kept = sum(residual for _, residual in results)
+    assert torch.allclose(workers * result + kept, sent, atol=1e-5)
+    exact = sent / workers
+    assert (result - exact).abs().max() > 1e-3  # int4 did drop something, which the residuals hold

@@ -9,7 +9,7 @@ import torch
 
 from resist.comm import Purpose
 from resist.comm.backends import run_in_threads
-from resist.comm.codecs import BF16, Int8, compressed_all_reduce_wire_bytes
+from resist.comm.codecs import BF16, Int4, Int8, compressed_all_reduce_wire_bytes
 from resist.config import Compression, LocalSGDConfig
 from resist.decomposition.transfers import hand_off_plan
 from resist.models.preact import build_model
@@ -23,7 +23,13 @@ from tests.helpers import RESIST_STAGE as STAGE
 from tests.helpers import resist_config as _config
 from tests.helpers import resist_protocol as _resist
 
-CODECS = {Compression.bf16: BF16(), Compression.int8: Int8()}
+CODECS = {Compression.bf16: BF16(), Compression.int8: Int8(), Compression.int4: Int4()}
+LEVELS = {Compression.int8: 127, Compression.int4: 7}
+
+
+def _step(compress: Compression, largest_change: float) -> float:
+    """One quantisation step of a chunk whose largest magnitude is ``largest_change``."""
+    return largest_change / LEVELS[compress] if compress in LEVELS else largest_change * 2**-8
 
 
 def make_model(held_blocks=None, initialize=True, meta=False):
@@ -47,7 +53,7 @@ def _train(model, optimizer, rank: int) -> None:
         optimizer.step()
 
 
-@pytest.mark.parametrize("compress", [Compression.bf16, Compression.int8])
+@pytest.mark.parametrize("compress", [Compression.bf16, Compression.int8, Compression.int4])
 @pytest.mark.parametrize("workers", [2, 3])
 def test_compressed_local_sgd_agrees_on_every_worker_near_the_exact_mean(compress, workers):
     def worker(comm):
@@ -65,14 +71,14 @@ def test_compressed_local_sgd_agrees_on_every_worker_near_the_exact_mean(compres
         assert all(torch.equal(a, b) for a, b in zip(after, start, strict=True))  # identical everywhere
     exact = [torch.stack([r[0][k] for r in results]).mean(dim=0) for k in range(len(start))]
     largest_change = max((r[0][k] - a).abs().max().item() for r in results for k, a in enumerate(start))
-    step = largest_change / 127 if compress == Compression.int8 else largest_change * 2**-8
+    step = _step(compress, largest_change)
     assert max((a - e).abs().max().item() for a, e in zip(start, exact, strict=True)) <= 3 * step + 1e-6
     numel = sum(t.numel() for t in start)
     billed = sum(r[2].wire_bytes for r in results)
     assert billed == workers * compressed_all_reduce_wire_bytes(CODECS[compress], numel, workers)
 
 
-@pytest.mark.parametrize("compress", [Compression.bf16, Compression.int8])
+@pytest.mark.parametrize("compress", [Compression.bf16, Compression.int8, Compression.int4])
 def test_compressed_resist_averages_co_held_blocks_by_encoded_changes_and_delivers_float32(compress):
     """3 workers, minimum depth 3 of 8 blocks: a block with several holders is averaged at its
     aggregator from the others' encoded changes since the round start (near the exact mean), then
@@ -115,8 +121,7 @@ def test_compressed_resist_averages_co_held_blocks_by_encoded_changes_and_delive
         else:
             start = torch.cat([t.reshape(-1) for t in model_state_tensors(unit_block(make_model(), b))])
             largest_change = max((c - start).abs().max().item() for c in copies)
-            step = largest_change / 127 if compress == Compression.int8 else largest_change * 2**-8
-            assert (first - exact).abs().max().item() <= step + 1e-6
+            assert (first - exact).abs().max().item() <= _step(compress, largest_change) + 1e-6
     assert all(torch.equal(x, y) for r in results for x, y in zip(r[4], results[0][4], strict=True))
     numel = sum(t.numel() for t in model_state_tensors(make_model().block(STAGE, 1)))
     for rank, result in enumerate(results):

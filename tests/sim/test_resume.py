@@ -2,7 +2,8 @@
 from its checkpoint ends bit for bit where the uninterrupted run ends, with the same records and
 ledger totals (ResIST, ResIST with a warm-up that spans the stop, local SGD, both with int8
 transfers, DDP with PowerSGD; ResIST on torchvision's ResNet-18 and ViT, local SGD on its
-ResNet-50). A finished run extended keeps its learning-rate schedule, and its resume record says
+ResNet-50; DiLoCo in float32 and with int4 and AdamW, ResIST with the outer optimizer in float32
+and with int4 and co-held blocks). A finished run extended keeps its learning-rate schedule, and its resume record says
 what changed; the metrics are on disk before a manifest records their length."""
 
 from __future__ import annotations
@@ -16,7 +17,16 @@ import torch
 from resist.checkpoints import CheckpointStore
 from resist.comm import Comm
 from resist.comm.backends import run_in_threads
-from resist.config import BatchNormMode, Compression, GradientCompression, ModelConfig, ProtocolName
+from resist.config import (
+    BatchNormMode,
+    Compression,
+    GradientCompression,
+    ModelConfig,
+    OptimizerName,
+    OptimizerStatePolicy,
+    OuterOptimizerName,
+    ProtocolName,
+)
 from resist.logging.jsonl import JsonlSink
 from resist.run_dir import RunDir
 from resist.train.loop import train
@@ -83,6 +93,16 @@ CASES = {
         protocol=ProtocolName.local_sgd,
         model=dict(arch="tv_resnet50", batchnorm=BatchNormMode.running_stats, cifar_stem=True, width=2),
     ),
+    # DiLoCo: the round's start and the outer momenta are restored, and AdamW's inner state
+    "diloco": dict(protocol=ProtocolName.diloco),
+    "diloco_int4_adamw": dict(protocol=ProtocolName.diloco, compress=Compression.int4, optim="adamw"),
+    # ResIST with the outer optimizer: block outer momenta travel; co-held blocks
+    # (minimum depth 6 of 8 blocks on 2 workers) are stepped at their aggregators; int4 keeps an
+    # error-feedback residual for the shared layers
+    "resist_outer": dict(protocol=ProtocolName.resist, outer_optimizer="nesterov"),
+    "resist_outer_int4_co_held": dict(
+        protocol=ProtocolName.resist, outer_optimizer="nesterov", compress=Compression.int4, min_depth=6
+    ),
 }  # float32 DDP is resumed through processes (tests/e2e/test_survival.py): its reducer rebuilds its
 # buckets after the first step of every process, so its operation count restarts with a resume.
 
@@ -93,13 +113,17 @@ def test_a_stopped_and_resumed_run_ends_bitwise_equal_to_an_uninterrupted_one(ca
     protocol = changes.pop("protocol")
     stop_round = changes.pop("stop_round", 2)  # default: of 4 rounds of 3 steps; the ResIST warm-up is 2 rounds
     if "optimizer_state" in changes:
-        from resist.config import OptimizerStatePolicy
-
         changes["optimizer_state"] = OptimizerStatePolicy(changes["optimizer_state"])
-    model = changes.pop("model", None)
+    if "outer_optimizer" in changes:
+        changes["outer_optimizer"] = OuterOptimizerName(changes["outer_optimizer"])
+    model, optimizer, min_depth = changes.pop("model", None), changes.pop("optim", None), changes.pop("min_depth", 0)
     cfg = loop_config(protocol, eval_every=2, **changes)  # 12 steps: 4 rounds of 3 (ddp: 12 rounds of 1)
     if model is not None:
         cfg.model = ModelConfig(**model)
+    if optimizer is not None:
+        cfg.optim.name, cfg.optim.lr = OptimizerName(optimizer), 1e-3
+    if min_depth:
+        cfg.protocol.decomposition.min_depth = min_depth
     cfg.checkpoint.every_rounds = 1
     whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
     for d in (whole, interrupted):

@@ -15,7 +15,10 @@ from resist.config import (
     ConfigError,
     DatasetName,
     DeviceKind,
+    DiLoCoConfig,
+    OptimizerName,
     OptimizerStatePolicy,
+    OuterOptimizerName,
     ProtocolName,
     ScheduleName,
     image_size,
@@ -159,6 +162,26 @@ def _valid(**changes) -> Config:
             "protocol.optimizer_state",  # four stages partitioned: sub-networks are rebuilt
         ),  # fmt: skip
         ({"model__arch": "tv_resnet34", "model__batchnorm": BatchNormMode.running_stats}, "dataset.image_size"),
+        ({"optim__name": OptimizerName.adamw, "optim__nesterov": True}, "optim.nesterov"),
+        ({"optim__name": OptimizerName.adamw, "optim__betas": [0.9]}, "optim.betas"),
+        ({"optim__name": OptimizerName.adamw, "optim__betas": [0.9, 1.0]}, "optim.betas"),
+        ({"optim__name": OptimizerName.adamw, "optim__eps": 0.0}, "optim.eps"),
+        (
+            {"optim__name": OptimizerName.adamw, "protocol__optimizer_state": OptimizerStatePolicy.keep},
+            "protocol.optimizer_state",  # only SGD's momentum travels with a block
+        ),
+        ({"protocol__outer_optimizer": OuterOptimizerName.nesterov, "protocol__outer_lr": 0.0}, "protocol.outer_lr"),
+        (
+            {"protocol__outer_optimizer": OuterOptimizerName.nesterov, "protocol__outer_momentum": 1.0},
+            "protocol.outer_momentum",
+        ),
+        (
+            {"protocol__outer_optimizer": OuterOptimizerName.nesterov, "protocol__warmup_epochs": 1},
+            "protocol.warmup_epochs",
+        ),
+        ({"protocol": DiLoCoConfig(outer_lr=float("inf"))}, "protocol.outer_lr"),
+        ({"protocol": DiLoCoConfig(outer_momentum=-0.1)}, "protocol.outer_momentum"),
+        ({"protocol": DiLoCoConfig(local_steps=0)}, "protocol.local_steps"),
     ],
 )
 def test_validation_rejects(changes, key):
@@ -270,11 +293,11 @@ def test_help_lists_the_groups_a_user_chooses_from():
     from resist.config.command_line import command_help
 
     text = command_help("/repo/resist/run.py")
-    assert text.startswith("resist: ResIST, local SGD and data-parallel training. Usage: python -m resist.run ")
+    assert text.startswith("resist: ResIST, local SGD, DiLoCo and data-parallel training. Usage: python -m resist.run ")
     for group in ("dataset", "debug", "experiment", "launcher", "logger", "model", "optim", "protocol"):
         assert f"\n  {group}: " in text
     assert "schema_" not in text and "recipe" not in text and "bench_rounds" not in text
-    assert "  protocol: ddp, local_sgd, none, resist" in text
+    assert "  protocol: ddp, diloco, local_sgd, none, resist" in text
 
 
 def test_a_home_directory_in_a_value_is_expanded(monkeypatch):
