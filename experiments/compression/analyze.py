@@ -1,13 +1,15 @@
 """The compression study's results. ``bytes``: from its benchmarks (``bench.sh``), each compressed
 protocol's measured wire bytes per round per worker, the cost model's, and their ratio to float32
-ring local SGD's next to the targets (ResIST int8 at most 0.14 / 0.12 / 0.11 at S = 2 / 4 / 8; bf16
-local SGD exactly 0.5). ``accuracy``: from its CIFAR-10 runs (``run.sh``), every (protocol,
-compression) group over its seeds, each compressed group against its protocol's float32 runs (the
-goal: int8 ResIST within 0.5 point of float32 ResIST), and the plots: final accuracy against bytes
-to train, and the accuracy curves. Rewrites the README's ``bytes`` and ``accuracy`` sections.
+ring local SGD's next to the targets (ResIST int8 at most 0.14 / 0.12 / 0.11 at S = 2 / 4 / 8, int4
+0.07; bf16 local SGD exactly 0.5). ``accuracy``: from its CIFAR-10 runs (``run.sh``), every
+(protocol, compression) group over its seeds, each compressed group against its protocol's float32
+runs (the goal: int8 and int4 ResIST within 0.5 point of float32 ResIST), and the plots: final
+accuracy against bytes to train, and the accuracy curves. ``int4``: the int4 benchmarks and the
+int4 and float32 ResIST runs of ``int4.sh``. Rewrites the README's ``bytes``, ``accuracy`` and
+``int4`` sections.
 
 Usage (from the repository root):
-python -m experiments.compression.analyze [--runs DIR] [--out DIR] [--only bytes|accuracy]
+python -m experiments.compression.analyze [--runs DIR] [--out DIR] [--only bytes|accuracy|int4]
 """
 
 from __future__ import annotations
@@ -27,8 +29,12 @@ from resist.analysis.study import Option, Section, provenance, study_main, study
 
 HERE = Path(__file__).resolve().parent
 # (protocol, compression) -> {S: the largest ratio to float32 ring local SGD the issue accepts}
-TARGETS = {("resist", "int8"): {2: 0.14, 4: 0.12, 8: 0.11}, ("local_sgd", "bf16"): {2: 0.5, 4: 0.5, 8: 0.5}}
-GOAL_POINTS = 0.5  # int8 ResIST's final accuracy within this many points of float32 ResIST's
+TARGETS = {
+    ("resist", "int8"): {2: 0.14, 4: 0.12, 8: 0.11},
+    ("resist", "int4"): {2: 0.07, 4: 0.07, 8: 0.07},
+    ("local_sgd", "bf16"): {2: 0.5, 4: 0.5, 8: 0.5},
+}
+GOAL_POINTS = 0.5  # int8 and int4 ResIST's final accuracy within this many points of float32 ResIST's
 
 
 def bytes_table(benches: list[dict[str, Any]], root: Path) -> list[dict[str, Any]]:
@@ -94,7 +100,7 @@ def against_float32(results: list[RunResult]) -> list[dict[str, Any]]:
             continue
         gap = 100 * (_mean(runs, "final_accuracy") - _mean(float32, "final_accuracy"))
         goal = "-"
-        if (protocol, compress) == ("resist", "int8"):
+        if (protocol, compress) in (("resist", "int8"), ("resist", "int4")):
             goal = f"within {GOAL_POINTS} point: {'met' if gap >= -GOAL_POINTS else '**not met**'}"
         rows.append(
             {
@@ -170,13 +176,38 @@ def bytes_section(root: Path) -> Section:
     return Section(lines, name="bytes")
 
 
+def int4_section(root: Path) -> Section:
+    """The README's ``int4`` section: the ``int4-*`` benchmarks under ``root`` (bench.sh) and the
+    int4 and float32 ResIST runs under ``root/int4-accuracy`` (int4.sh)."""
+    benches = [b for b in load_benches(root) if b["name"].startswith("int4-")]
+    results = study_runs(root / "int4-accuracy")
+    lines = [
+        "Bytes on the paper's network (MB = 10^6 bytes, per round and worker over the measured rounds):",
+        "",
+        render(bytes_table(benches, root)),
+        "",
+        "Accuracy on the CIFAR-10 budget at S = 4, mean ± std over the seeds:",
+        "",
+        render(table(results, (0.4,))),
+        "",
+        "int4 against float32, over the seeds both ran (means over them):",
+        "",
+        render(against_float32(results)),
+        "",
+        f"Measured: {provenance(results)}.",
+    ]
+    return Section(lines, name="int4")
+
+
 def sections(args: argparse.Namespace) -> Iterator[Section]:
-    """The sections ``args.only`` names (both by default: ``bytes`` first), each written before the
+    """The sections ``args.only`` names (all by default: ``bytes`` first), each written before the
     next is computed."""
     if args.only in (None, "bytes"):
         yield bytes_section(args.runs)
     if args.only in (None, "accuracy"):
         yield accuracy_section(args.runs / "accuracy", args.out)
+    if args.only in (None, "int4"):
+        yield int4_section(args.runs)
 
 
 def main(argv: list[str]) -> None:
@@ -186,7 +217,7 @@ def main(argv: list[str]) -> None:
         options=[
             Option("--runs", HERE / "runs", "the folder bench.sh and run.sh wrote into"),
             Option("--out", HERE, "the folder of README.md and the plots"),
-            Option("--only", help="write one section only", choices=("bytes", "accuracy")),
+            Option("--only", help="write one section only", choices=("bytes", "accuracy", "int4")),
         ],
         sections=sections,
     )

@@ -139,7 +139,9 @@ def load_run(path: RunDir) -> RunResult:
     config = load_resolved_config(path)
     protocol = config.get("protocol", {})
     platform = ", ".join(f"{k.removeprefix('platform/')} {v}" for k, v in start.items() if k.startswith("platform/"))
-    finished = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.metrics.stat().st_mtime))
+    # (runs from before the summary carried its time: when metrics.jsonl was last written)
+    written = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(path.metrics.stat().st_mtime))
+    finished = summary.get("time/finished_utc", written)
     curve = tuple(
         EvalPoint(r["epoch"], r["comm/cum_wire_bytes"], r["time/elapsed_s"], r["test/acc1"])
         for r in records

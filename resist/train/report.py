@@ -230,6 +230,7 @@ class Reporter:
             "time/compute_s": self.compute_s,
             "time/sync_s": self.sync_s,
             "time/eval_s": self.eval_s,
+            "time/finished_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             **facts,
         }
         self._log(record)

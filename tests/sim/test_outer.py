@@ -14,6 +14,7 @@ from resist.config import DiLoCoConfig, LocalSGDConfig, OptimizerStatePolicy, Ou
 from resist.decomposition.transfers import hand_off_plan
 from resist.protocols.base import model_state_tensors
 from resist.protocols.diloco import DiLoCo
+from resist.protocols.expected_bytes import ModelShapes, resist_handoffs
 from resist.protocols.local_sgd import LocalSGD
 from resist.protocols.outer import OuterNesterov
 from tests.helpers import RESIST_BLOCKS as BLOCKS
@@ -156,3 +157,15 @@ def test_resist_steps_each_block_from_its_round_start_at_its_aggregator_and_deli
             _, _, _, held, momenta, _ = results[rank][0][0]
             assert torch.allclose(held[b], expected, atol=1e-6)
             assert torch.allclose(momenta[b], gradient, atol=1e-6)
+
+
+def test_the_cost_model_bills_resist_with_the_outer_optimizer_as_the_ledger_does():
+    """The dry run's and the benchmark's hand-off bytes (resist_handoffs) equal what the workers'
+    ledgers bill, round by round, with the outer momenta on every delivery."""
+    results = _resist_rounds(3, 3, (0.7, 0.9), rounds=2)
+    cfg = _config(3, 3)
+    cfg.protocol.outer_optimizer = OuterOptimizerName.nesterov
+    handoff = resist_handoffs(cfg, ModelShapes(cfg))
+    for r in range(2):
+        billed = sum(e.wire_bytes for history, _, _ in results for e in history[r][5] if e.purpose == Purpose.handoff)
+        assert billed == 3 * handoff(r)

@@ -92,6 +92,28 @@ def test_runs_that_differ_in_a_setting_are_apart_and_the_setting_is_named(tmp_pa
     assert variant["seeds"] == "0" and variant["settings"] == "protocol.decomposition.min_depth=3"
 
 
+def test_diloco_and_resist_with_an_outer_optimizer_are_groups_of_their_own(tmp_path):
+    """DiLoCo is a protocol beside the others; ResIST with the outer optimizer is apart from plain
+    ResIST by its setting; each groups its seeds."""
+    plain = {"outer_optimizer": "none", "outer_lr": 0.7, "outer_momentum": 0.9}
+    paths = [
+        write_run(
+            tmp_path / f"diloco{seed}", protocol="diloco", seed=seed, accuracies=[0.5 + seed / 10], bytes_per_eval=2e6
+        )
+        for seed in (0, 1)
+    ] + [
+        write_run(
+            tmp_path / name, protocol="resist", seed=0, accuracies=[0.4], bytes_per_eval=1e6, config={"protocol": p}
+        )
+        for name, p in (("resist", plain), ("outer", {**plain, "outer_optimizer": "nesterov"}))
+    ]
+    diloco, resist, outer = table([load_run(RunDir(p)) for p in paths], [])
+    assert diloco["protocol"] == "diloco" and diloco["seeds"] == "0,1" and diloco["final acc"] == "55.00 % ± 7.07 %"
+    assert (resist["protocol"], outer["protocol"]) == ("resist", "resist")
+    assert "protocol.outer_optimizer=none" in resist["settings"]
+    assert "protocol.outer_optimizer=nesterov" in outer["settings"]
+
+
 def test_an_unfinished_run_or_a_stray_folder_is_refused(runs, tmp_path):
     lines = (runs["local"] / "metrics.jsonl").read_text().splitlines()[:-1]
     (runs["local"] / "metrics.jsonl").write_text("\n".join(lines) + "\n")

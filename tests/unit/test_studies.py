@@ -80,6 +80,42 @@ def test_cifar10_analysis_writes_the_table_the_comparison_and_the_plots(tmp_path
         assert (out / name).read_bytes()[:8] == PNG
 
 
+def test_convergence_analysis_compares_each_setting_with_local_sgd_at_several_lengths(tmp_path):
+    """Records as run.sh keeps them (one folder per setting and seed): ResIST's gap to local SGD
+    shrinks from -10 points at epoch 2 to -1 at epoch 20 in the generated curves; DiLoCo and ResIST
+    with the outer optimizer and int4 are told apart by their settings."""
+    records = tmp_path / "records"
+    epochs = range(1, 21)
+    local = [0.3 + 0.025 * e for e in epochs]  # 0.8 at epoch 20, +2.5 points per epoch
+    curves = [
+        ("local_sgd", "local_sgd", {}, local),
+        ("resist", "resist", {}, [a - 0.1 + 0.09 * (e - 2) / 18 for a, e in zip(local, epochs, strict=True)]),
+        ("diloco", "diloco", {}, [a + 0.01 for a in local]),
+        ("resist_outer_int4", "resist", {"protocol": {"outer_optimizer": "nesterov", "compress": "int4"}}, local),
+    ]
+    for name, protocol, config, accuracies in curves:
+        write_run(
+            records / f"{name}-seed0" / "0",
+            protocol=protocol,
+            seed=0,
+            workers=4,
+            local_steps=20,
+            accuracies=accuracies,
+            bytes_per_eval=4e6 if protocol == "resist" else 10e6,
+            config={"protocol": {"outer_optimizer": "none", "compress": "none"}} | config,
+        )
+    out = _out(tmp_path, "convergence")
+    result = _analyze("convergence", "--runs", records, "--out", out)
+    assert result.returncode == 0, result.stderr
+    section = _section(out / "README.md")
+    # ResIST: -10.00 points at epoch 2, -1.00 at 20; bytes to train (20 × 4 MB − 1 MB) / (20 × 10 MB − 1 MB)
+    assert f"| resist | 0 | -10.00 | -8.50 | -6.00 | -1.00 | {79 / 199:.3f} | 1.000 |" in section
+    assert "| diloco | 0 | +1.00 | +1.00 | +1.00 | +1.00 | 1.000 | 1.000 |" in section
+    assert "| resist+outer int4 | 0 | +0.00 |" in section
+    assert "Local SGD's gain over each of its last 5 epochs (points): +2.50, +2.50, +2.50, +2.50, +2.50." in section
+    assert (out / "accuracy_vs_epochs.png").read_bytes()[:8] == PNG
+
+
 def test_ablation_analysis_names_what_each_run_changes_against_the_reference(tmp_path):
     reference_runs = _cifar10_runs(tmp_path / "cifar10")
     runs = tmp_path / "ablations"
