@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The top-level README's measured table: the embedded default (ResIST, 2 workers, digits) and its
-# protocol variants, seed 0, and the default with seed 1, each pinned to 1 thread per worker (what the
-# README's reproducibility note compares), then the default under AVX2 kernels and with 2 threads per
-# worker. About 3 minutes on 2 cores.
+# protocol variants (local SGD, DiLoCo, DDP, one worker), seed 0, and the default with seed 1, each
+# pinned to 1 thread per worker (what the README's reproducibility note compares), then the default
+# under AVX2 kernels and with 2 threads per worker. About 3 minutes on 2 cores.
 # Usage (from the repository root): bash experiments/defaults/run.sh [RUNS_DIR]
 set -euo pipefail
 runs=${1:-experiments/defaults/runs}
@@ -13,9 +13,10 @@ run() {  # run NAME OVERRIDES...: one run into $runs/NAME, skipped when it has f
 }
 run 1-resist
 run 2-local_sgd protocol=local_sgd
-run 3-ddp protocol=ddp
-run 4-none protocol=none num_workers=1
-run 5-resist-seed1 seed=1
+run 3-diloco protocol=diloco
+run 4-ddp protocol=ddp
+run 5-none protocol=none num_workers=1
+run 6-resist-seed1 seed=1
 # the same default on other kernels and thread counts: the last bits of float sums differ
-ATEN_CPU_CAPABILITY=avx2 run 6-resist-avx2
-run 7-resist-2threads launcher.threads_per_worker=2
+ATEN_CPU_CAPABILITY=avx2 run 7-resist-avx2
+run 8-resist-2threads launcher.threads_per_worker=2

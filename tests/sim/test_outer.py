@@ -6,11 +6,12 @@ bytes (DiLoCo) or plain ResIST's plus one float32 copy of each delivered block's
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from resist.comm import Purpose
 from resist.comm.backends import run_in_threads
-from resist.config import DiLoCoConfig, LocalSGDConfig, OptimizerStatePolicy, OuterOptimizerName
+from resist.config import Compression, DiLoCoConfig, LocalSGDConfig, OptimizerStatePolicy, OuterOptimizerName
 from resist.decomposition.transfers import hand_off_plan
 from resist.protocols.base import model_state_tensors
 from resist.protocols.diloco import DiLoCo
@@ -71,6 +72,22 @@ def test_diloco_with_outer_lr_1_and_no_momentum_is_local_sgd_and_sends_its_bytes
     for (_, ours, our_bytes, _), (_, theirs, their_bytes, _) in zip(diloco, local_sgd, strict=True):
         assert torch.allclose(ours, theirs, atol=1e-6)  # start + mean change against the mean: rounding only
         assert our_bytes == their_bytes
+
+
+@pytest.mark.parametrize("compress", [Compression.int8, Compression.int4])
+def test_compressed_diloco_with_outer_lr_1_and_no_momentum_is_compressed_local_sgd_bit_for_bit(compress):
+    """The same encoded changes (the same seeded draws, the same residuals) and start + change."""
+
+    def worker(comm):
+        cfg = DiLoCoConfig(local_steps=2, outer_lr=1.0, outer_momentum=0.0, compress=compress)
+        cfg.optimizer_state = OptimizerStatePolicy.reset
+        return _local_round(DiLoCo(comm, cfg, seed=0), comm)
+
+    def local(comm):
+        return _local_round(LocalSGD(comm, LocalSGDConfig(local_steps=2, compress=compress), seed=0), comm)
+
+    for ours, theirs in zip(run_in_threads(2, worker), run_in_threads(2, local), strict=True):
+        assert torch.equal(ours[1], theirs[1]) and ours[2] == theirs[2]
 
 
 def test_diloco_applies_nesterov_to_the_mean_change_on_every_worker_and_reports_its_memory():
