@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from resist.config import (
     PROTOCOL_CONFIGS,
@@ -22,6 +23,8 @@ from resist.config import (
 )
 from resist.data.sources import DatasetError
 from resist.models.catalog import layout_of
+from resist.models.preact import build_model
+from resist.models.spec import ARCHITECTURES
 from resist.protocols.resist import ResIST
 
 
@@ -125,3 +128,26 @@ def imported_names(path: Path) -> set[str]:
             names.add(node.module)
             names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def float32_network(held_blocks=None, initialize=True, meta=False):
+    """:data:`RESIST_ARCH` in float32 for 3 classes of 8×8 one-channel images (a ModelFactory;
+    initialised from seed 0), for protocols driven directly on thread workers."""
+    return build_model(
+        ARCHITECTURES[RESIST_ARCH],
+        3,
+        in_channels=1,
+        held_blocks=held_blocks,
+        init_seed=0 if initialize and not meta else None,
+        device="meta" if meta else None,
+    )
+
+
+def train_two_steps(model, optimizer, rank: int) -> None:
+    """Two optimizer steps of ``model`` on 6 random 8×8 images drawn from the rank's own seed."""
+    for step in range(2):
+        g = torch.Generator().manual_seed(10 * step + rank)
+        images, labels = torch.randn(6, 1, 8, 8, generator=g), torch.randint(3, (6,), generator=g)
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(images), labels).backward()
+        optimizer.step()

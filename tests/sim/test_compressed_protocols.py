@@ -12,16 +12,15 @@ from resist.comm.backends import run_in_threads
 from resist.comm.codecs import BF16, Int4, Int8, compressed_all_reduce_wire_bytes
 from resist.config import Compression, LocalSGDConfig
 from resist.decomposition.transfers import hand_off_plan
-from resist.models.preact import build_model
-from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import model_state_tensors
 from resist.protocols.local_sgd import LocalSGD
-from tests.helpers import RESIST_ARCH as ARCH
 from tests.helpers import RESIST_BLOCKS, unit_block
 from tests.helpers import RESIST_BLOCKS as BLOCKS
 from tests.helpers import RESIST_STAGE as STAGE
+from tests.helpers import float32_network as make_model
 from tests.helpers import resist_config as _config
 from tests.helpers import resist_protocol as _resist
+from tests.helpers import train_two_steps as _train
 
 CODECS = {Compression.bf16: BF16(), Compression.int8: Int8(), Compression.int4: Int4()}
 LEVELS = {Compression.int8: 127, Compression.int4: 7}
@@ -30,27 +29,6 @@ LEVELS = {Compression.int8: 127, Compression.int4: 7}
 def _step(compress: Compression, largest_change: float) -> float:
     """One quantisation step of a chunk whose largest magnitude is ``largest_change``."""
     return largest_change / LEVELS[compress] if compress in LEVELS else largest_change * 2**-8
-
-
-def make_model(held_blocks=None, initialize=True, meta=False):
-    """The float32 network of tests/sim/test_resist.py (codecs encode float32)."""
-    return build_model(
-        ARCHITECTURES[ARCH],
-        3,
-        in_channels=1,
-        held_blocks=held_blocks,
-        init_seed=0 if initialize and not meta else None,
-        device="meta" if meta else None,
-    )
-
-
-def _train(model, optimizer, rank: int) -> None:
-    for step in range(2):
-        g = torch.Generator().manual_seed(10 * step + rank)
-        images, labels = torch.randn(6, 1, 8, 8, generator=g), torch.randint(3, (6,), generator=g)
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(images), labels).backward()
-        optimizer.step()
 
 
 @pytest.mark.parametrize("compress", [Compression.bf16, Compression.int8, Compression.int4])

@@ -13,39 +13,17 @@ from resist.comm import Purpose
 from resist.comm.backends import run_in_threads
 from resist.config import Compression, DiLoCoConfig, LocalSGDConfig, OptimizerStatePolicy, OuterOptimizerName
 from resist.decomposition.transfers import hand_off_plan
-from resist.models.preact import build_model
-from resist.models.spec import ARCHITECTURES
 from resist.protocols.base import model_state_tensors
 from resist.protocols.diloco import DiLoCo
 from resist.protocols.expected_bytes import ModelShapes, resist_handoffs
 from resist.protocols.local_sgd import LocalSGD
 from resist.protocols.outer import OuterNesterov
-from tests.helpers import RESIST_ARCH, unit_block
 from tests.helpers import RESIST_BLOCKS as BLOCKS
+from tests.helpers import float32_network as make_model
 from tests.helpers import resist_config as _config
 from tests.helpers import resist_protocol as _resist
-
-
-def make_model(held_blocks=None, initialize=True, meta=False):
-    """The float32 network of tests/sim/test_resist.py, 3 classes of 8×8 one-channel images."""
-    return build_model(
-        ARCHITECTURES[RESIST_ARCH],
-        3,
-        in_channels=1,
-        held_blocks=held_blocks,
-        init_seed=0 if initialize and not meta else None,
-        device="meta" if meta else None,
-    )
-
-
-def _train(model, optimizer, rank: int) -> None:
-    """Two steps on random data drawn from the rank's own seed."""
-    for step in range(2):
-        g = torch.Generator().manual_seed(10 * step + rank)
-        images, labels = torch.randn(6, 1, 8, 8, generator=g), torch.randint(3, (6,), generator=g)
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(images), labels).backward()
-        optimizer.step()
+from tests.helpers import train_two_steps as _train
+from tests.helpers import unit_block
 
 
 def _flat(tensors) -> torch.Tensor:
